@@ -1,0 +1,183 @@
+/*
+ * cmd_run.c - `httptape run`: validate the flags, put libhttptape.so in
+ * front of LD_PRELOAD (once), set the HTTPTAPE_* variables and exec the
+ * command, so the server keeps our pid and receives signals directly.
+ *
+ * The library is found at $HTTPTAPE_LIBRARY, else beside this executable
+ * (build/), else in ../lib/httptape/ relative to it (an install).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "core/config.h"
+
+static const char usage[] =
+    "usage: httptape run [--log FILE] [--max-body BYTES] [--max-header BYTES]\n"
+    "                    [--queue N] -- CMD [ARGS...]\n"
+    "\n"
+    "Run CMD with libhttptape.so preloaded: every HTTP/1.x exchange on the\n"
+    "connections it accepts is appended to FILE, one JSON object per line.\n"
+    "CMD replaces httptape (same pid, signals go straight to it).\n"
+    "\n"
+    "  --log FILE          log path (default ./httptape.jsonl; %p = pid)\n"
+    "  --max-body BYTES    body excerpt cap per message (default 4096; 0 = sizes\n"
+    "                      only; suffixes k, m: 64k, 1m)\n"
+    "  --max-header BYTES  head size limit per message (default 64k)\n"
+    "  --queue N           exchanges buffered for the writer (default 4096)\n"
+    "\n"
+    "Flags become HTTPTAPE_LOG, HTTPTAPE_MAX_BODY, HTTPTAPE_MAX_HEADER and\n"
+    "HTTPTAPE_QUEUE in CMD's environment; variables already set apply when a\n"
+    "flag is not given. Exit: 2 on a bad flag, 127 if CMD cannot be run;\n"
+    "otherwise CMD's own status.\n";
+
+/* Where libhttptape.so is; 0 or -ENOENT. */
+static int find_library(char *out, size_t outlen)
+{
+    const char *env = getenv("HTTPTAPE_LIBRARY");
+    if (env && env[0]) {
+        if (!realpath(env, out) || access(out, R_OK))
+            return -ENOENT;
+        return 0;
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0)
+        return -ENOENT;
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return -ENOENT;
+    *slash = 0;
+    static const char *const rel[] = { "libhttptape.so", "../lib/httptape/libhttptape.so" };
+    for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+        char cand[PATH_MAX + 64];
+        snprintf(cand, sizeof(cand), "%s/%s", exe, rel[i]);
+        if (realpath(cand, out) && access(out, R_OK) == 0)
+            return 0;
+    }
+    (void)outlen;
+    return -ENOENT;
+}
+
+/* LD_PRELOAD with lib in front, unless it is already listed. */
+static int set_preload(const char *lib)
+{
+    const char *old = getenv("LD_PRELOAD");
+    if (!old || !old[0])
+        return setenv("LD_PRELOAD", lib, 1);
+    /* Entries are separated by spaces or colons (ld.so(8)). */
+    size_t ll = strlen(lib);
+    for (const char *p = old; (p = strstr(p, lib)); p += ll)
+        if ((p == old || p[-1] == ' ' || p[-1] == ':') && (p[ll] == 0 || p[ll] == ' ' || p[ll] == ':'))
+            return 0;
+    size_t n = ll + 1 + strlen(old) + 1;
+    char *v = malloc(n);
+    if (!v)
+        return -1;
+    snprintf(v, n, "%s %s", lib, old);
+    int rc = setenv("LD_PRELOAD", v, 1);
+    free(v);
+    return rc;
+}
+
+/* The log's directory must exist, or the app would run unrecorded. */
+static int check_log_dir(const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        return 0;
+    if (slash == dir)
+        slash[1] = 0;
+    else
+        *slash = 0;
+    struct stat st;
+    if (stat(dir, &st) || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "httptape run: --log: directory %s does not exist\n", dir);
+        return -1;
+    }
+    return 0;
+}
+
+int ht_cmd_run(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "log", required_argument, NULL, 'l' },
+        { "max-body", required_argument, NULL, 'b' },
+        { "max-header", required_argument, NULL, 'H' },
+        { "queue", required_argument, NULL, 'q' },
+        { "help", no_argument, NULL, 'h' },
+        { 0 },
+    };
+    struct ht_config cfg;
+    char err[512];
+    int c;
+
+    memset(&cfg, 0, sizeof(cfg));
+    optind = 1;
+    /* "+": stop at the first non-option, which is the command. */
+    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        const char *var = c == 'l' ? "HTTPTAPE_LOG" : c == 'b' ? "HTTPTAPE_MAX_BODY" :
+                          c == 'H' ? "HTTPTAPE_MAX_HEADER" : "HTTPTAPE_QUEUE";
+        const char *flag = c == 'l' ? "--log" : c == 'b' ? "--max-body" :
+                           c == 'H' ? "--max-header" : "--queue";
+        switch (c) {
+        case 'l': case 'b': case 'H': case 'q':
+            if (ht_config_set(&cfg, var, optarg, err, sizeof(err))) {
+                /* err reads "HTTPTAPE_X: reason"; name the flag instead. */
+                const char *why = strchr(err, ':');
+                fprintf(stderr, "httptape run: %s%s\n", flag, why ? why : err);
+                return 2;
+            }
+            if (c == 'l') {
+                if (check_log_dir(cfg.log_path))
+                    return 2;
+                setenv(var, cfg.log_path, 1);
+            } else {
+                setenv(var, optarg, 1);
+            }
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 0;
+        default:
+            fputs("httptape run: see 'httptape run --help'\n", stderr);
+            return 2;
+        }
+    }
+    if (optind >= argc) {
+        fputs("httptape run: no command given\n", stderr);
+        fputs(usage, stderr);
+        return 2;
+    }
+
+    /* Settings from the environment must be valid too: the library would
+     * otherwise only say so from inside the app. */
+    struct ht_config envcfg;
+    if (ht_config_from_env(&envcfg, err, sizeof(err))) {
+        fprintf(stderr, "httptape run: %s\n", err);
+        return 2;
+    }
+
+    char lib[PATH_MAX];
+    if (find_library(lib, sizeof(lib))) {
+        fputs("httptape run: cannot find libhttptape.so (beside this program, in "
+              "../lib/httptape/, or at $HTTPTAPE_LIBRARY)\n", stderr);
+        return 1;
+    }
+    if (set_preload(lib)) {
+        perror("httptape run: LD_PRELOAD");
+        return 1;
+    }
+    execvp(argv[optind], argv + optind);
+    fprintf(stderr, "httptape run: %s: %s\n", argv[optind], strerror(errno));
+    return 127;
+}

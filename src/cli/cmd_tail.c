@@ -1,0 +1,916 @@
+/*
+ * cmd_tail.c - `httptape tail`: show the records of a JSON-lines log, one
+ * line each, and optionally keep following the file.
+ *
+ * Owns: tail's option parsing, finding the last N lines, following a file
+ * across truncation and replacement, and the human one-line format below.
+ * Single-threaded. The only global is the stop flag set by SIGINT/SIGTERM.
+ *
+ * Finding the last N lines: a regular file is scanned backwards from its end
+ * in 64 KiB blocks until N+1 newlines are seen, then read forwards from there,
+ * so a 100 MB log costs a few blocks. Anything else (stdin pipe, FIFO) is read
+ * to its end keeping a ring of the last N lines.
+ *
+ * A final line without '\n' counts as a line when not following (like
+ * tail(1)); with -f it is held until its '\n' arrives. Line numbers in
+ * warnings are exact when the scan reached the start of the file (small
+ * files, stdin, after truncation or rotation), otherwise "?".
+ *
+ * Output format (one line per record; "-" marks an absent field):
+ *
+ *   exchange records (.httptape.type "exchange" or no .httptape.type):
+ *     TIME METHOD PATH[?QUERY] STATUS DURATION req=<N>B resp=<N>B
+ *          [ INCOMPLETE(GAP,...)] [ anomalies=A,...] [ [CONN#INDEX]]
+ *   stats records (.httptape.type "stats"):
+ *     TIME -- stats pid PID: KEY=VALUE KEY=VALUE ...[ (final)]
+ *   any other type:
+ *     TIME -- TYPE record
+ *
+ *   TIME      .timestamp (or .@timestamp) cut to milliseconds,
+ *             "2026-11-21T23:57:12.123456789Z" -> "2026-11-21T23:57:12.123Z";
+ *             printed as-is if it is not of that shape
+ *   METHOD    .http.request.method
+ *   PATH      .url.path; "?QUERY" added when .url.query is a non-empty string
+ *   STATUS    .http.response.status_code
+ *   DURATION  .httptape.duration_ns with about 3 significant digits:
+ *             "850ns", "12.3us", "4.56ms", "1.23s"
+ *   req/resp  .http.request.body.size / .http.response.body.size in bytes
+ *             ("req=-" when absent)
+ *   INCOMPLETE(...)  when .httptape.complete is false; lists .httptape.gaps
+ *             (just " INCOMPLETE" when there are no gaps)
+ *   anomalies=...    when .httptape.anomalies is a non-empty array
+ *   [CONN#INDEX]     .httptape.connection.id and .request_index, when the id
+ *             is present ("[CONN]" when the index is absent)
+ *   stats KEY=VALUE  the members of .httptape.stats in file order; PID is
+ *             .process.pid; " (final)" when .httptape.final is true
+ *
+ * Control bytes in strings are printed as \xNN so a log cannot drive the
+ * terminal. With --json the lines are printed unchanged instead. Either way
+ * a line that is not a JSON object prints nothing on stdout and
+ * "httptape tail: line N: not a JSON object" on stderr.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cli/cli.h"
+
+#define HT_TAIL_BLOCK      (64 * 1024)
+#define HT_TAIL_MAX_LINE   (64 * 1024 * 1024)  /* longer lines are skipped */
+#define HT_TAIL_MAX_READS  64                  /* blocks read per poll tick */
+#define HT_TAIL_POLL_NS    (200 * 1000 * 1000)
+#define HT_TAIL_DEFAULT_N  10
+#define LINENO_UNKNOWN     (-1LL)
+
+static volatile sig_atomic_t stop_requested;
+
+static const char short_usage[] =
+    "usage: httptape tail [-f|--follow] [-n N|--lines N] [--json] FILE"
+    " (see 'httptape tail --help')\n";
+
+static const char help_text[] =
+    "usage: httptape tail [-f|--follow] [-n N|--lines N] [--json] FILE\n"
+    "\n"
+    "Show the last N records of an httptape log, one line per exchange.\n"
+    "FILE '-' reads standard input (-f is then ignored).\n"
+    "\n"
+    "  -f, --follow     keep printing records as they are appended; survives\n"
+    "                   truncation and the file being replaced or re-created;\n"
+    "                   stop with Ctrl-C\n"
+    "  -n, --lines N    how many records to show first (default 10, 0 for none)\n"
+    "      --json       print the records' JSON unchanged instead of a summary\n"
+    "  -h, --help       show this help\n"
+    "\n"
+    "Line format:\n"
+    "  TIME METHOD PATH[?QUERY] STATUS DURATION req=<bytes>B resp=<bytes>B\n"
+    "     [INCOMPLETE(GAPS)] [anomalies=LIST] [[CONNECTION#INDEX]]\n"
+    "  TIME -- stats pid PID: KEY=VALUE ... [(final)]\n"
+    "Lines that are not JSON objects are reported on stderr and skipped.\n"
+    "\n"
+    "Exit status: 0 success, 1 FILE cannot be read, 2 usage error.\n";
+
+struct tail_opts {
+    bool follow;
+    bool json;
+    long long lines;
+    const char *path;
+};
+
+/* Receives each complete line (without its '\n'). Returns 0 or -errno. */
+typedef int (*line_sink)(void *ctx, const char *s, size_t n, long long lineno);
+
+/* Splits a byte stream into lines; holds a partial line between feeds. */
+struct splitter {
+    char *buf;
+    size_t len, cap;
+    bool skipping;          /* inside a line longer than HT_TAIL_MAX_LINE */
+    long long lineno;       /* number of the line being assembled */
+    line_sink sink;
+    void *ctx;
+};
+
+struct ring_line {
+    char *s;
+    size_t n;
+    long long lineno;
+};
+
+/* The last `max` lines seen; grows on demand up to max. */
+struct ring {
+    struct ring_line *v;
+    size_t cap, head, count;
+    long long max;
+};
+
+/* The file being followed; fd < 0 while the path is missing. */
+struct follower {
+    const char *path;
+    int fd;
+    off_t off;
+    dev_t dev;
+    ino_t ino;
+    bool warned_open;
+};
+
+/* ---- option parsing ---------------------------------------------------- */
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fputs("httptape tail: ", stderr);
+    fprintf(stderr, fmt, arg);
+    fputc('\n', stderr);
+    fputs(short_usage, stderr);
+    return 2;
+}
+
+static int parse_count(const char *s, long long *out)
+{
+    if (*s < '0' || *s > '9')
+        return usage_error("bad line count '%s' (want a number >= 0)", s);
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (*end)
+        return usage_error("bad line count '%s' (want a number >= 0)", s);
+    if (errno == ERANGE || v > LLONG_MAX - 1)
+        v = LLONG_MAX - 1;   /* "everything"; keeps N+1 from overflowing */
+    *out = v;
+    return 0;
+}
+
+static int set_path(struct tail_opts *o, const char *arg)
+{
+    if (o->path)
+        return usage_error("only one FILE may be given (extra '%s')", arg);
+    o->path = arg;
+    return 0;
+}
+
+/* Short flags may be bundled: -fn5, -fn 5. *i is advanced past a value. */
+static int parse_short(int argc, char **argv, int *i, struct tail_opts *o, bool *help)
+{
+    const char *a = argv[*i];
+    for (size_t k = 1; a[k]; k++) {
+        if (a[k] == 'f') {
+            o->follow = true;
+        } else if (a[k] == 'h') {
+            *help = true;
+        } else if (a[k] == 'n') {
+            if (a[k + 1])
+                return parse_count(a + k + 1, &o->lines);
+            if (*i + 1 >= argc)
+                return usage_error("option '%s' needs a line count", "-n");
+            return parse_count(argv[++*i], &o->lines);
+        } else {
+            char bad[3] = { '-', a[k], 0 };
+            return usage_error("unknown option '%s'", bad);
+        }
+    }
+    return 0;
+}
+
+static int parse_long(int argc, char **argv, int *i, struct tail_opts *o, bool *help)
+{
+    const char *a = argv[*i];
+    if (!strcmp(a, "--follow"))
+        o->follow = true;
+    else if (!strcmp(a, "--json"))
+        o->json = true;
+    else if (!strcmp(a, "--help"))
+        *help = true;
+    else if (!strncmp(a, "--lines=", 8))
+        return parse_count(a + 8, &o->lines);
+    else if (!strcmp(a, "--lines")) {
+        if (*i + 1 >= argc)
+            return usage_error("option '%s' needs a line count", a);
+        return parse_count(argv[++*i], &o->lines);
+    } else
+        return usage_error("unknown option '%s'", a);
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, struct tail_opts *o, bool *help)
+{
+    bool opts_done = false;
+    int rc = 0;
+    for (int i = 1; i < argc && !rc; i++) {
+        const char *a = argv[i];
+        if (opts_done || a[0] != '-' || !strcmp(a, "-"))
+            rc = set_path(o, a);
+        else if (!strcmp(a, "--"))
+            opts_done = true;
+        else if (a[1] == '-')
+            rc = parse_long(argc, argv, &i, o, help);
+        else
+            rc = parse_short(argc, argv, &i, o, help);
+    }
+    if (!rc && !*help && !o->path)
+        rc = usage_error("missing FILE%s", "");
+    return rc;
+}
+
+/* ---- rendering ------------------------------------------------------------ */
+
+/* Looks up a dotted path ("http.request.method") through nested objects. */
+static json_t *get(json_t *v, const char *path)
+{
+    while (v && *path) {
+        size_t n = strcspn(path, ".");
+        v = json_is_object(v) ? json_object_getn(v, path, n) : NULL;
+        path += n + (path[n] == '.');
+    }
+    return v;
+}
+
+static void put_bytes(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f)
+            printf("\\x%02x", c);
+        else
+            putchar(c);
+    }
+}
+
+static void put_str_or_dash(json_t *v)
+{
+    if (json_is_string(v))
+        put_bytes(json_string_value(v), json_string_length(v));
+    else
+        putchar('-');
+}
+
+static void put_int_or_dash(json_t *v)
+{
+    if (json_is_integer(v))
+        printf("%lld", (long long)json_integer_value(v));
+    else
+        putchar('-');
+}
+
+/* Strings raw, integers plain, anything else as compact JSON. */
+static void put_value(json_t *v)
+{
+    if (json_is_string(v)) {
+        put_str_or_dash(v);
+        return;
+    }
+    if (json_is_integer(v)) {
+        put_int_or_dash(v);
+        return;
+    }
+    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    put_bytes(s ? s : "?", s ? strlen(s) : 1);
+    free(s);
+}
+
+static void put_joined(json_t *arr)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v) {
+        if (i)
+            putchar(',');
+        put_value(v);
+    }
+}
+
+static bool all_digits(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return n > 0;
+}
+
+/* "YYYY-MM-DDTHH:MM:SS[.fraction]Z" -> "YYYY-MM-DDTHH:MM:SS.mmmZ". */
+static void put_time(json_t *rec)
+{
+    json_t *t = json_object_get(rec, "timestamp");
+    if (!json_is_string(t))
+        t = json_object_get(rec, "@timestamp");
+    if (!json_is_string(t)) {
+        putchar('-');
+        return;
+    }
+    const char *s = json_string_value(t);
+    size_t n = json_string_length(t);
+    bool frac = n > 21 && s[19] == '.' && all_digits(s + 20, n - 21);
+    if (n < 20 || s[10] != 'T' || s[n - 1] != 'Z' || !(frac || n == 20)) {
+        put_bytes(s, n);
+        return;
+    }
+    printf("%.19s.", s);
+    for (size_t k = 0; k < 3; k++)
+        putchar(frac && 20 + k < n - 1 ? s[20 + k] : '0');
+    putchar('Z');
+}
+
+/* About three significant digits; the unit moves up when rounding hits 1000. */
+static void put_duration(json_t *v)
+{
+    static const struct { double div; const char *unit; } units[] = {
+        { 1e3, "us" }, { 1e6, "ms" }, { 1e9, "s" },
+    };
+    if (!json_is_integer(v)) {
+        putchar('-');
+        return;
+    }
+    long long ns = (long long)json_integer_value(v);
+    if (ns < 1000) {
+        printf("%lldns", ns);
+        return;
+    }
+    for (size_t i = 0; i < 3; i++) {
+        double x = (double)ns / units[i].div;
+        if (x >= 999.5 && i < 2)
+            continue;
+        int decimals = x < 9.995 ? 2 : x < 99.95 ? 1 : 0;
+        printf("%.*f%s", decimals, x, units[i].unit);
+        return;
+    }
+}
+
+/* " req=123B", or " req=-" when absent. */
+static void put_size(const char *label, json_t *v)
+{
+    fputs(label, stdout);
+    put_int_or_dash(v);
+    if (json_is_integer(v))
+        putchar('B');
+}
+
+static void put_exchange_flags(json_t *ht)
+{
+    if (json_is_false(json_object_get(ht, "complete"))) {
+        json_t *gaps = json_object_get(ht, "gaps");
+        fputs(" INCOMPLETE", stdout);
+        if (json_array_size(gaps)) {
+            putchar('(');
+            put_joined(gaps);
+            putchar(')');
+        }
+    }
+    json_t *anomalies = json_object_get(ht, "anomalies");
+    if (json_array_size(anomalies)) {
+        fputs(" anomalies=", stdout);
+        put_joined(anomalies);
+    }
+    json_t *conn = json_object_get(ht, "connection");
+    json_t *id = json_object_get(conn, "id");
+    if (id) {
+        fputs(" [", stdout);
+        put_value(id);
+        json_t *idx = json_object_get(conn, "request_index");
+        if (idx) {
+            putchar('#');
+            put_value(idx);
+        }
+        putchar(']');
+    }
+}
+
+static void render_exchange(json_t *rec, json_t *ht)
+{
+    put_time(rec);
+    putchar(' ');
+    put_str_or_dash(get(rec, "http.request.method"));
+    putchar(' ');
+    put_str_or_dash(get(rec, "url.path"));
+    json_t *query = get(rec, "url.query");
+    if (json_string_length(query)) {
+        putchar('?');
+        put_str_or_dash(query);
+    }
+    putchar(' ');
+    put_int_or_dash(get(rec, "http.response.status_code"));
+    putchar(' ');
+    put_duration(json_object_get(ht, "duration_ns"));
+    put_size(" req=", get(rec, "http.request.body.size"));
+    put_size(" resp=", get(rec, "http.response.body.size"));
+    put_exchange_flags(ht);
+    putchar('\n');
+}
+
+static void render_stats(json_t *rec, json_t *ht)
+{
+    put_time(rec);
+    fputs(" -- stats pid ", stdout);
+    put_int_or_dash(get(rec, "process.pid"));
+    putchar(':');
+    const char *key;
+    json_t *v;
+    json_object_foreach(json_object_get(ht, "stats"), key, v) {
+        putchar(' ');
+        put_bytes(key, strlen(key));
+        putchar('=');
+        put_value(v);
+    }
+    if (json_is_true(json_object_get(ht, "final")))
+        fputs(" (final)", stdout);
+    putchar('\n');
+}
+
+static void render(json_t *rec)
+{
+    json_t *ht = json_object_get(rec, "httptape");
+    json_t *type = json_object_get(ht, "type");
+    const char *t = json_string_value(type);
+    if (!type || (t && !strcmp(t, "exchange"))) {
+        render_exchange(rec, ht);
+    } else if (t && !strcmp(t, "stats")) {
+        render_stats(rec, ht);
+    } else {
+        put_time(rec);
+        fputs(" -- ", stdout);
+        put_value(type);
+        fputs(" record\n", stdout);
+    }
+}
+
+static void warn_line(long long lineno, const char *what)
+{
+    if (lineno == LINENO_UNKNOWN)
+        fprintf(stderr, "httptape tail: line ?: %s\n", what);
+    else
+        fprintf(stderr, "httptape tail: line %lld: %s\n", lineno, what);
+}
+
+/* line_sink that prints one record; ctx is the struct tail_opts. */
+static int emit_line(void *ctx, const char *s, size_t n, long long lineno)
+{
+    const struct tail_opts *o = ctx;
+    json_t *rec = json_loadb(s, n, JSON_ALLOW_NUL, NULL);
+    if (!json_is_object(rec)) {
+        warn_line(lineno, "not a JSON object");
+    } else if (o->json) {
+        fwrite(s, 1, n, stdout);
+        putchar('\n');
+    } else {
+        render(rec);
+    }
+    json_decref(rec);
+    return ferror(stdout) ? -EIO : 0;
+}
+
+/* ---- line splitting ---------------------------------------------------- */
+
+static void split_reset(struct splitter *sp, long long lineno)
+{
+    sp->len = 0;
+    sp->skipping = false;
+    sp->lineno = lineno;
+}
+
+static int split_append(struct splitter *sp, const char *p, size_t n)
+{
+    if (sp->len + n > sp->cap) {
+        size_t cap = sp->cap ? sp->cap : 4096;
+        while (cap < sp->len + n)
+            cap *= 2;
+        char *b = realloc(sp->buf, cap);
+        if (!b)
+            return -ENOMEM;
+        sp->buf = b;
+        sp->cap = cap;
+    }
+    memcpy(sp->buf + sp->len, p, n);
+    sp->len += n;
+    return 0;
+}
+
+/* Takes the bytes up to (not including) a '\n' or the end of the chunk. */
+static int split_take(struct splitter *sp, const char *p, size_t take, bool ends_line)
+{
+    if (sp->skipping)
+        return 0;
+    if (sp->len + take > HT_TAIL_MAX_LINE) {
+        warn_line(sp->lineno, "longer than 64 MiB, skipped");
+        sp->len = 0;
+        sp->skipping = true;
+        return 0;
+    }
+    if (ends_line && sp->len == 0)   /* whole line in the chunk: no copy */
+        return sp->sink(sp->ctx, p, take, sp->lineno);
+    int rc = split_append(sp, p, take);
+    if (rc || !ends_line)
+        return rc;
+    size_t len = sp->len;
+    sp->len = 0;
+    return sp->sink(sp->ctx, sp->buf, len, sp->lineno);
+}
+
+static int split_feed(struct splitter *sp, const char *p, size_t n)
+{
+    while (n) {
+        const char *nl = memchr(p, '\n', n);
+        size_t take = nl ? (size_t)(nl - p) : n;
+        int rc = split_take(sp, p, take, nl != NULL);
+        if (rc)
+            return rc;
+        if (nl) {
+            sp->skipping = false;
+            if (sp->lineno != LINENO_UNKNOWN)
+                sp->lineno++;
+            take++;
+        }
+        p += take;
+        n -= take;
+    }
+    return 0;
+}
+
+/* End of input: a held partial line counts as a line. */
+static int split_finish(struct splitter *sp)
+{
+    int rc = 0;
+    if (sp->len && !sp->skipping)
+        rc = sp->sink(sp->ctx, sp->buf, sp->len, sp->lineno);
+    split_reset(sp, sp->lineno == LINENO_UNKNOWN ? LINENO_UNKNOWN : sp->lineno + 1);
+    return rc;
+}
+
+/* ---- the last N lines of a stream (ring) ---------------------------------- */
+
+/* line_sink that keeps a copy of the line; ctx is the struct ring. */
+static int ring_push(void *ctx, const char *s, size_t n, long long lineno)
+{
+    struct ring *r = ctx;
+    if (r->max == 0)
+        return 0;
+    char *copy = malloc(n ? n : 1);
+    if (!copy)
+        return -ENOMEM;
+    memcpy(copy, s, n);
+    if (r->count == r->cap && (long long)r->cap < r->max) {
+        /* Still growing, so nothing has wrapped yet: head is 0. */
+        size_t cap = r->cap ? r->cap * 2 : 16;
+        if ((long long)cap > r->max)
+            cap = (size_t)r->max;
+        struct ring_line *v = realloc(r->v, cap * sizeof(*v));
+        if (!v) {
+            free(copy);
+            return -ENOMEM;
+        }
+        r->v = v;
+        r->cap = cap;
+    }
+    struct ring_line *slot;
+    if (r->count < r->cap) {
+        slot = &r->v[(r->head + r->count++) % r->cap];
+    } else {
+        slot = &r->v[r->head];
+        free(slot->s);
+        r->head = (r->head + 1) % r->cap;
+    }
+    *slot = (struct ring_line){ copy, n, lineno };
+    return 0;
+}
+
+static int ring_flush_free(struct ring *r, const struct tail_opts *o, int rc)
+{
+    for (size_t i = 0; i < r->count; i++) {
+        struct ring_line *l = &r->v[(r->head + i) % r->cap];
+        if (!rc)
+            rc = emit_line((void *)o, l->s, l->n, l->lineno);
+        free(l->s);
+    }
+    free(r->v);
+    return rc;
+}
+
+/* Pipes and other unseekable input: read to the end keeping the last N. */
+static int show_stream(int fd, const struct tail_opts *o, char *blk)
+{
+    struct ring r = { .max = o->lines };
+    struct splitter sp = { .lineno = 1, .sink = ring_push, .ctx = &r };
+    int rc = 0;
+    for (;;) {
+        ssize_t n = read(fd, blk, HT_TAIL_BLOCK);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = n < 0 ? -errno : split_finish(&sp);
+            break;
+        }
+        if ((rc = split_feed(&sp, blk, (size_t)n)))
+            break;
+    }
+    free(sp.buf);
+    return ring_flush_free(&r, o, rc);
+}
+
+/* ---- the last N lines of a regular file (backward scan) ------------------ */
+
+/* Reads up to n bytes at off; returns how many (short only at EOF) or -errno. */
+static ssize_t pread_full(int fd, char *buf, size_t n, off_t off)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = pread(fd, buf + got, n - got, off + (off_t)got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -errno;
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    return (ssize_t)got;
+}
+
+static long long count_newlines(const char *p, size_t n)
+{
+    long long c = 0;
+    for (const char *q; (q = memchr(p, '\n', n)); n -= (size_t)(q + 1 - p), p = q + 1)
+        c++;
+    return c;
+}
+
+/*
+ * Sets *start just past the need-th '\n' counted back from `size` (0 if
+ * there are fewer), and *lineno to the number of the line starting there
+ * when the scan saw everything before it, else LINENO_UNKNOWN.
+ */
+static int find_start(int fd, off_t size, long long need, char *blk,
+                      off_t *start, long long *lineno)
+{
+    long long found = 0;
+    for (off_t pos = size; pos > 0;) {
+        size_t n = pos < HT_TAIL_BLOCK ? (size_t)pos : HT_TAIL_BLOCK;
+        pos -= (off_t)n;
+        ssize_t r = pread_full(fd, blk, n, pos);
+        if (r < 0)
+            return (int)r;
+        if ((size_t)r < n)
+            break;              /* shrank under us: show it from the start */
+        for (char *end = blk + n, *nl; (nl = memrchr(blk, '\n', (size_t)(end - blk))); end = nl) {
+            if (++found < need)
+                continue;
+            *start = pos + (nl - blk) + 1;
+            *lineno = pos ? LINENO_UNKNOWN : count_newlines(blk, (size_t)(nl - blk)) + 2;
+            return 0;
+        }
+    }
+    *start = 0;
+    *lineno = 1;
+    return 0;
+}
+
+static int feed_range(int fd, off_t from, off_t to, struct splitter *sp, char *blk)
+{
+    while (from < to) {
+        size_t want = to - from < HT_TAIL_BLOCK ? (size_t)(to - from) : HT_TAIL_BLOCK;
+        ssize_t r = pread_full(fd, blk, want, from);
+        if (r <= 0)
+            return (int)r;
+        int rc = split_feed(sp, blk, (size_t)r);
+        if (rc)
+            return rc;
+        from += r;
+    }
+    return 0;
+}
+
+/*
+ * Prepares sp to start at the first of the last N lines and sets *start to
+ * that offset. Without -f also prints them (up to the size seen now, the
+ * final unterminated line included); with -f the follower reads them and
+ * holds an unterminated last line.
+ */
+static int show_regular(int fd, off_t size, const struct tail_opts *o,
+                        struct splitter *sp, char *blk, off_t *start)
+{
+    char last = '\n';
+    long long lineno = 1;
+    *start = 0;
+    if (size > 0 && pread_full(fd, &last, 1, size - 1) != 1)
+        return -EIO;
+    long long need = o->lines + (o->follow || last == '\n');
+    int rc = 0;
+    if (size > 0 && need == 0)
+        *start = size;
+    else if (size > 0)
+        rc = find_start(fd, size, need, blk, start, &lineno);
+    split_reset(sp, lineno);
+    if (rc || o->follow)
+        return rc;
+    rc = feed_range(fd, *start, size, sp, blk);
+    return rc ? rc : split_finish(sp);
+}
+
+/* ---- following ------------------------------------------------------------ */
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+/* No SA_RESTART: the signal interrupts the sleep and we notice at once. */
+static void install_stop_handlers(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+static void nap(void)
+{
+    struct timespec ts = { 0, HT_TAIL_POLL_NS };
+    nanosleep(&ts, NULL);
+}
+
+/* Reads what is there, at most HT_TAIL_MAX_READS blocks; *more when cut short. */
+static int drain(struct follower *f, struct splitter *sp, char *blk, bool *more)
+{
+    *more = false;
+    for (int i = 0; f->fd >= 0 && i < HT_TAIL_MAX_READS && !stop_requested; i++) {
+        ssize_t r = pread(f->fd, blk, HT_TAIL_BLOCK, f->off);
+        if (r < 0)
+            return errno == EINTR ? 0 : -errno;
+        if (r == 0)
+            return 0;
+        f->off += r;
+        int rc = split_feed(sp, blk, (size_t)r);
+        if (rc)
+            return rc;
+    }
+    *more = f->fd >= 0 && !stop_requested;
+    return 0;
+}
+
+static void check_truncated(struct follower *f, struct splitter *sp)
+{
+    struct stat st;
+    if (f->fd < 0 || fstat(f->fd, &st) || st.st_size >= f->off)
+        return;
+    fprintf(stderr, "httptape tail: %s: file truncated\n", f->path);
+    f->off = 0;
+    split_reset(sp, 1);
+}
+
+/* Opens the path again if it is there; reads it from its start. */
+static void follow_open(struct follower *f, struct splitter *sp)
+{
+    struct stat st;
+    int fd = open(f->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int err = errno;
+        if (err != ENOENT && !f->warned_open)
+            fprintf(stderr, "httptape tail: cannot open '%s': %s (will retry)\n",
+                    f->path, strerror(err));
+        f->warned_open = err != ENOENT;
+        return;
+    }
+    if (fstat(fd, &st)) {
+        close(fd);
+        return;
+    }
+    *f = (struct follower){ f->path, fd, 0, st.st_dev, st.st_ino, false };
+    split_reset(sp, 1);
+}
+
+/* Replaced or removed path: finish the old file, then switch to the new one. */
+static int check_replaced(struct follower *f, struct splitter *sp, char *blk)
+{
+    struct stat st;
+    bool gone = stat(f->path, &st) != 0;
+    if (f->fd < 0) {
+        if (!gone)
+            follow_open(f, sp);
+        return 0;
+    }
+    if (!gone && st.st_dev == f->dev && st.st_ino == f->ino)
+        return 0;
+    bool more;
+    int rc;
+    do
+        rc = drain(f, sp, blk, &more);
+    while (!rc && more);
+    if (!rc)
+        rc = split_finish(sp);
+    close(f->fd);
+    f->fd = -1;
+    fprintf(stderr, "httptape tail: %s: %s\n", f->path,
+            gone ? "removed; waiting for it to reappear" : "replaced; following the new file");
+    if (!gone)
+        follow_open(f, sp);
+    return rc;
+}
+
+/* Polls every 200 ms until SIGINT/SIGTERM. Closes f->fd on the way out. */
+static int follow(struct follower *f, struct splitter *sp, char *blk)
+{
+    int rc = 0;
+    install_stop_handlers();
+    while (!rc && !stop_requested) {
+        bool more;
+        rc = drain(f, sp, blk, &more);
+        if (rc || more)
+            continue;
+        check_truncated(f, sp);
+        rc = check_replaced(f, sp, blk);
+        if (!rc && !stop_requested)
+            nap();
+    }
+    if (f->fd >= 0)
+        close(f->fd);
+    return rc;
+}
+
+/* ---- entry point ------------------------------------------------------------ */
+
+/* Shows the last N lines of fd, then follows if asked. Takes ownership of fd. */
+static int tail_fd(int fd, const struct tail_opts *o, bool is_stdin, char *blk)
+{
+    struct stat st;
+    struct splitter sp = { .sink = emit_line, .ctx = (void *)o };
+    off_t start = 0;
+    int rc;
+    if (fstat(fd, &st))
+        rc = -errno;
+    else if (!S_ISREG(st.st_mode))
+        rc = show_stream(fd, o, blk);
+    else
+        rc = show_regular(fd, st.st_size, o, &sp, blk, &start);
+    if (!rc && o->follow && !is_stdin && S_ISREG(st.st_mode)) {
+        struct follower f = { o->path, fd, start, st.st_dev, st.st_ino, false };
+        rc = follow(&f, &sp, blk);
+    } else if (!is_stdin) {
+        close(fd);
+    }
+    free(sp.buf);
+    return rc;
+}
+
+int ht_cmd_tail(int argc, char **argv)
+{
+    struct tail_opts o = { .lines = HT_TAIL_DEFAULT_N };
+    bool help = false;
+    int rc = parse_args(argc, argv, &o, &help);
+    if (rc || help) {
+        if (help)
+            fputs(help_text, stdout);
+        return rc;
+    }
+    bool is_stdin = !strcmp(o.path, "-");
+    int fd = is_stdin ? STDIN_FILENO : open(o.path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        fprintf(stderr, "httptape tail: cannot open '%s': %s\n", o.path, strerror(errno));
+        return 1;
+    }
+    if (o.follow && !is_stdin)
+        setvbuf(stdout, NULL, _IOLBF, 0);   /* one flush per record for | grep */
+    char *blk = malloc(HT_TAIL_BLOCK);
+    if (blk) {
+        rc = tail_fd(fd, &o, is_stdin, blk);
+        free(blk);
+    } else {
+        if (!is_stdin)
+            close(fd);
+        rc = -ENOMEM;
+    }
+    if (rc)
+        fprintf(stderr, "httptape tail: %s: %s\n", is_stdin ? "stdin" : o.path, strerror(-rc));
+    if (fflush(stdout) || ferror(stdout)) {
+        if (!rc)
+            fprintf(stderr, "httptape tail: writing output: %s\n", strerror(errno));
+        rc = -EIO;
+    }
+    return rc ? 1 : 0;
+}

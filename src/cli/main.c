@@ -1,0 +1,44 @@
+/*
+ * main.c - the httptape command: dispatch to a subcommand.
+ *
+ * Exit codes (all subcommands): 0 success, 1 runtime failure, 2 usage error.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const char usage[] =
+    "usage: httptape <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  run [--log FILE] [--max-body BYTES] -- CMD [ARGS...]\n"
+    "                      run CMD with the tap preloaded (see 'httptape run --help')\n"
+    "  tail [-f] [-n N] [--json] FILE\n"
+    "                      show a log one exchange per line\n"
+    "  replay [--max-body BYTES] CLIENT_STREAM SERVER_STREAM\n"
+    "                      parse one captured TCP connection, print its events\n"
+    "\n"
+    "'httptape <command> --help' describes a command. Exit codes: 0 success,\n"
+    "1 failure, 2 usage error.\n";
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "run"))
+        return ht_cmd_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "tail"))
+        return ht_cmd_tail(argc - 1, argv + 1);
+    if (!strcmp(cmd, "replay"))
+        return ht_cmd_replay(argc - 1, argv + 1);
+    fprintf(stderr, "httptape: unknown command '%s'\n%s", cmd, usage);
+    return 2;
+}

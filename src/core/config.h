@@ -1,0 +1,47 @@
+/*
+ * config.h - httptape's settings and their validation, shared by the
+ * preloaded library (reads HTTPTAPE_* from the environment) and the CLI
+ * (validates flags before exec). Every variable is documented in
+ * docs/configuration.md.
+ *
+ * Not thread-safe; called once at start-up.
+ */
+#ifndef HT_CONFIG_H
+#define HT_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define HT_DEFAULT_LOG        "httptape.jsonl"
+#define HT_DEFAULT_MAX_BODY   4096u
+#define HT_DEFAULT_MAX_HEADER 65536u
+#define HT_DEFAULT_QUEUE      4096u
+#define HT_DEFAULT_FLUSH_MS   2000u
+
+struct ht_config {
+    char log_path[4096];        /* absolute; "%p" still unexpanded */
+    uint32_t max_body;          /* HTTPTAPE_MAX_BODY */
+    uint32_t max_header;        /* HTTPTAPE_MAX_HEADER */
+    uint32_t queue_len;         /* HTTPTAPE_QUEUE */
+    uint32_t flush_ms;          /* HTTPTAPE_FLUSH_TIMEOUT_MS */
+};
+
+/* A size: digits with an optional k/m/g suffix (powers of 1024, any case).
+ * 0 and *out set, or -EINVAL (sign, letters, overflow, empty). */
+int ht_parse_size(const char *s, uint64_t *out);
+
+/* Validate one setting by variable name ("HTTPTAPE_MAX_BODY" ...) and store
+ * it in c. 0, or -EINVAL with a one-line reason in err naming the variable
+ * and the accepted form. */
+int ht_config_set(struct ht_config *c, const char *name, const char *value,
+                  char *err, size_t errlen);
+
+/* Defaults, then every HTTPTAPE_* variable of the environment that is set.
+ * A relative log path is made absolute against the current directory.
+ * 0, or -EINVAL with err filled as above. */
+int ht_config_from_env(struct ht_config *c, char *err, size_t errlen);
+
+/* Expand "%p" in the log path to pid into out. 0 or -ENAMETOOLONG. */
+int ht_config_log_path(const struct ht_config *c, int pid, char *out, size_t outlen);
+
+#endif

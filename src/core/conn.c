@@ -1,0 +1,356 @@
+/*
+ * conn.c - pairing requests with responses on one connection (conn.h).
+ *
+ * Exchanges live in a FIFO in request order. The request parser fills the
+ * newest; the response parser fills the oldest without a final response
+ * (responses come back in request order, RFC 9112 section 9.3.2). The front
+ * of the FIFO is emitted once both of its sides are finished: done, or
+ * never going to progress because that direction ended or desynchronised.
+ */
+#include "core/conn.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "core/stats.h"
+
+static struct ht_exchange *fifo_at(struct ht_conn *c, unsigned i)
+{
+    return c->fifo[(c->fifo_head + i) % HT_PIPELINE_MAX];
+}
+
+static void fifo_push(struct ht_conn *c, struct ht_exchange *ex)
+{
+    c->fifo[(c->fifo_head + c->fifo_len) % HT_PIPELINE_MAX] = ex;
+    c->fifo_len++;
+}
+
+static struct ht_exchange *fifo_pop(struct ht_conn *c)
+{
+    struct ht_exchange *ex = c->fifo[c->fifo_head];
+    c->fifo_head = (c->fifo_head + 1) % HT_PIPELINE_MAX;
+    c->fifo_len--;
+    return ex;
+}
+
+/* The exchange the next response belongs to: the oldest without a final
+ * response. NULL when every held exchange has one. */
+static struct ht_exchange *awaiting_response(struct ht_conn *c)
+{
+    for (unsigned i = 0; i < c->fifo_len; i++) {
+        struct ht_exchange *ex = fifo_at(c, i);
+        if (!ex->resp_done)
+            return ex;
+    }
+    return NULL;
+}
+
+void ht_conn_init(struct ht_conn *c, const struct ht_conn_cfg *cfg,
+                  const struct ht_endpoints *ep, const char *id, int pid,
+                  ht_emit_fn emit, void *emit_ctx)
+{
+    memset(c, 0, sizeof(*c));
+    c->cfg = cfg;
+    c->ep = *ep;
+    snprintf(c->id, sizeof(c->id), "%s", id);
+    c->pid = pid;
+    c->emit = emit;
+    c->emit_ctx = emit_ctx;
+    ht_parser_init(&c->p[HT_REQ], HT_REQ, cfg->max_header);
+    ht_parser_init(&c->p[HT_RESP], HT_RESP, cfg->max_header);
+}
+
+static struct ht_exchange *new_exchange(struct ht_conn *c, const struct ht_clock *now)
+{
+    struct ht_exchange *ex = ht_exchange_new();
+    if (!ex) {
+        HT_STAT_ADD(dropped_no_memory, 1);
+        return NULL;
+    }
+    ex->mode = c->cfg->mode;
+    ex->pid = c->pid;
+    memcpy(ex->conn_id, c->id, sizeof(ex->conn_id));
+    ex->request_index = c->next_index++;
+    ex->ep = c->ep;
+    ex->wall_ns = now->wall_ns;
+    ex->mono_start = now->mono_ns;
+    return ex;
+}
+
+/* Why a held exchange is incomplete, decided when it leaves. */
+static void settle_gaps(struct ht_conn *c, struct ht_exchange *ex)
+{
+    if (!ex->req_begun)
+        ex->gaps |= HT_GAP_NO_REQUEST;
+    else if (!ex->req_done)
+        ex->gaps |= c->desync[HT_REQ] ? HT_GAP_DESYNC : HT_GAP_REQUEST_INCOMPLETE;
+    if (!ex->resp_done) {
+        if (c->desync[HT_RESP])
+            ex->gaps |= HT_GAP_DESYNC;
+        else if (ex->resp_begun && (ex->resp_head_done || !ex->n_interim))
+            ex->gaps |= HT_GAP_RESPONSE_INCOMPLETE;
+        else
+            ex->gaps |= HT_GAP_NO_RESPONSE;
+    }
+}
+
+static void emit_front(struct ht_conn *c)
+{
+    struct ht_exchange *ex = fifo_pop(c);
+    if (c->req_cur == ex)
+        c->req_cur = NULL;
+    if (c->resp_cur == ex)
+        c->resp_cur = NULL;
+    settle_gaps(c, ex);
+    c->emit(c->emit_ctx, ex);
+}
+
+/* Emit, in order, every exchange at the front whose sides are finished. */
+static void emit_ready(struct ht_conn *c)
+{
+    while (c->fifo_len) {
+        struct ht_exchange *ex = fifo_at(c, 0);
+        bool req_fin = ex->req_done || !ex->req_begun || c->stopped[HT_REQ];
+        bool resp_fin = ex->resp_done || c->stopped[HT_RESP];
+        if (!req_fin || !resp_fin)
+            return;
+        emit_front(c);
+    }
+}
+
+static void stop_dir(struct ht_conn *c, enum ht_dir d, bool desync)
+{
+    if (desync && !c->desync[d]) {
+        c->desync[d] = true;
+        HT_STAT_ADD(parse_errors, 1);
+    }
+    c->stopped[d] = true;
+    ht_parser_kill(&c->p[d]);
+}
+
+/* ---- request direction ---- */
+
+static bool on_request(struct ht_conn *c, const struct ht_pev *ev, const struct ht_clock *now)
+{
+    struct ht_parser *p = &c->p[HT_REQ];
+    struct ht_exchange *ex = c->req_cur;
+
+    switch (ev->type) {
+    case HT_PEV_BEGIN:
+        if (c->fifo_len == HT_PIPELINE_MAX) {
+            fifo_at(c, c->fifo_len - 1)->gaps |= HT_GAP_PIPELINE_OVERFLOW;
+            stop_dir(c, HT_REQ, true);
+            return false;
+        }
+        ex = new_exchange(c, now);
+        if (!ex) {
+            stop_dir(c, HT_REQ, false);
+            return false;
+        }
+        ex->req_begun = true;
+        fifo_push(c, ex);
+        c->req_cur = ex;
+        return false;
+    case HT_PEV_HEAD:
+        if (ht_head_copy(&ex->req_head, &ex->req_head_len, p->head, p->head_len))
+            HT_STAT_ADD(dropped_no_memory, 1);
+        ex->req_msg = p->msg;
+        ex->req_head_done = true;
+        return false;
+    case HT_PEV_BODY:
+        ht_body_append(&ex->req_body, ev->data, ev->len, c->cfg->max_body);
+        return false;
+    case HT_PEV_END:
+        ex->req_msg.anomalies |= p->msg.anomalies;
+        ex->req_done = true;
+        ex->mono_req_done = now->mono_ns;
+        c->req_cur = NULL;
+        emit_ready(c);
+        return true;
+    case HT_PEV_TUNNEL:
+        c->unparsed[HT_REQ] += ev->len;
+        return false;
+    case HT_PEV_ERROR:
+        if (ex)
+            ex->req_msg.anomalies |= p->msg.anomalies | ev->anomaly;
+        stop_dir(c, HT_REQ, true);
+        emit_ready(c);
+        return false;
+    default:
+        return false;
+    }
+}
+
+/* ---- response direction ---- */
+
+/* A response begins: find its exchange. With no request to pair it with
+ * it is logged on its own, unless the request side desynchronised: then
+ * we cannot tell what it answers and invent nothing. */
+static bool response_begins(struct ht_conn *c, const struct ht_clock *now)
+{
+    struct ht_exchange *ex = awaiting_response(c);
+    if (!ex) {
+        if (c->desync[HT_REQ] || c->fifo_len == HT_PIPELINE_MAX) {
+            stop_dir(c, HT_RESP, c->desync[HT_REQ]);
+            emit_ready(c);
+            return false;
+        }
+        ex = new_exchange(c, now);
+        if (!ex) {
+            stop_dir(c, HT_RESP, false);
+            return false;
+        }
+        fifo_push(c, ex);
+    }
+    if (!ex->resp_begun) {
+        ex->resp_begun = true;
+        ex->mono_resp_start = now->mono_ns;
+    }
+    c->resp_cur = ex;
+    c->p[HT_RESP].req_flags = ex->req_head_done ? ex->req_msg.req_flags : 0;
+    return true;
+}
+
+/* The answered request asked to leave HTTP; the response decides. */
+static void settle_upgrade(struct ht_conn *c, const struct ht_msg *resp)
+{
+    struct ht_parser *req = &c->p[HT_REQ];
+    if (resp->framing == HT_FRAME_TUNNEL) {
+        c->tunnel = true;
+        ht_parser_tunnel(req);
+    } else if (ht_parser_paused(req)) {
+        if (c->unparsed[HT_REQ])
+            stop_dir(c, HT_REQ, true);  /* we skipped what may be requests */
+        else
+            ht_parser_resume(req);
+    }
+}
+
+static bool on_response(struct ht_conn *c, const struct ht_pev *ev, const struct ht_clock *now)
+{
+    struct ht_parser *p = &c->p[HT_RESP];
+    struct ht_exchange *ex = c->resp_cur;
+
+    switch (ev->type) {
+    case HT_PEV_BEGIN:
+        response_begins(c, now);
+        return false;
+    case HT_PEV_HEAD:
+        if (p->msg.status >= 100 && p->msg.status < 200 && p->msg.status != 101) {
+            if (ex->n_interim < sizeof(ex->interim) / sizeof(ex->interim[0]))
+                ex->interim[ex->n_interim++] = p->msg.status;
+            ex->resp_msg.anomalies |= p->msg.anomalies;
+            return false;
+        }
+        if (ht_head_copy(&ex->resp_head, &ex->resp_head_len, p->head, p->head_len))
+            HT_STAT_ADD(dropped_no_memory, 1);
+        {
+            uint32_t an = ex->resp_msg.anomalies | p->msg.anomalies;  /* keep interim ones */
+            ex->resp_msg = p->msg;
+            ex->resp_msg.anomalies = an;
+        }
+        ex->resp_head_done = true;
+        return false;
+    case HT_PEV_BODY:
+        ht_body_append(&ex->resp_body, ev->data, ev->len, c->cfg->max_body);
+        return false;
+    case HT_PEV_END:
+        ex->resp_msg.anomalies |= p->msg.anomalies;
+        if (!ex->resp_head_done)
+            return true;                /* an interim response ended */
+        ex->resp_done = true;
+        ex->mono_resp_done = now->mono_ns;
+        c->resp_cur = NULL;
+        if (ex->req_msg.req_flags & (HT_REQF_UPGRADE | HT_REQF_CONNECT) ||
+            ex->resp_msg.framing == HT_FRAME_TUNNEL)
+            settle_upgrade(c, &ex->resp_msg);
+        emit_ready(c);
+        return true;
+    case HT_PEV_TUNNEL:
+        c->unparsed[HT_RESP] += ev->len;
+        return false;
+    case HT_PEV_ERROR:
+        if (!ex)
+            ex = awaiting_response(c);
+        if (ex) {
+            ex->resp_msg.anomalies |= p->msg.anomalies | ev->anomaly;
+            ex->gaps |= HT_GAP_DESYNC;
+        }
+        stop_dir(c, HT_RESP, true);
+        emit_ready(c);
+        return false;
+    default:
+        return false;
+    }
+}
+
+size_t ht_conn_feed(struct ht_conn *c, enum ht_dir d, const uint8_t *buf, size_t len,
+                    const struct ht_clock *now, unsigned flags)
+{
+    struct ht_parser *p = &c->p[d];
+    size_t pos = 0;
+
+    if (c->finished)
+        return len;
+    c->bytes[d] += len;
+    for (;;) {
+        struct ht_pev ev;
+        pos += ht_parser_next(p, buf + pos, len - pos, &ev);
+        if (ev.type == HT_PEV_NONE)
+            break;
+        bool ended = d == HT_REQ ? on_request(c, &ev, now) : on_response(c, &ev, now);
+        c->messages[d] += ended;
+        if (ended && (flags & HT_FEED_ONE_MESSAGE))
+            return pos;
+    }
+    if (pos < len) {
+        if (ht_parser_paused(p) && (flags & HT_FEED_ONE_MESSAGE))
+            return pos;         /* replay: let the other side decide first */
+        c->unparsed[d] += len - pos;
+    }
+    return len;
+}
+
+void ht_conn_eof(struct ht_conn *c, enum ht_dir d, const struct ht_clock *now)
+{
+    struct ht_pev ev;
+    if (c->finished || c->stopped[d])
+        return;
+    ht_parser_eof(&c->p[d], &ev);
+    if (ev.type == HT_PEV_END)
+        (void)(d == HT_REQ ? on_request(c, &ev, now) : on_response(c, &ev, now));
+    c->stopped[d] = true;
+    emit_ready(c);
+}
+
+void ht_conn_lost(struct ht_conn *c, enum ht_dir d)
+{
+    if (c->finished || c->stopped[d])
+        return;
+    struct ht_exchange *ex = d == HT_REQ ? c->req_cur : c->resp_cur;
+    if (!ex && c->fifo_len)
+        ex = fifo_at(c, c->fifo_len - 1);
+    if (ex)
+        ex->gaps |= HT_GAP_CAPTURE;
+    HT_STAT_ADD(capture_gaps, 1);
+    stop_dir(c, d, true);
+    emit_ready(c);
+}
+
+void ht_conn_finish(struct ht_conn *c, const struct ht_clock *now, uint32_t extra_gaps)
+{
+    if (c->finished)
+        return;
+    ht_conn_eof(c, HT_REQ, now);
+    ht_conn_eof(c, HT_RESP, now);
+    while (c->fifo_len) {
+        struct ht_exchange *ex = fifo_at(c, 0);
+        settle_gaps(c, ex);
+        if (ex->gaps)
+            ex->gaps |= extra_gaps;
+        emit_front(c);
+    }
+    ht_parser_free(&c->p[HT_REQ]);
+    ht_parser_free(&c->p[HT_RESP]);
+    c->finished = true;
+}

@@ -1,0 +1,90 @@
+/*
+ * conn.h - one HTTP/1.x connection: a parser per direction, and the pairing
+ * of requests with responses into exchanges (keep-alive, pipelining,
+ * interim 1xx, Upgrade/CONNECT tunnels, early responses).
+ *
+ * A capture front end (preload, attach, replay) reports "direction d saw
+ * these bytes at this time" and "direction d ended"; finished exchanges
+ * come out, in request order, through the emit callback, which takes
+ * ownership of each.
+ *
+ * Threading: none inside. The front end serialises all calls on one
+ * connection (preload holds a per-connection lock).
+ */
+#ifndef HT_CONN_H
+#define HT_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/exchange.h"
+#include "core/parser.h"
+
+#define HT_PIPELINE_MAX 32      /* requests awaiting responses, per connection */
+
+struct ht_conn_cfg {
+    uint32_t max_body;          /* excerpt cap per body, bytes (0: sizes only) */
+    uint32_t max_header;        /* head size limit per message */
+    const char *mode;           /* httptape.mode of the events */
+};
+
+/* Clock readings for the bytes being reported. */
+struct ht_clock {
+    int64_t wall_ns;            /* CLOCK_REALTIME */
+    int64_t mono_ns;            /* CLOCK_MONOTONIC */
+};
+
+typedef void (*ht_emit_fn)(void *ctx, struct ht_exchange *ex);
+
+struct ht_conn {
+    const struct ht_conn_cfg *cfg;
+    ht_emit_fn emit;
+    void *emit_ctx;
+    struct ht_endpoints ep;
+    char id[32];
+    int pid;
+    uint64_t next_index;
+
+    struct ht_parser p[2];
+    struct ht_exchange *fifo[HT_PIPELINE_MAX];  /* oldest first */
+    unsigned fifo_head, fifo_len;
+    struct ht_exchange *req_cur;    /* request being read */
+    struct ht_exchange *resp_cur;   /* exchange the response belongs to */
+
+    bool stopped[2];            /* parser dead or stream ended */
+    bool desync[2];             /* stopped because of a framing error */
+    bool tunnel;
+    bool finished;
+    uint64_t bytes[2];          /* bytes seen per direction */
+    uint64_t messages[2];       /* messages ended per direction (1xx too) */
+    uint64_t unparsed[2];       /* bytes seen but not parsed (tunnel, dead) */
+};
+
+/* Feed flags. */
+#define HT_FEED_ONE_MESSAGE 1u  /* stop after one message ends (or pauses) */
+
+/* Set up a connection. id is copied; cfg must outlive the connection. */
+void ht_conn_init(struct ht_conn *c, const struct ht_conn_cfg *cfg,
+                  const struct ht_endpoints *ep, const char *id, int pid,
+                  ht_emit_fn emit, void *emit_ctx);
+
+/* Bytes seen in direction d. Returns the number consumed: always len,
+ * unless HT_FEED_ONE_MESSAGE stopped early. */
+size_t ht_conn_feed(struct ht_conn *c, enum ht_dir d, const uint8_t *buf, size_t len,
+                    const struct ht_clock *now, unsigned flags);
+
+/* Direction d ended (peer half-close, or our side shut down writing). */
+void ht_conn_eof(struct ht_conn *c, enum ht_dir d, const struct ht_clock *now);
+
+/* Bytes in direction d were lost to us: stop parsing it (capture gap). */
+void ht_conn_lost(struct ht_conn *c, enum ht_dir d);
+
+/* The connection is over: end both directions, emit every exchange still
+ * held (incomplete ones carry their gaps plus extra_gaps), free buffers.
+ * Idempotent. */
+void ht_conn_finish(struct ht_conn *c, const struct ht_clock *now, uint32_t extra_gaps);
+
+/* True when an exchange is being held (begun, not yet emitted). */
+static inline bool ht_conn_busy(const struct ht_conn *c) { return c->fifo_len > 0; }
+
+#endif

@@ -1,0 +1,91 @@
+/*
+ * exchange.h - one request/response exchange as observed on a connection.
+ *
+ * Built by conn.c on the thread that saw the bytes, then handed (ownership
+ * and all) to a sink; from then on it is read-only and touched by one
+ * thread at a time. Everything the event needs is inside: raw heads (split
+ * into fields only when the event is formatted, off the app's thread), body
+ * excerpts up to the configured cap, exact body sizes, and clock readings.
+ */
+#ifndef HT_EXCHANGE_H
+#define HT_EXCHANGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/parser.h"
+
+/* Why an exchange is incomplete (httptape.gaps); names in exchange.c. */
+enum ht_gap {
+    HT_GAP_NO_REQUEST          = 1u << 0, /* a response nobody asked for */
+    HT_GAP_REQUEST_INCOMPLETE  = 1u << 1, /* stream ended mid-request */
+    HT_GAP_NO_RESPONSE         = 1u << 2, /* connection ended first */
+    HT_GAP_RESPONSE_INCOMPLETE = 1u << 3, /* stream ended mid-response */
+    HT_GAP_DESYNC              = 1u << 4, /* framing unreadable; parsing stopped */
+    HT_GAP_CAPTURE             = 1u << 5, /* bytes we could not observe */
+    HT_GAP_PROCESS_EXIT        = 1u << 6, /* still in flight when the process exited */
+    HT_GAP_PIPELINE_OVERFLOW   = 1u << 7, /* too many requests awaiting responses */
+};
+#define HT_GAP_COUNT 8
+
+const char *ht_gap_name(uint32_t bit);
+
+struct ht_body {
+    uint8_t *buf;           /* excerpt: the first len bytes of the body */
+    uint32_t len, cap;
+    uint64_t size;          /* decoded body length observed */
+    bool truncated;         /* size > len */
+};
+
+/* A connection's endpoints, as strings ready for the event. */
+struct ht_endpoints {
+    char peer_addr[64];
+    char local_addr[112];   /* room for a Unix socket path */
+    int  peer_port, local_port;     /* -1 when not applicable */
+};
+
+struct ht_exchange {
+    /* who */
+    const char *mode;               /* "preload", "replay", ... (static) */
+    int pid;
+    char conn_id[32];
+    uint64_t request_index;         /* 0-based position on the connection */
+    struct ht_endpoints ep;
+
+    /* when: wall clock of the first byte, then monotonic offsets (ns) */
+    int64_t wall_ns;
+    int64_t mono_start;             /* first byte (request, else response) */
+    int64_t mono_req_done, mono_resp_start, mono_resp_done;   /* 0 = not seen */
+
+    /* what */
+    uint8_t *req_head, *resp_head;  /* raw heads, CRLFs included */
+    uint32_t req_head_len, resp_head_len;
+    struct ht_msg req_msg, resp_msg;
+    struct ht_body req_body, resp_body;
+    uint16_t interim[4];            /* 1xx statuses before the final one */
+    uint8_t n_interim;
+
+    /* progress */
+    bool req_begun, req_head_done, req_done;
+    bool resp_begun, resp_head_done, resp_done;
+    uint32_t anomalies;             /* enum ht_anomaly, both directions */
+    uint32_t gaps;                  /* enum ht_gap */
+};
+
+/* Allocate a zeroed exchange; NULL on allocation failure. */
+struct ht_exchange *ht_exchange_new(void);
+
+/* Free an exchange and everything it owns. NULL is fine. */
+void ht_exchange_free(struct ht_exchange *ex);
+
+/* Keep up to cap bytes of body data in b; always count them. Returns 0, or
+ * -ENOMEM (the excerpt is then marked truncated and the size still counts). */
+int ht_body_append(struct ht_body *b, const uint8_t *data, size_t len, uint32_t cap);
+
+/* Copy a head into *dst; 0 or -ENOMEM. */
+int ht_head_copy(uint8_t **dst, uint32_t *dst_len, const uint8_t *src, uint32_t len);
+
+/* complete == no gaps. */
+static inline bool ht_exchange_complete(const struct ht_exchange *ex) { return ex->gaps == 0; }
+
+#endif

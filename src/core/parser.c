@@ -1,0 +1,775 @@
+/*
+ * parser.c - incremental HTTP/1.x framing (see parser.h for the contract).
+ *
+ * Heads are accumulated (bounded) and parsed in one pass once the empty line
+ * arrives; bodies, chunk lines and trailers are walked in place without
+ * copying. Framing follows RFC 9112 section 6.3 in order; where the bytes
+ * are ambiguous the message is read the way the RFC tells a recipient to
+ * and the anomaly is recorded, and where no safe reading exists the parser
+ * reports HT_PEV_ERROR and consumes everything after silently.
+ */
+#include "core/parser.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum state {
+    S_START,            /* between messages */
+    S_HEAD,             /* accumulating the head */
+    S_END_PENDING,      /* head done, no body: END on the next call */
+    S_BODY_LEN,
+    S_BODY_CLOSE,
+    S_CHUNK_LINE,
+    S_CHUNK_DATA,
+    S_CHUNK_DATA_END,
+    S_TRAILER,
+    S_PAUSED,           /* after an Upgrade/CONNECT request */
+    S_TUNNEL,
+    S_DEAD,             /* after a fatal error */
+    S_EOF,              /* after ht_parser_eof */
+};
+
+#define CHUNK_LINE_MAX 4096u
+#define HEAD_INITIAL_CAP 512u
+
+static const char *const anomaly_names[HT_AN_COUNT] = {
+    "content_length_with_transfer_encoding",
+    "duplicate_content_length",
+    "conflicting_content_length",
+    "invalid_content_length",
+    "chunked_not_final",
+    "unknown_transfer_coding",
+    "transfer_encoding_in_http10",
+    "obs_fold",
+    "bare_lf",
+    "bare_cr",
+    "whitespace_before_colon",
+    "invalid_chunk_size",
+    "chunk_size_overflow",
+    "invalid_start_line",
+    "invalid_header_field",
+    "header_too_large",
+    "chunk_line_too_long",
+    "trailer_too_large",
+    "unsolicited_101",
+};
+
+const char *ht_anomaly_name(uint32_t bit)
+{
+    for (unsigned i = 0; i < HT_AN_COUNT; i++)
+        if (bit == 1u << i)
+            return anomaly_names[i];
+    return NULL;
+}
+
+/* ---- character classes (RFC 9110 section 5.6.2) ---- */
+
+static bool is_tchar(uint8_t c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return true;
+    return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static bool is_ows(uint8_t c) { return c == ' ' || c == '\t'; }
+
+static int hex_value(uint8_t c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* ASCII case-insensitive comparison of a span with a lowercase literal. */
+static bool span_eq(const uint8_t *s, size_t n, const char *lit)
+{
+    size_t m = strlen(lit);
+    if (n != m)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = s[i];
+        if (c >= 'A' && c <= 'Z')
+            c += 'a' - 'A';
+        if (c != (uint8_t)lit[i])
+            return false;
+    }
+    return true;
+}
+
+static void trim_ows(const uint8_t **s, size_t *n)
+{
+    while (*n && is_ows((*s)[0])) { (*s)++; (*n)--; }
+    while (*n && is_ows((*s)[*n - 1])) (*n)--;
+}
+
+/* ---- head parsing ---- */
+
+struct span { const uint8_t *p; size_t n; };
+
+/* What the fields said about framing, gathered across the whole head. */
+struct fields {
+    bool have_cl, cl_bad, cl_conflict, cl_dup;
+    uint64_t cl;
+    bool te_present, te_last_chunked, te_chunked_early, te_unknown;
+    bool conn_close, conn_upgrade, has_upgrade;
+};
+
+/* Next line of the head starting at *pos (the head always ends in LF).
+ * Returns the line without its CR LF and notes bare LF / bare CR. */
+static struct span next_line(const uint8_t *h, uint32_t n, uint32_t *pos, uint32_t *an)
+{
+    uint32_t start = *pos;
+    const uint8_t *lf = memchr(h + start, '\n', n - start);
+    uint32_t end = (uint32_t)(lf - h);
+    *pos = end + 1;
+    if (end > start && h[end - 1] == '\r')
+        end--;
+    else
+        *an |= HT_AN_BARE_LF;
+    if (memchr(h + start, '\r', end - start))
+        *an |= HT_AN_BARE_CR;
+    return (struct span){ h + start, end - start };
+}
+
+static bool parse_version(const uint8_t *s, size_t n, uint8_t *minor)
+{
+    if (n != 8 || memcmp(s, "HTTP/1.", 7) || s[7] < '0' || s[7] > '9')
+        return false;
+    *minor = (uint8_t)(s[7] - '0');
+    return true;
+}
+
+static bool parse_request_line(struct ht_parser *p, struct span l)
+{
+    size_t i = 0;
+    while (i < l.n && is_tchar(l.p[i]))
+        i++;
+    if (i == 0 || i >= l.n || l.p[i] != ' ' || i > UINT16_MAX)
+        return false;
+    p->msg.method_len = (uint16_t)i;
+    size_t t0 = ++i;
+    while (i < l.n && l.p[i] > 0x20 && l.p[i] != 0x7f)
+        i++;
+    if (i == t0 || i >= l.n || l.p[i] != ' ')
+        return false;
+    p->msg.target_off = (uint32_t)(l.p + t0 - p->head);
+    p->msg.target_len = (uint32_t)(i - t0);
+    i++;
+    return parse_version(l.p + i, l.n - i, &p->msg.version_minor);
+}
+
+static bool parse_status_line(struct ht_parser *p, struct span l)
+{
+    if (l.n < 12 || !parse_version(l.p, 8, &p->msg.version_minor) || l.p[8] != ' ')
+        return false;
+    for (int k = 9; k < 12; k++)
+        if (l.p[k] < '0' || l.p[k] > '9')
+            return false;
+    /* status-line = HTTP-version SP status-code SP [ reason-phrase ];
+     * "HTTP/1.1 200" without the second SP is common and harmless. */
+    if (l.n > 12 && l.p[12] != ' ')
+        return false;
+    p->msg.status = (uint16_t)((l.p[9] - '0') * 100 + (l.p[10] - '0') * 10 + (l.p[11] - '0'));
+    return true;
+}
+
+static void field_content_length(struct fields *f, struct span v)
+{
+    /* Content-Length = 1*DIGIT; a list of identical values is tolerated
+     * (RFC 9110 section 8.6) but flagged. */
+    size_t i = 0;
+    do {
+        size_t j = i;
+        while (j < v.n && v.p[j] != ',')
+            j++;
+        const uint8_t *e = v.p + i;
+        size_t en = j - i;
+        trim_ows(&e, &en);
+        uint64_t x = 0;
+        bool ok = en > 0 && en <= 18;   /* 18 digits cannot overflow */
+        for (size_t k = 0; ok && k < en; k++) {
+            if (e[k] < '0' || e[k] > '9')
+                ok = false;
+            else
+                x = x * 10 + (uint64_t)(e[k] - '0');
+        }
+        if (!ok)
+            f->cl_bad = true;
+        else if (f->have_cl && x != f->cl)
+            f->cl_conflict = true;
+        else if (f->have_cl)
+            f->cl_dup = true;
+        f->have_cl = true;
+        f->cl = ok ? x : f->cl;
+        i = j + 1;
+    } while (i <= v.n);
+}
+
+static bool known_coding(const uint8_t *s, size_t n)
+{
+    return span_eq(s, n, "gzip") || span_eq(s, n, "x-gzip") || span_eq(s, n, "deflate") ||
+           span_eq(s, n, "compress") || span_eq(s, n, "x-compress");
+}
+
+static void field_transfer_encoding(struct fields *f, struct span v)
+{
+    f->te_present = true;
+    size_t i = 0;
+    while (i <= v.n) {
+        size_t j = i;
+        while (j < v.n && v.p[j] != ',')
+            j++;
+        const uint8_t *e = v.p + i;
+        size_t en = j - i;
+        /* transfer-coding = token *( OWS ";" OWS transfer-parameter ) */
+        size_t k = 0;
+        while (k < en && e[k] != ';')
+            k++;
+        en = k;
+        trim_ows(&e, &en);
+        if (en) {
+            if (f->te_last_chunked)
+                f->te_chunked_early = true;     /* something after chunked */
+            f->te_last_chunked = span_eq(e, en, "chunked");
+            if (!f->te_last_chunked && !known_coding(e, en))
+                f->te_unknown = true;
+        }
+        i = j + 1;
+    }
+}
+
+static void field_connection(struct fields *f, struct span v)
+{
+    size_t i = 0;
+    while (i <= v.n) {
+        size_t j = i;
+        while (j < v.n && v.p[j] != ',')
+            j++;
+        const uint8_t *e = v.p + i;
+        size_t en = j - i;
+        trim_ows(&e, &en);
+        if (span_eq(e, en, "close"))
+            f->conn_close = true;
+        else if (span_eq(e, en, "upgrade"))
+            f->conn_upgrade = true;
+        i = j + 1;
+    }
+}
+
+/* A framing-relevant field: returns its handler, or NULL. */
+typedef void (*field_fn)(struct fields *, struct span);
+
+static field_fn framing_field(const uint8_t *name, size_t n)
+{
+    if (span_eq(name, n, "content-length"))
+        return field_content_length;
+    if (span_eq(name, n, "transfer-encoding"))
+        return field_transfer_encoding;
+    if (span_eq(name, n, "connection"))
+        return field_connection;
+    return NULL;
+}
+
+/* Parse one field line plus its obs-fold continuations. Returns a fatal
+ * anomaly bit or 0. */
+static uint32_t parse_field(struct ht_parser *p, struct fields *f, struct span l, uint32_t *pos)
+{
+    struct ht_msg *m = &p->msg;
+    size_t i = 0;
+    while (i < l.n && is_tchar(l.p[i]))
+        i++;
+    size_t name_len = i;
+    while (i < l.n && is_ows(l.p[i]))
+        i++;
+    if (name_len == 0 || i >= l.n || l.p[i] != ':')
+        return HT_AN_HEADER_INVALID;
+    if (i > name_len)
+        m->anomalies |= HT_AN_WS_BEFORE_COLON;
+    struct span v = { l.p + i + 1, l.n - i - 1 };
+    trim_ows(&v.p, &v.n);
+
+    field_fn fn = framing_field(l.p, name_len);
+    if (span_eq(l.p, name_len, "upgrade"))
+        f->has_upgrade = true;
+
+    /* obs-fold: a recipient may replace each fold with SP (RFC 9112 5.2);
+     * framing fields are re-assembled that way before they are read. */
+    char joined[1024];
+    size_t jn = 0;
+    bool folded = false;
+    while (*pos < p->head_len && is_ows(p->head[*pos])) {
+        struct span c = next_line(p->head, p->head_len, pos, &m->anomalies);
+        m->anomalies |= HT_AN_OBS_FOLD;
+        if (!fn)
+            continue;
+        if (!folded) {
+            if (v.n >= sizeof(joined))
+                return HT_AN_HEADER_INVALID;
+            memcpy(joined, v.p, v.n);
+            jn = v.n;
+            folded = true;
+        }
+        trim_ows(&c.p, &c.n);
+        if (jn + 1 + c.n >= sizeof(joined))
+            return HT_AN_HEADER_INVALID;
+        joined[jn++] = ' ';
+        memcpy(joined + jn, c.p, c.n);
+        jn += c.n;
+    }
+    if (fn)
+        fn(f, folded ? (struct span){ (const uint8_t *)joined, jn } : v);
+    return 0;
+}
+
+/* Decide the message body length: RFC 9112 section 6.3, rules in order. */
+static uint32_t decide_framing(struct ht_parser *p, const struct fields *f)
+{
+    struct ht_msg *m = &p->msg;
+    bool req = p->dir == HT_REQ;
+
+    m->conn_close = f->conn_close;
+    if (f->cl_dup)
+        m->anomalies |= HT_AN_CL_DUPLICATE;
+    if (f->te_unknown)
+        m->anomalies |= HT_AN_TE_UNKNOWN;
+    if (f->cl_bad)
+        return HT_AN_CL_INVALID;
+    if (f->cl_conflict)
+        return HT_AN_CL_CONFLICT;
+
+    if (req) {
+        const uint8_t *meth = p->head;
+        if (m->method_len == 4 && !memcmp(meth, "HEAD", 4))
+            m->req_flags |= HT_REQF_HEAD;
+        if (m->method_len == 7 && !memcmp(meth, "CONNECT", 7))
+            m->req_flags |= HT_REQF_CONNECT;
+        if (f->has_upgrade && f->conn_upgrade)
+            m->req_flags |= HT_REQF_UPGRADE;
+    } else {
+        uint16_t s = m->status;
+        if (p->req_flags & HT_REQF_HEAD) {
+            m->framing = HT_FRAME_NONE;
+            return 0;
+        }
+        if (s == 101) {
+            if (!(p->req_flags & HT_REQF_UPGRADE))
+                m->anomalies |= HT_AN_UNSOLICITED_101;
+            m->framing = HT_FRAME_TUNNEL;
+            return 0;
+        }
+        if (s < 200 || s == 204 || s == 304) {
+            m->framing = HT_FRAME_NONE;
+            return 0;
+        }
+        if ((p->req_flags & HT_REQF_CONNECT) && s < 300) {
+            m->framing = HT_FRAME_TUNNEL;
+            return 0;
+        }
+    }
+
+    if (f->te_present) {
+        if (f->have_cl)
+            m->anomalies |= HT_AN_CL_WITH_TE;
+        if (m->version_minor == 0)
+            m->anomalies |= HT_AN_TE_HTTP10;
+        if (f->te_last_chunked && !f->te_chunked_early) {
+            m->framing = HT_FRAME_CHUNKED;
+            return 0;
+        }
+        if (f->te_chunked_early || req)
+            m->anomalies |= HT_AN_TE_CHUNKED_NOT_LAST;
+        if (req)
+            return HT_AN_TE_CHUNKED_NOT_LAST;   /* 400: length unknowable */
+        m->framing = HT_FRAME_CLOSE;
+        return 0;
+    }
+    if (f->have_cl) {
+        m->framing = HT_FRAME_LENGTH;
+        m->content_length = f->cl;
+        return 0;
+    }
+    m->framing = req ? HT_FRAME_NONE : HT_FRAME_CLOSE;
+    return 0;
+}
+
+static uint32_t parse_head(struct ht_parser *p)
+{
+    uint32_t pos = 0;
+    struct span l = next_line(p->head, p->head_len, &pos, &p->msg.anomalies);
+    bool ok = p->dir == HT_REQ ? parse_request_line(p, l) : parse_status_line(p, l);
+    if (!ok)
+        return HT_AN_START_LINE_INVALID;
+
+    struct fields f = { 0 };
+    for (;;) {
+        l = next_line(p->head, p->head_len, &pos, &p->msg.anomalies);
+        if (l.n == 0)
+            break;
+        if (is_ows(l.p[0]))
+            return HT_AN_HEADER_INVALID;    /* fold with nothing to continue */
+        uint32_t fatal = parse_field(p, &f, l, &pos);
+        if (fatal)
+            return fatal;
+    }
+    return decide_framing(p, &f);
+}
+
+/* ---- the state machine ---- */
+
+static size_t fail(struct ht_parser *p, struct ht_pev *ev, uint32_t anomaly, size_t consumed)
+{
+    p->msg.anomalies |= anomaly;
+    p->state = S_DEAD;
+    ev->type = HT_PEV_ERROR;
+    ev->anomaly = anomaly;
+    return consumed;
+}
+
+static bool head_append(struct ht_parser *p, const uint8_t *s, size_t n)
+{
+    if (p->head_len + n > p->head_cap) {
+        uint32_t cap = p->head_cap ? p->head_cap : HEAD_INITIAL_CAP;
+        while (cap < p->head_len + n)
+            cap *= 2;
+        if (cap > p->head_max)
+            cap = p->head_max;
+        uint8_t *nh = realloc(p->head, cap);
+        if (!nh)
+            return false;
+        p->head = nh;
+        p->head_cap = cap;
+    }
+    memcpy(p->head + p->head_len, s, n);
+    p->head_len += (uint32_t)n;
+    return true;
+}
+
+/* Where a finished message leaves the parser. */
+static void after_end(struct ht_parser *p)
+{
+    if (p->msg.framing == HT_FRAME_TUNNEL)
+        p->state = S_TUNNEL;
+    else if (p->dir == HT_REQ && (p->msg.req_flags & (HT_REQF_UPGRADE | HT_REQF_CONNECT)))
+        p->state = S_PAUSED;
+    else
+        p->state = S_START;
+}
+
+static void head_done(struct ht_parser *p)
+{
+    switch (p->msg.framing) {
+    case HT_FRAME_LENGTH:
+        p->remaining = p->msg.content_length;
+        p->state = p->remaining ? S_BODY_LEN : S_END_PENDING;
+        break;
+    case HT_FRAME_CHUNKED:
+        p->state = S_CHUNK_LINE;
+        p->sub = 0;
+        p->aux_len = 0;
+        p->chunk_size = 0;
+        break;
+    case HT_FRAME_CLOSE:
+        p->state = S_BODY_CLOSE;
+        break;
+    default:
+        p->state = S_END_PENDING;
+        break;
+    }
+}
+
+static size_t step_head(struct ht_parser *p, const uint8_t *buf, size_t len, struct ht_pev *ev)
+{
+    size_t pos = 0;
+    while (pos < len) {
+        const uint8_t *nl = memchr(buf + pos, '\n', len - pos);
+        size_t take = nl ? (size_t)(nl - (buf + pos)) + 1 : len - pos;
+        if (p->head_len + take > p->head_max)
+            return fail(p, ev, HT_AN_HEADER_TOO_LARGE, pos);
+        if (!head_append(p, buf + pos, take))
+            return fail(p, ev, 0, pos);
+        pos += take;
+        if (!nl)
+            break;
+        uint32_t line_len = p->head_len - 1 - p->line_start;
+        bool empty = line_len == 0 || (line_len == 1 && p->head[p->line_start] == '\r');
+        p->line_start = p->head_len;
+        if (!empty)
+            continue;
+        uint32_t fatal = parse_head(p);
+        if (fatal)
+            return fail(p, ev, fatal, pos);
+        head_done(p);
+        ev->type = HT_PEV_HEAD;
+        return pos;
+    }
+    return pos;
+}
+
+/* The chunk-size line: chunk-size [ chunk-ext ] CRLF. sub: 0 before the
+ * first digit, 1 in digits, 2 in extensions, 3 after CR. */
+static size_t step_chunk_line(struct ht_parser *p, const uint8_t *buf, size_t len,
+                              struct ht_pev *ev, bool *line_done)
+{
+    size_t i = 0;
+    for (; i < len; i++) {
+        uint8_t c = buf[i];
+        if (++p->aux_len > CHUNK_LINE_MAX)
+            return fail(p, ev, HT_AN_CHUNK_EXT_TOO_LONG, i);
+        int h = hex_value(c);
+        switch (p->sub) {
+        case 0:
+            if (h < 0)
+                return fail(p, ev, HT_AN_CHUNK_SIZE_INVALID, i);
+            p->chunk_size = (uint64_t)h;
+            p->sub = 1;
+            break;
+        case 1:
+            if (h >= 0) {
+                if (p->chunk_size >> 59)
+                    return fail(p, ev, HT_AN_CHUNK_SIZE_OVERFLOW, i);
+                p->chunk_size = p->chunk_size * 16 + (uint64_t)h;
+            } else if (c == ';' || is_ows(c)) {
+                p->sub = 2;
+            } else if (c == '\r') {
+                p->sub = 3;
+            } else if (c == '\n') {
+                p->msg.anomalies |= HT_AN_BARE_LF;
+                *line_done = true;
+                return i + 1;
+            } else {
+                return fail(p, ev, HT_AN_CHUNK_SIZE_INVALID, i);
+            }
+            break;
+        case 2:
+            if (c == '\r') {
+                p->sub = 3;
+            } else if (c == '\n') {
+                p->msg.anomalies |= HT_AN_BARE_LF;
+                *line_done = true;
+                return i + 1;
+            }
+            break;
+        default:
+            if (c != '\n')
+                return fail(p, ev, HT_AN_CHUNK_SIZE_INVALID, i);
+            *line_done = true;
+            return i + 1;
+        }
+    }
+    return i;
+}
+
+/* Trailer section after the last chunk: lines until an empty one.
+ * sub: 0 at line start, 1 in a line, 2 CR at line start, 3 CR in a line. */
+static size_t step_trailer(struct ht_parser *p, const uint8_t *buf, size_t len,
+                           struct ht_pev *ev, bool *done)
+{
+    size_t i = 0;
+    for (; i < len; i++) {
+        uint8_t c = buf[i];
+        if (++p->aux_len > p->head_max)
+            return fail(p, ev, HT_AN_TRAILER_TOO_LARGE, i);
+        if (c == '\n') {
+            if (p->sub == 0 || p->sub == 1)
+                p->msg.anomalies |= HT_AN_BARE_LF;
+            if (p->sub == 0 || p->sub == 2) {
+                *done = true;
+                return i + 1;
+            }
+            p->sub = 0;
+        } else if (c == '\r') {
+            if (p->sub >= 2)
+                return fail(p, ev, HT_AN_HEADER_INVALID, i);
+            p->sub += 2;
+        } else {
+            if (p->sub >= 2)
+                return fail(p, ev, HT_AN_HEADER_INVALID, i);
+            p->sub = 1;
+        }
+    }
+    return i;
+}
+
+static size_t emit_body(struct ht_parser *p, const uint8_t *buf, size_t n, struct ht_pev *ev)
+{
+    p->body_size += n;
+    ev->type = HT_PEV_BODY;
+    ev->data = buf;
+    ev->len = n;
+    return n;
+}
+
+size_t ht_parser_next(struct ht_parser *p, const uint8_t *buf, size_t len, struct ht_pev *ev)
+{
+    size_t pos = 0;
+    memset(ev, 0, sizeof(*ev));
+
+    while (ev->type == HT_PEV_NONE) {
+        const uint8_t *b = buf + pos;
+        size_t n = len - pos;
+        switch ((enum state)p->state) {
+        case S_START: {
+            /* Leading empty lines before a request are ignored (9112 2.2). */
+            size_t k = 0;
+            while (k < n && (b[k] == '\r' || b[k] == '\n'))
+                k++;
+            pos += k;
+            if (k == n)
+                return pos;
+            memset(&p->msg, 0, sizeof(p->msg));
+            p->head_len = 0;
+            p->line_start = 0;
+            p->body_size = 0;
+            p->state = S_HEAD;
+            ev->type = HT_PEV_BEGIN;
+            return pos;
+        }
+        case S_HEAD:
+            if (n == 0)
+                return pos;
+            return pos + step_head(p, b, n, ev);
+        case S_END_PENDING:
+            after_end(p);
+            ev->type = HT_PEV_END;
+            return pos;
+        case S_BODY_LEN: {
+            if (n == 0)
+                return pos;
+            size_t take = n < p->remaining ? n : (size_t)p->remaining;
+            p->remaining -= take;
+            if (!p->remaining)
+                p->state = S_END_PENDING;
+            return pos + emit_body(p, b, take, ev);
+        }
+        case S_BODY_CLOSE:
+            if (n == 0)
+                return pos;
+            return pos + emit_body(p, b, n, ev);
+        case S_CHUNK_LINE: {
+            bool done = false;
+            pos += step_chunk_line(p, b, n, ev, &done);
+            if (!done)
+                return pos;     /* input exhausted, or ERROR */
+            if (p->chunk_size == 0) {
+                p->state = S_TRAILER;
+                p->sub = 0;
+                p->aux_len = 0;
+            } else {
+                p->state = S_CHUNK_DATA;
+                p->remaining = p->chunk_size;
+            }
+            break;
+        }
+        case S_CHUNK_DATA: {
+            if (n == 0)
+                return pos;
+            size_t take = n < p->remaining ? n : (size_t)p->remaining;
+            p->remaining -= take;
+            if (!p->remaining) {
+                p->state = S_CHUNK_DATA_END;
+                p->sub = 0;
+            }
+            return pos + emit_body(p, b, take, ev);
+        }
+        case S_CHUNK_DATA_END:
+            if (n == 0)
+                return pos;
+            if (p->sub == 0 && b[0] == '\r') {
+                p->sub = 1;
+            } else if (b[0] == '\n') {
+                if (p->sub == 0)
+                    p->msg.anomalies |= HT_AN_BARE_LF;
+                p->state = S_CHUNK_LINE;
+                p->sub = 0;
+                p->aux_len = 0;
+            } else {
+                return fail(p, ev, HT_AN_CHUNK_SIZE_INVALID, pos);
+            }
+            pos++;
+            break;
+        case S_TRAILER: {
+            bool done = false;
+            pos += step_trailer(p, b, n, ev, &done);
+            if (!done)
+                return pos;
+            after_end(p);
+            ev->type = HT_PEV_END;
+            return pos;
+        }
+        case S_TUNNEL:
+            if (n == 0)
+                return pos;
+            ev->type = HT_PEV_TUNNEL;
+            ev->data = b;
+            ev->len = n;
+            return len;
+        case S_PAUSED:
+            return pos;
+        case S_DEAD:
+        case S_EOF:
+            return len;
+        }
+    }
+    return pos;
+}
+
+void ht_parser_eof(struct ht_parser *p, struct ht_pev *ev)
+{
+    memset(ev, 0, sizeof(*ev));
+    switch ((enum state)p->state) {
+    case S_BODY_CLOSE:
+    case S_END_PENDING:
+        ev->type = HT_PEV_END;
+        break;
+    case S_HEAD:
+    case S_BODY_LEN:
+    case S_CHUNK_LINE:
+    case S_CHUNK_DATA:
+    case S_CHUNK_DATA_END:
+    case S_TRAILER:
+        ev->type = HT_PEV_TRUNCATED;
+        break;
+    default:
+        break;
+    }
+    if (p->state != S_DEAD)
+        p->state = S_EOF;
+}
+
+void ht_parser_init(struct ht_parser *p, enum ht_dir dir, uint32_t head_max)
+{
+    memset(p, 0, sizeof(*p));
+    p->dir = (uint8_t)dir;
+    p->head_max = head_max ? head_max : 65536;
+    p->state = S_START;
+}
+
+void ht_parser_free(struct ht_parser *p)
+{
+    free(p->head);
+    p->head = NULL;
+    p->head_cap = p->head_len = 0;
+}
+
+bool ht_parser_paused(const struct ht_parser *p) { return p->state == S_PAUSED; }
+bool ht_parser_dead(const struct ht_parser *p) { return p->state == S_DEAD; }
+bool ht_parser_idle(const struct ht_parser *p) { return p->state == S_START; }
+
+void ht_parser_resume(struct ht_parser *p)
+{
+    if (p->state == S_PAUSED)
+        p->state = S_START;
+}
+
+void ht_parser_tunnel(struct ht_parser *p)
+{
+    if (p->state != S_DEAD && p->state != S_EOF)
+        p->state = S_TUNNEL;
+}
+
+void ht_parser_kill(struct ht_parser *p)
+{
+    if (p->state != S_EOF)
+        p->state = S_DEAD;
+}

@@ -1,0 +1,149 @@
+/*
+ * parser.h - incremental HTTP/1.x message framing for one direction of one
+ * connection (RFC 9112 sections 2-7).
+ *
+ * A pull parser: the caller hands it whatever bytes arrived, in any split,
+ * and calls ht_parser_next() until it reports HT_PEV_NONE. Each call yields
+ * at most one event and says how many input bytes it consumed. The parser
+ * never allocates except to grow its head buffer (bounded by head_max), and
+ * body bytes are never copied: HT_PEV_BODY points into the caller's buffer.
+ *
+ * Threading: a parser belongs to one connection; the caller serialises calls.
+ */
+#ifndef HT_PARSER_H
+#define HT_PARSER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum ht_dir { HT_REQ = 0, HT_RESP = 1 };
+
+enum ht_framing {
+    HT_FRAME_NONE,      /* no body */
+    HT_FRAME_LENGTH,    /* Content-Length bytes */
+    HT_FRAME_CHUNKED,   /* chunked transfer coding */
+    HT_FRAME_CLOSE,     /* response body ends when the server closes */
+    HT_FRAME_TUNNEL,    /* 101 / 2xx to CONNECT: the rest is not HTTP */
+};
+
+/*
+ * Anomalies: facts about the bytes that a reader of an audit log should
+ * see. Names (ht_anomaly_name) are the strings in httptape.anomalies and are
+ * documented in docs/events.md. Those marked fatal leave no safe reading of
+ * the stream: the parser reports HT_PEV_ERROR and stops.
+ */
+enum ht_anomaly {
+    HT_AN_CL_WITH_TE        = 1u << 0,  /* both present; TE wins */
+    HT_AN_CL_DUPLICATE      = 1u << 1,  /* repeated, same value */
+    HT_AN_CL_CONFLICT       = 1u << 2,  /* fatal: differing values */
+    HT_AN_CL_INVALID        = 1u << 3,  /* fatal: not 1*DIGIT, or overflows */
+    HT_AN_TE_CHUNKED_NOT_LAST = 1u << 4,/* fatal in requests */
+    HT_AN_TE_UNKNOWN        = 1u << 5,  /* a coding we do not know */
+    HT_AN_TE_HTTP10         = 1u << 6,  /* Transfer-Encoding in HTTP/1.0 */
+    HT_AN_OBS_FOLD          = 1u << 7,  /* line folding, read as one SP */
+    HT_AN_BARE_LF           = 1u << 8,  /* LF without CR, accepted */
+    HT_AN_BARE_CR           = 1u << 9,  /* CR not followed by LF */
+    HT_AN_WS_BEFORE_COLON   = 1u << 10, /* "Name : value" */
+    HT_AN_CHUNK_SIZE_INVALID = 1u << 11,/* fatal */
+    HT_AN_CHUNK_SIZE_OVERFLOW = 1u << 12,/* fatal */
+    HT_AN_START_LINE_INVALID = 1u << 13,/* fatal */
+    HT_AN_HEADER_INVALID    = 1u << 14, /* fatal: no colon, bad name */
+    HT_AN_HEADER_TOO_LARGE  = 1u << 15, /* fatal: head over head_max */
+    HT_AN_CHUNK_EXT_TOO_LONG = 1u << 16,/* fatal: chunk line over limit */
+    HT_AN_TRAILER_TOO_LARGE = 1u << 17, /* fatal */
+    HT_AN_UNSOLICITED_101   = 1u << 18, /* 101 without an Upgrade request */
+};
+#define HT_AN_COUNT 19
+
+/* The snake_case name of one anomaly bit, or NULL. */
+const char *ht_anomaly_name(uint32_t bit);
+
+/* Flags describing the request a response answers (set by the caller). */
+enum {
+    HT_REQF_HEAD    = 1u << 0,
+    HT_REQF_CONNECT = 1u << 1,
+    HT_REQF_UPGRADE = 1u << 2,
+};
+
+/* What the parser learned from a message head; valid from HT_PEV_HEAD
+ * until the next message begins. Offsets index ht_parser.head. */
+struct ht_msg {
+    uint8_t  version_minor;     /* HTTP/1.<minor> */
+    uint16_t status;            /* responses */
+    uint16_t method_len;        /* requests: method at head[0] */
+    uint32_t target_off, target_len;
+    uint8_t  framing;           /* enum ht_framing */
+    uint8_t  req_flags;         /* requests: HT_REQF_* of this request */
+    bool     conn_close;        /* Connection: close */
+    uint64_t content_length;    /* when framing == HT_FRAME_LENGTH */
+    uint32_t anomalies;         /* enum ht_anomaly bits */
+};
+
+enum ht_pev_type {
+    HT_PEV_NONE,        /* no event: input consumed, paused or dead */
+    HT_PEV_BEGIN,       /* first byte of a message (consumes nothing) */
+    HT_PEV_HEAD,        /* head complete: p->head, p->head_len, p->msg */
+    HT_PEV_BODY,        /* data/len: decoded body bytes */
+    HT_PEV_END,         /* message complete */
+    HT_PEV_TUNNEL,      /* data/len: bytes after 101/CONNECT, not HTTP */
+    HT_PEV_ERROR,       /* fatal framing error; anomaly says which */
+    HT_PEV_TRUNCATED,   /* (from ht_parser_eof) message cut by end of stream */
+};
+
+struct ht_pev {
+    enum ht_pev_type type;
+    const uint8_t *data;
+    size_t len;
+    uint32_t anomaly;   /* HT_PEV_ERROR: the fatal bit */
+};
+
+struct ht_parser {
+    uint8_t  dir;           /* enum ht_dir */
+    uint8_t  state;
+    uint8_t  sub;           /* chunk-line / trailer sub-state */
+    uint8_t  req_flags;     /* responses: what the answered request was */
+    uint32_t head_max;
+    uint8_t *head;          /* start line + fields, CRLFs included */
+    uint32_t head_len, head_cap;
+    uint32_t line_start;    /* offset in head of the line being read */
+    uint32_t aux_len;       /* chunk line / trailer bytes so far */
+    uint64_t remaining;     /* body or chunk bytes left */
+    uint64_t chunk_size;
+    uint64_t body_size;     /* decoded body bytes of this message */
+    struct ht_msg msg;
+};
+
+/* Initialise for one direction; head_max bounds the head (and trailers).
+ * The head buffer grows on demand. Release with ht_parser_free(). */
+void ht_parser_init(struct ht_parser *p, enum ht_dir dir, uint32_t head_max);
+void ht_parser_free(struct ht_parser *p);
+
+/*
+ * Consume bytes from buf[0..len) and report the next event in *ev. Returns
+ * the number of bytes consumed (possibly 0, e.g. for BEGIN and END). Call
+ * again with the rest until ev->type == HT_PEV_NONE; if bytes remain then,
+ * the parser is paused (ht_parser_paused) or dead.
+ */
+size_t ht_parser_next(struct ht_parser *p, const uint8_t *buf, size_t len,
+                      struct ht_pev *ev);
+
+/* End of this direction's stream: END for a close-delimited body,
+ * TRUNCATED if a message was in progress, NONE otherwise. */
+void ht_parser_eof(struct ht_parser *p, struct ht_pev *ev);
+
+/* A request that asked to leave HTTP (Upgrade, CONNECT) pauses the request
+ * parser after it; the caller resumes it when the response declined, or
+ * turns it into a tunnel when the response accepted. */
+bool ht_parser_paused(const struct ht_parser *p);
+void ht_parser_resume(struct ht_parser *p);
+void ht_parser_tunnel(struct ht_parser *p);
+
+/* Stop parsing for good (used when the other direction desynchronised). */
+void ht_parser_kill(struct ht_parser *p);
+bool ht_parser_dead(const struct ht_parser *p);
+
+/* True between messages (nothing of a next message seen yet). */
+bool ht_parser_idle(const struct ht_parser *p);
+
+#endif

@@ -1,0 +1,37 @@
+/*
+ * stats.h - process-wide counters behind the statistics record, so a reader
+ * of the log can prove nothing was lost silently:
+ *   exchanges_seen == exchanges_written + exchanges_dropped (+ still queued).
+ *
+ * Thread-safe: relaxed atomics, updated from any thread, read by the writer.
+ */
+#ifndef HT_STATS_H
+#define HT_STATS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+struct ht_stats {
+    _Atomic uint64_t connections;       /* connections tracked */
+    _Atomic uint64_t exchanges_seen;    /* exchanges handed to the sink */
+    _Atomic uint64_t exchanges_written; /* ... and written to the log */
+    _Atomic uint64_t dropped_queue_full;
+    _Atomic uint64_t dropped_write_error;
+    _Atomic uint64_t dropped_no_memory;
+    _Atomic uint64_t parse_errors;      /* connections that desynchronised */
+    _Atomic uint64_t capture_gaps;      /* bytes we could not observe (events) */
+    _Atomic uint64_t bytes_received;    /* by the app, on tracked connections */
+    _Atomic uint64_t bytes_sent;
+};
+
+extern struct ht_stats ht_stats;
+
+#define HT_STAT_ADD(field, n) \
+    atomic_fetch_add_explicit(&ht_stats.field, (uint64_t)(n), memory_order_relaxed)
+#define HT_STAT_GET(field) \
+    atomic_load_explicit(&ht_stats.field, memory_order_relaxed)
+
+/* Zero every counter (a forked child starts its own accounting). */
+void ht_stats_reset(void);
+
+#endif

@@ -1,0 +1,30 @@
+/* real.c - resolving the real libc functions (real.h). */
+#include "preload/real.h"
+
+#include <dlfcn.h>
+
+struct ht_real ht_real;
+
+#define BIND(field, name) \
+    do { if (!ht_real.field) *(void **)&ht_real.field = dlsym(RTLD_NEXT, name); } while (0)
+
+void ht_real_init(void)
+{
+    BIND(accept, "accept");
+    BIND(accept4, "accept4");
+    BIND(read, "read");
+    BIND(readv, "readv");
+    BIND(recv, "recv");
+    BIND(recvfrom, "recvfrom");
+    BIND(recvmsg, "recvmsg");
+    BIND(write, "write");
+    BIND(writev, "writev");
+    BIND(send, "send");
+    BIND(sendto, "sendto");
+    BIND(sendmsg, "sendmsg");
+    BIND(close, "close");
+    BIND(shutdown, "shutdown");
+    BIND(read_chk, "__read_chk");
+    BIND(recv_chk, "__recv_chk");
+    BIND(recvfrom_chk, "__recvfrom_chk");
+}

@@ -1,0 +1,326 @@
+/*
+ * tap.c - the fd table and tracked-connection lifecycle (tap.h).
+ *
+ * Connection slots come from a pool and are never returned to malloc: a
+ * thread that loaded a slot pointer just before another thread closed the
+ * fd still dereferences valid memory, takes the slot's lock, and sees that
+ * the slot no longer belongs to its fd (live/fd/generation checks).
+ */
+#include "preload/tap.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/conn.h"
+#include "core/sink.h"
+#include "core/stats.h"
+
+#define FDTAB_MAX (1u << 20)
+#define POOL_SLAB 64
+
+struct ht_tconn {
+    pthread_mutex_t lock;
+    int fd;
+    bool live;
+    _Atomic bool missed[2];     /* bytes passed while we could not look */
+    struct ht_tconn *next_free;
+    struct ht_conn conn;
+};
+
+_Atomic(struct ht_tconn *) *ht_fdtab;
+unsigned ht_fdtab_size;
+
+static _Thread_local int in_tap __attribute__((tls_model("initial-exec")));
+static unsigned fdtab_cap;
+static _Atomic unsigned fd_high;            /* highest fd ever tracked + 1 */
+static _Atomic uint64_t conn_seq;
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ht_tconn *pool_free;
+static struct ht_conn_cfg conn_cfg;
+
+void ht_tap_configure(const struct ht_conn_cfg *cfg) { conn_cfg = *cfg; }
+
+int ht_tap_init(void)
+{
+    struct rlimit rl;
+    unsigned cap = 65536;
+    /* Size by the hard limit: servers often raise their soft limit later. */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY)
+        cap = rl.rlim_max > FDTAB_MAX ? FDTAB_MAX : (unsigned)rl.rlim_max;
+    else if (rl.rlim_max == RLIM_INFINITY)
+        cap = FDTAB_MAX;
+    /* Untouched pages of the mapping cost no memory. */
+    void *m = mmap(NULL, (size_t)cap * sizeof(*ht_fdtab), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED)
+        return -errno;
+    ht_fdtab = m;
+    fdtab_cap = cap;
+    return 0;
+}
+
+/* Activate tracking (after init and configuration succeeded). */
+void ht_tap_activate(void) { ht_fdtab_size = fdtab_cap; }
+
+static void clock_now(struct ht_clock *c)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    c->wall_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    c->mono_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- pool ---- */
+
+static struct ht_tconn *pool_get(void)
+{
+    pthread_mutex_lock(&pool_lock);
+    if (!pool_free) {
+        struct ht_tconn *slab = calloc(POOL_SLAB, sizeof(*slab));
+        for (int i = 0; slab && i < POOL_SLAB; i++) {
+            pthread_mutex_init(&slab[i].lock, NULL);
+            slab[i].next_free = pool_free;
+            pool_free = &slab[i];
+        }
+    }
+    struct ht_tconn *t = pool_free;
+    if (t)
+        pool_free = t->next_free;
+    pthread_mutex_unlock(&pool_lock);
+    return t;
+}
+
+static void pool_put(struct ht_tconn *t)
+{
+    pthread_mutex_lock(&pool_lock);
+    t->next_free = pool_free;
+    pool_free = t;
+    pthread_mutex_unlock(&pool_lock);
+}
+
+/* ---- endpoints ---- */
+
+static void format_addr(const struct sockaddr *sa, socklen_t len, char *addr, size_t alen, int *port)
+{
+    *port = -1;
+    addr[0] = 0;
+    if (!sa || len < sizeof(sa_family_t))
+        return;
+    if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *in = (const void *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, addr, (socklen_t)alen);
+        *port = ntohs(in->sin_port);
+    } else if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *in6 = (const void *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, addr, (socklen_t)alen);
+        *port = ntohs(in6->sin6_port);
+    }
+}
+
+static bool is_tcp(const struct sockaddr *sa)
+{
+    return sa->sa_family == AF_INET || sa->sa_family == AF_INET6;
+}
+
+/* ---- lifecycle ---- */
+
+static void finish_locked(struct ht_tconn *t, uint32_t extra_gaps)
+{
+    struct ht_clock now;
+    clock_now(&now);
+    ht_conn_finish(&t->conn, &now, extra_gaps);
+    HT_STAT_ADD(bytes_received, t->conn.bytes[HT_REQ]);
+    HT_STAT_ADD(bytes_sent, t->conn.bytes[HT_RESP]);
+    t->live = false;
+}
+
+void ht_tap_finish(struct ht_tconn *t)
+{
+    int saved = errno;
+    in_tap++;
+    pthread_mutex_lock(&t->lock);
+    if (t->live)
+        finish_locked(t, 0);
+    pthread_mutex_unlock(&t->lock);
+    in_tap--;
+    pool_put(t);
+    errno = saved;
+}
+
+struct ht_tconn *ht_tap_detach(int fd)
+{
+    if ((unsigned)fd >= ht_fdtab_size)
+        return NULL;
+    return atomic_exchange_explicit(&ht_fdtab[fd], NULL, memory_order_acq_rel);
+}
+
+static void emit(void *ctx, struct ht_exchange *ex)
+{
+    (void)ctx;
+    ht_sink_push(ex);
+}
+
+void ht_tap_accepted(int fd, const struct sockaddr *peer, socklen_t peer_len)
+{
+    if ((unsigned)fd >= ht_fdtab_size || in_tap)
+        return;
+    int saved = errno;
+    struct sockaddr_storage local, pa;
+    socklen_t llen = sizeof(local), plen = sizeof(pa);
+    struct ht_endpoints ep;
+
+    in_tap++;
+    if (getsockname(fd, (struct sockaddr *)&local, &llen) || !is_tcp((struct sockaddr *)&local))
+        goto out;
+    if (!peer || peer_len < sizeof(sa_family_t) || peer->sa_family != local.ss_family) {
+        if (getpeername(fd, (struct sockaddr *)&pa, &plen))
+            goto out;
+        peer = (struct sockaddr *)&pa;
+        peer_len = plen;
+    }
+    format_addr(peer, peer_len, ep.peer_addr, sizeof(ep.peer_addr), &ep.peer_port);
+    format_addr((struct sockaddr *)&local, llen, ep.local_addr, sizeof(ep.local_addr), &ep.local_port);
+
+    if (ht_sink_start())
+        goto out;           /* no writer: nothing could be logged */
+    struct ht_tconn *t = pool_get();
+    if (!t)
+        goto out;
+    char id[32];
+    int pid = getpid();
+    snprintf(id, sizeof(id), "%d-%llu", pid,
+             (unsigned long long)atomic_fetch_add(&conn_seq, 1) + 1);
+    pthread_mutex_lock(&t->lock);
+    ht_conn_init(&t->conn, &conn_cfg, &ep, id, pid, emit, NULL);
+    atomic_store(&t->missed[0], false);
+    atomic_store(&t->missed[1], false);
+    t->fd = fd;
+    t->live = true;
+    pthread_mutex_unlock(&t->lock);
+    HT_STAT_ADD(connections, 1);
+
+    /* A stale slot means we missed a close (e.g. dup2 over it): finish it. */
+    struct ht_tconn *old = atomic_exchange_explicit(&ht_fdtab[fd], t, memory_order_acq_rel);
+    unsigned hi = atomic_load(&fd_high);
+    while ((unsigned)fd >= hi && !atomic_compare_exchange_weak(&fd_high, &hi, (unsigned)fd + 1))
+        ;
+    if (old)
+        ht_tap_finish(old);
+out:
+    in_tap--;
+    errno = saved;
+}
+
+/* Lock the live slot of fd, or NULL (untracked, re-entered, or stale). */
+static struct ht_tconn *enter(int fd, enum ht_dir d)
+{
+    struct ht_tconn *t = atomic_load_explicit(&ht_fdtab[fd], memory_order_acquire);
+    if (!t)
+        return NULL;
+    if (in_tap) {
+        /* A signal handler did I/O while this thread was inside the tap:
+         * we cannot take the lock we may hold. Flag it lock-free; the next
+         * caller turns it into a capture gap. */
+        atomic_store(&t->missed[d], true);
+        return NULL;
+    }
+    in_tap++;
+    pthread_mutex_lock(&t->lock);
+    if (!t->live || t->fd != fd || atomic_load_explicit(&ht_fdtab[fd], memory_order_acquire) != t) {
+        pthread_mutex_unlock(&t->lock);
+        in_tap--;
+        return NULL;
+    }
+    for (int k = 0; k < 2; k++)
+        if (atomic_load_explicit(&t->missed[k], memory_order_relaxed) &&
+            atomic_exchange(&t->missed[k], false))
+            ht_conn_lost(&t->conn, (enum ht_dir)k);
+    return t;
+}
+
+static void leave(struct ht_tconn *t)
+{
+    pthread_mutex_unlock(&t->lock);
+    in_tap--;
+}
+
+void ht_tap_data(int fd, enum ht_dir d, const struct iovec *iov, int iovcnt, size_t n)
+{
+    int saved = errno;
+    struct ht_tconn *t = enter(fd, d);
+    if (t) {
+        struct ht_clock now;
+        clock_now(&now);
+        for (int i = 0; i < iovcnt && n > 0; i++) {
+            size_t take = iov[i].iov_len < n ? iov[i].iov_len : n;
+            if (take)
+                ht_conn_feed(&t->conn, d, iov[i].iov_base, take, &now, 0);
+            n -= take;
+        }
+        leave(t);
+    }
+    errno = saved;
+}
+
+void ht_tap_eof(int fd, enum ht_dir d)
+{
+    int saved = errno;
+    struct ht_tconn *t = enter(fd, d);
+    if (t) {
+        struct ht_clock now;
+        clock_now(&now);
+        ht_conn_eof(&t->conn, d, &now);
+        leave(t);
+    }
+    errno = saved;
+}
+
+void ht_tap_lost(int fd, enum ht_dir d)
+{
+    int saved = errno;
+    struct ht_tconn *t = enter(fd, d);
+    if (t) {
+        ht_conn_lost(&t->conn, d);
+        leave(t);
+    }
+    errno = saved;
+}
+
+void ht_tap_finish_all(void)
+{
+    unsigned hi = atomic_load(&fd_high);
+    in_tap++;
+    for (unsigned fd = 0; fd < hi && fd < ht_fdtab_size; fd++) {
+        struct ht_tconn *t = atomic_load(&ht_fdtab[fd]);
+        /* trylock: a thread stopped mid-hook at exit must not hang us. */
+        if (!t || pthread_mutex_trylock(&t->lock))
+            continue;
+        if (t->live)
+            finish_locked(t, HT_GAP_PROCESS_EXIT);
+        pthread_mutex_unlock(&t->lock);
+    }
+    in_tap--;
+}
+
+void ht_tap_after_fork_child(void)
+{
+    unsigned hi = atomic_load(&fd_high);
+    for (unsigned fd = 0; fd < hi && fd < ht_fdtab_size; fd++)
+        atomic_store(&ht_fdtab[fd], NULL);      /* slots leak, by design */
+    atomic_store(&fd_high, 0);
+    atomic_store(&conn_seq, 0);
+    pthread_mutex_init(&pool_lock, NULL);
+    pool_free = NULL;
+    in_tap = 0;
+}

@@ -1,0 +1,67 @@
+/*
+ * tap.h - tracked connections of the preload front end: an fd-indexed
+ * table of the sockets this process accepted, and the calls the hooks make
+ * to report what the app read and wrote on them.
+ *
+ * Threading: ht_tracked() is a single relaxed atomic load (no lock, no
+ * syscall) and is all an untracked fd ever costs. Work on a tracked
+ * connection takes that connection's own mutex; a re-entrant call on the
+ * same thread (a signal handler writing while we hold it) is never waited
+ * on: it is passed through and recorded as a capture gap.
+ */
+#ifndef HT_TAP_H
+#define HT_TAP_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "core/parser.h"
+
+struct ht_tconn;
+
+extern _Atomic(struct ht_tconn *) *ht_fdtab;
+extern unsigned ht_fdtab_size;      /* 0 while inert: nothing is tracked */
+
+static inline bool ht_tracked(int fd)
+{
+    return (unsigned)fd < ht_fdtab_size &&
+           atomic_load_explicit(&ht_fdtab[fd], memory_order_relaxed) != NULL;
+}
+
+/* Set up the table (size from RLIMIT_NOFILE). 0 or -errno. */
+int ht_tap_init(void);
+
+/* The app accepted fd (peer address as accept returned it, may be NULL). */
+void ht_tap_accepted(int fd, const struct sockaddr *peer, socklen_t peer_len);
+
+/* The app received (HT_REQ) or sent (HT_RESP) n > 0 bytes, held in iov. */
+void ht_tap_data(int fd, enum ht_dir d, const struct iovec *iov, int iovcnt, size_t n);
+
+/* Direction d of fd ended: a read returned 0 (HT_REQ), or the app shut
+ * down writing (HT_RESP). */
+void ht_tap_eof(int fd, enum ht_dir d);
+
+/* Bytes of direction d moved without our seeing them. */
+void ht_tap_lost(int fd, enum ht_dir d);
+
+/* close(): take fd out of the table before the real close (so a new
+ * connection may reuse the number at once), finish it after. */
+struct ht_tconn *ht_tap_detach(int fd);
+void ht_tap_finish(struct ht_tconn *t);
+
+/* Process exit: finish every connection still open (their held exchanges
+ * are logged with gap process_exit). */
+void ht_tap_finish_all(void);
+
+/* Forked child: forget the parent's connections without touching their
+ * locks (another thread of the parent may have held one). */
+void ht_tap_after_fork_child(void);
+
+/* Settings for new connections. */
+struct ht_conn_cfg;
+void ht_tap_configure(const struct ht_conn_cfg *cfg);
+
+#endif

@@ -1,0 +1,241 @@
+#!/usr/bin/env bats
+# tail.bats - `httptape tail`: the last N records, the human and --json
+# formats, error exits, and -f following appends, truncation and replacement.
+#
+# Every command runs under `timeout`; every wait polls for at most 5 s; the
+# background `tail -f` is always stopped in teardown, even when a test fails.
+
+bats_require_minimum_version 1.5.0
+load '/usr/lib/bats/bats-support/load'
+load '/usr/lib/bats/bats-assert/load'
+
+setup() {
+    HT="${HTTPTAPE_BIN:-$BATS_TEST_DIRNAME/../../build/httptape}"
+    FIX="$BATS_TEST_DIRNAME/fixtures/tail-sample.jsonl"
+    LOG="$BATS_TEST_TMPDIR/log.jsonl"
+    OUT="$BATS_TEST_TMPDIR/out"
+    ERR="$BATS_TEST_TMPDIR/err"
+    TAIL_PID=
+}
+
+teardown() {
+    stop_tail || true
+}
+
+# One exchange record whose path is /$1.
+record() {
+    printf '{"timestamp":"2026-11-21T23:57:12.123456789Z","url":{"path":"/%s"},' "$1"
+    printf '"http":{"request":{"method":"GET","body":{"size":0}},'
+    printf '"response":{"status_code":200,"body":{"size":5}}},'
+    printf '"httptape":{"type":"exchange","duration_ns":1500}}\n'
+}
+
+# Starts `httptape tail -f ARGS... $LOG` in the background (fd 3 closed so
+# bats does not wait for it).
+start_tail() {
+    "$HT" tail -f "$@" "$LOG" >"$OUT" 2>"$ERR" 3>&- &
+    TAIL_PID=$!
+}
+
+# Stops the background tail: SIGTERM (or $1), up to 2 s, then SIGKILL.
+# Sets TAIL_STATUS to its exit status.
+stop_tail() {
+    [ -n "$TAIL_PID" ] || return 0
+    kill "-${1:-TERM}" "$TAIL_PID" 2>/dev/null || true
+    for _ in $(seq 20); do
+        kill -0 "$TAIL_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$TAIL_PID" 2>/dev/null || true
+    TAIL_STATUS=0
+    wait "$TAIL_PID" || TAIL_STATUS=$?
+    TAIL_PID=
+}
+
+# Waits up to 5 s for a line of $OUT containing $1.
+wait_for_output() {
+    for _ in $(seq 50); do
+        grep -qF -- "$1" "$OUT" && return 0
+        sleep 0.1
+    done
+    echo "timed out waiting for '$1' in output:" >&2
+    cat "$OUT" >&2
+    echo "stderr:" >&2
+    cat "$ERR" >&2
+    return 1
+}
+
+@test "tail: renders the sample log one line per record" {
+    run --separate-stderr timeout 5 "$HT" tail "$FIX"
+    assert_success
+    assert_output - <<'EOF'
+2026-11-21T23:57:12.123Z GET /items?page=2&sort=name 200 4.56ms req=0B resp=1532B [c1#0]
+2026-11-21T23:57:12.200Z POST /items 201 850ns req=27B resp=0B [c1#1]
+2026-11-21T23:57:12.987Z GET /stream 200 12.3us req=0B resp=65536B INCOMPLETE(response_body_truncated,capture_lost) anomalies=bare_lf,duplicate_content_length [c2#3]
+2026-11-21T23:57:13.000Z PUT /upload - 1.23s req=1048576B resp=- INCOMPLETE(no_response)
+2026-11-21T23:57:14.000Z -- stats pid 4242: exchanges=3 bytes_logged=41230 dropped=0 queue_high_water=2
+2026-11-21T23:57:14.500Z -- start record
+2026-11-21T23:57:15.250Z DELETE /a\x1b[31mb 204 1.00ms req=- resp=-
+2026-11-21T23:57:16.000Z -- stats pid 4242: exchanges=4 bytes_logged=41230 dropped=0 queue_high_water=2 (final)
+EOF
+}
+
+@test "tail: shows the last 10 of a 25-record file by default" {
+    for i in $(seq 25); do record "r$i"; done >"$LOG"
+    run timeout 5 "$HT" tail "$LOG"
+    assert_success
+    assert_equal "${#lines[@]}" 10
+    assert_line --index 0 --partial " GET /r16 200 "
+    assert_line --index 9 --partial " GET /r25 200 "
+}
+
+@test "tail: -n 3 shows the last three records" {
+    run --separate-stderr timeout 5 "$HT" tail -n 3 "$FIX"
+    assert_success
+    assert_equal "${#lines[@]}" 3
+    assert_line --index 0 "2026-11-21T23:57:14.500Z -- start record"
+    assert_line --index 1 --partial " DELETE "
+    assert_line --index 2 --partial "(final)"
+}
+
+@test "tail: -n 0 shows nothing" {
+    run timeout 5 "$HT" tail -n 0 "$FIX"
+    assert_success
+    assert_output ""
+}
+
+@test "tail: --json passes records through byte for byte" {
+    timeout 5 "$HT" tail --json -n 100 "$FIX" >"$OUT" 2>"$ERR"
+    sed '4d;7d' "$FIX" >"$BATS_TEST_TMPDIR/expected"   # the two non-objects
+    cmp "$BATS_TEST_TMPDIR/expected" "$OUT"
+    timeout 5 "$HT" tail --json -n 3 "$FIX" >"$OUT"
+    cmp <(tail -n 3 "$FIX") "$OUT"
+}
+
+@test "tail: an incomplete exchange shows its gaps, anomalies and connection" {
+    run --separate-stderr timeout 5 "$HT" tail "$FIX"
+    assert_line "2026-11-21T23:57:12.987Z GET /stream 200 12.3us req=0B resp=65536B INCOMPLETE(response_body_truncated,capture_lost) anomalies=bare_lf,duplicate_content_length [c2#3]"
+}
+
+@test "tail: an exchange without a response shows dashes" {
+    run --separate-stderr timeout 5 "$HT" tail "$FIX"
+    assert_line "2026-11-21T23:57:13.000Z PUT /upload - 1.23s req=1048576B resp=- INCOMPLETE(no_response)"
+}
+
+@test "tail: a stats record lists its counters in file order" {
+    run --separate-stderr timeout 5 "$HT" tail "$FIX"
+    assert_line "2026-11-21T23:57:14.000Z -- stats pid 4242: exchanges=3 bytes_logged=41230 dropped=0 queue_high_water=2"
+    assert_line --partial "-- stats pid 4242: exchanges=4 bytes_logged=41230 dropped=0 queue_high_water=2 (final)"
+}
+
+@test "tail: a line that is not a JSON object is reported on stderr and skipped" {
+    run --separate-stderr timeout 5 "$HT" tail "$FIX"
+    assert_success
+    assert_equal "$stderr" "httptape tail: line 4: not a JSON object
+httptape tail: line 7: not a JSON object"
+    assert_equal "${#lines[@]}" 8
+    refute_output --partial "not json"
+}
+
+@test "tail: - reads standard input" {
+    run --separate-stderr bash -c 'cat "$1" | timeout 5 "$2" tail -n 2 -' _ "$FIX" "$HT"
+    assert_success
+    assert_equal "${#lines[@]}" 2
+    assert_line --index 1 --partial "(final)"
+}
+
+@test "tail: --help prints usage on stdout and exits 0" {
+    run --separate-stderr timeout 5 "$HT" tail --help
+    assert_success
+    assert_line --index 0 --partial "usage: httptape tail"
+    assert_equal "$stderr" ""
+}
+
+@test "tail: a bad flag or line count exits 2 with a usage hint" {
+    run --separate-stderr timeout 5 "$HT" tail --bogus "$FIX"
+    assert_failure 2
+    assert_output ""
+    assert_equal "${stderr_lines[0]}" "httptape tail: unknown option '--bogus'"
+    assert_equal "${stderr_lines[1]:0:6}" "usage:"
+    run --separate-stderr timeout 5 "$HT" tail -n lots "$FIX"
+    assert_failure 2
+    run --separate-stderr timeout 5 "$HT" tail
+    assert_failure 2
+}
+
+@test "tail: a missing file exits 1 naming the file" {
+    run --separate-stderr timeout 5 "$HT" tail "$BATS_TEST_TMPDIR/nope.jsonl"
+    assert_failure 1
+    assert_equal "$stderr" "httptape tail: cannot open '$BATS_TEST_TMPDIR/nope.jsonl': No such file or directory"
+}
+
+@test "tail: -f prints records appended after it started" {
+    record first >"$LOG"
+    start_tail -n 1
+    wait_for_output " /first "
+    record second >>"$LOG"
+    record third >>"$LOG"
+    wait_for_output " /third "
+    stop_tail
+    assert_equal "$TAIL_STATUS" 0
+    run cat "$OUT"
+    assert_equal "${#lines[@]}" 3
+    assert_line --index 1 --partial " /second "
+}
+
+@test "tail: -f holds a partial line until its newline arrives" {
+    record first >"$LOG"
+    start_tail
+    wait_for_output " /first "
+    record held | tr -d '\n' >>"$LOG"
+    sleep 0.6                          # three polls
+    run grep -c "/held" "$OUT"
+    assert_output 0
+    echo >>"$LOG"
+    wait_for_output " /held "
+    run cat "$ERR"
+    assert_output ""
+}
+
+@test "tail: -f starts again when the file is truncated" {
+    for i in $(seq 5); do record "old$i"; done >"$LOG"
+    start_tail -n 1
+    wait_for_output " /old5 "
+    : >"$LOG"
+    record fresh >>"$LOG"
+    wait_for_output " /fresh "
+    grep -qF "file truncated" "$ERR"
+}
+
+@test "tail: -f survives the file being replaced" {
+    record first >"$LOG"
+    start_tail
+    wait_for_output " /first "
+    record new1 >"$BATS_TEST_TMPDIR/new.jsonl"
+    record last-of-old >>"$LOG"        # the old file is finished first
+    mv "$BATS_TEST_TMPDIR/new.jsonl" "$LOG"
+    wait_for_output " /new1 "
+    record new2 >>"$LOG"
+    wait_for_output " /new2 "
+    grep -qF " /last-of-old " "$OUT"
+    run grep -c . "$OUT"
+    assert_output 4
+}
+
+@test "tail: -f waits for a deleted file to reappear" {
+    record first >"$LOG"
+    start_tail
+    wait_for_output " /first "
+    rm "$LOG"
+    sleep 0.5
+    record again >"$LOG"
+    wait_for_output " /again "
+}
+
+@test "tail: -f stops cleanly on SIGINT" {
+    record first >"$LOG"
+    start_tail
+    wait_for_output " /first "
+    stop_tail INT
+    assert_equal "$TAIL_STATUS" 0
+}
