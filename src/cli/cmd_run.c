@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,18 +67,30 @@ static int find_library(char *out, size_t outlen)
     return -ENOENT;
 }
 
+/* Is lib (a real path) one of the entries of an LD_PRELOAD value? Entries
+ * are separated by spaces or colons (ld.so(8)) and may be relative. */
+static bool preload_has(const char *list, const char *lib)
+{
+    char *copy = strdup(list), *save = NULL;
+    bool found = false;
+    for (char *e = copy ? strtok_r(copy, " :", &save) : NULL; e && !found;
+         e = strtok_r(NULL, " :", &save)) {
+        char real[PATH_MAX];
+        found = !strcmp(e, lib) || (realpath(e, real) && !strcmp(real, lib));
+    }
+    free(copy);
+    return found;
+}
+
 /* LD_PRELOAD with lib in front, unless it is already listed. */
 static int set_preload(const char *lib)
 {
     const char *old = getenv("LD_PRELOAD");
     if (!old || !old[0])
         return setenv("LD_PRELOAD", lib, 1);
-    /* Entries are separated by spaces or colons (ld.so(8)). */
-    size_t ll = strlen(lib);
-    for (const char *p = old; (p = strstr(p, lib)); p += ll)
-        if ((p == old || p[-1] == ' ' || p[-1] == ':') && (p[ll] == 0 || p[ll] == ' ' || p[ll] == ':'))
-            return 0;
-    size_t n = ll + 1 + strlen(old) + 1;
+    if (preload_has(old, lib))
+        return 0;
+    size_t n = strlen(lib) + 1 + strlen(old) + 1;
     char *v = malloc(n);
     if (!v)
         return -1;

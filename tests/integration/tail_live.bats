@@ -1,0 +1,49 @@
+#!/usr/bin/env bats
+# tail_live.bats - `httptape tail` on the log of a real tapped server
+# (Python's http.server): one line per exchange with method, path and
+# status, both after the fact and followed with -f.
+#
+# The server and the background `tail -f` are stopped in teardown, pass or fail.
+
+load test_helper/common
+
+setup() {
+    WWW="$BATS_TEST_TMPDIR/www"
+    mkdir -p "$WWW"
+    printf 'hello\n' >"$WWW/a.txt"
+    PORT=$(free_port)
+    BASE="http://127.0.0.1:$PORT"
+    LOG="$BATS_TEST_TMPDIR/log.jsonl"
+    start_tapped http "$LOG" "$PY" -m http.server "$PORT" --bind 127.0.0.1 \
+        --directory "$WWW" --protocol HTTP/1.1
+    wait_http "$BASE/"
+}
+
+teardown() {
+    stop_server
+}
+
+@test "tail: a live server's log shows one line per exchange with method, path and status" {
+    curl -s --max-time 5 -o /dev/null "$BASE/a.txt?v=1"
+    curl -s --max-time 5 -o /dev/null "$BASE/missing"
+    curl -s --max-time 5 -o /dev/null -I "$BASE/a.txt"
+    wait_exchanges "$LOG" 3
+    run --separate-stderr timeout 5 "$HTTPTAPE" tail "$LOG"
+    assert_success
+    assert_equal "$stderr" ""
+    assert_equal "${#lines[@]}" 3
+    assert_line --index 0 --regexp ' GET /a\.txt\?v=1 200 .* req=0B resp=6B '
+    assert_line --index 1 --partial ' GET /missing 404 '
+    assert_line --index 2 --regexp ' HEAD /a\.txt 200 .* resp=0B '
+}
+
+@test "tail: -f shows a live server's exchanges as they happen" {
+    : >"$LOG"                         # tail -f starts on an existing, empty log
+    start_bg tail "$HTTPTAPE" tail -f "$LOG"
+    curl -s --max-time 5 -o /dev/null "$BASE/a.txt"
+    wait_output ' GET /a.txt 200 '
+    curl -s --max-time 5 -o /dev/null "$BASE/missing"
+    wait_output ' GET /missing 404 '
+    run cat "$SERVER_OUT"
+    assert_equal "${#lines[@]}" 2
+}

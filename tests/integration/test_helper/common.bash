@@ -1,0 +1,157 @@
+# common.bash - helpers shared by the integration tests that start real
+# servers: free ports, background servers (plain or under `httptape run`),
+# bounded waits, and reading exchange records out of a log.
+#
+# Servers are tracked by pid files, so teardown / teardown_file can always
+# stop them (stop_server), even after a failed assertion. A server started
+# from a test lives in $BATS_TEST_TMPDIR; one started from setup_file lives
+# in $BATS_FILE_TMPDIR. Every wait here is bounded.
+
+# The variables set here are used by the .bats files that load this.
+# shellcheck disable=SC2034
+
+bats_require_minimum_version 1.5.0
+load '/usr/lib/bats/bats-support/load'
+load '/usr/lib/bats/bats-assert/load'
+
+# Debian's python: the pyenv one on PATH has no fastapi/uvicorn.
+PY=/usr/bin/python3
+HTTPTAPE="${HTTPTAPE_BIN:-$(cd "$BATS_TEST_DIRNAME/../.." && pwd)/build/httptape}"
+HTTPTAPE_LIB="$(cd "$(dirname "$HTTPTAPE")" && pwd)/libhttptape.so"
+APPS="$BATS_TEST_DIRNAME/apps"
+REPO="$(cd "$BATS_TEST_DIRNAME/../.." && pwd)"
+
+# Where this scope (a test, or setup_file/teardown_file) keeps its files.
+scratch_dir() {
+    echo "${BATS_TEST_TMPDIR:-$BATS_FILE_TMPDIR}"
+}
+
+# Prints a TCP port that was free on 127.0.0.1 a moment ago.
+free_port() {
+    "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start_bg NAME CMD...: runs CMD in the background with stdout+stderr in
+# $(scratch_dir)/NAME.out. Sets (and exports) SERVER_PID and SERVER_OUT.
+start_bg() {
+    local name=$1; shift
+    local dir
+    dir=$(scratch_dir)
+    SERVER_OUT="$dir/$name.out"
+    # fd 3 closed: bats would otherwise wait for the server to exit.
+    "$@" >"$SERVER_OUT" 2>&1 3>&- &
+    SERVER_PID=$!
+    echo "$SERVER_PID" >"$dir/$name.pid"
+    export SERVER_PID SERVER_OUT
+}
+
+# start_tapped NAME LOGFILE CMD...: runs `httptape run --log LOGFILE -- CMD...`
+# in the background. run execs CMD, so SERVER_PID is the server's own pid.
+start_tapped() {
+    local name=$1 log=$2; shift 2
+    start_bg "$name" "$HTTPTAPE" run --log "$log" -- "$@"
+}
+
+# Shows a server's output (after a failed wait).
+show_server_output() {
+    local f
+    for f in "$(scratch_dir)"/*.out; do
+        [ -e "$f" ] || continue
+        echo "--- ${f##*/} ---" >&2
+        cat "$f" >&2
+    done
+}
+
+# wait_http URL: waits up to 15 s until the URL's host:port accepts a TCP
+# connection. No request is sent, so nothing shows up in a log. Fails (and
+# prints the server output) on timeout or if the server exited.
+wait_http() {
+    local hostport=${1#*://}
+    hostport=${hostport%%/*}
+    local host=${hostport%:*} port=${hostport##*:}
+
+    for _ in $(seq 150); do
+        if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
+            return 0
+        fi
+        if [ -n "${SERVER_PID:-}" ] && ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            echo "server (pid $SERVER_PID) exited before listening on $host:$port" >&2
+            show_server_output
+            return 1
+        fi
+        sleep 0.1
+    done
+    echo "nothing listening on $host:$port after 15 s" >&2
+    show_server_output
+    return 1
+}
+
+# stop_pid PID: SIGTERM, up to 5 s, then SIGKILL; reaps it when it is ours.
+stop_pid() {
+    local pid=$1
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for _ in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+# stop_server [NAME...]: stops the named servers, or every server this scope
+# started. Safe to call twice and when nothing was started.
+stop_server() {
+    local dir f
+    dir=$(scratch_dir)
+    local files=()
+    if [ $# -gt 0 ]; then
+        for f in "$@"; do files+=("$dir/$f.pid"); done
+    else
+        files=("$dir"/*.pid)
+    fi
+    for f in "${files[@]}"; do
+        [ -e "$f" ] || continue
+        stop_pid "$(cat "$f")"
+        rm -f "$f"
+    done
+}
+
+# Number of complete exchange records in LOGFILE (a half-written last line
+# is not counted).
+count_exchanges() {
+    [ -e "$1" ] || { echo 0; return; }
+    jq -R 'fromjson? | select(.httptape.type == "exchange")' "$1" 2>/dev/null | jq -s length
+}
+
+# wait_exchanges LOGFILE N: waits up to 10 s for N exchange records.
+wait_exchanges() {
+    local log=$1 n=$2 have=0
+    for _ in $(seq 200); do
+        have=$(count_exchanges "$log")
+        [ "$have" -ge "$n" ] && return 0
+        sleep 0.05
+    done
+    echo "waited 10 s for $n exchange records in $log, found $have:" >&2
+    cat "$log" >&2 2>/dev/null || echo "(no log file)" >&2
+    show_server_output
+    return 1
+}
+
+# exchanges LOGFILE: the exchange records, one compact JSON object a line.
+# A line that is not JSON makes this fail.
+exchanges() {
+    jq -c 'select(.httptape.type == "exchange")' "$1"
+}
+
+# wait_output TEXT: waits up to 15 s for TEXT in the last server's output.
+wait_output() {
+
+    for _ in $(seq 150); do
+        grep -qF -- "$1" "$SERVER_OUT" 2>/dev/null && return 0
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "no '$1' in $SERVER_OUT" >&2
+    show_server_output
+    return 1
+}
