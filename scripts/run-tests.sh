@@ -9,7 +9,7 @@
 # "ok" / "not ok" lines across all of them. Exit status 0 only when nothing
 # failed and every suite ran to its end.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 what=${1:-all}
 passed=0

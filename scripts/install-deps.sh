@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# install-deps.sh - install every Debian package httptape needs to build, test and demo.
+#
+# Idempotent and quick: packages already installed are left alone, and apt-get is not
+# run at all when nothing is missing. `apt-get update` runs only if an install fails
+# (a fresh container has no package lists), then the install is retried once.
+# Runs as root (CI), through sudo otherwise; without either it names what is missing.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+
+PACKAGES=(
+    # build: compiler, make, and jansson, which the event writer links against
+    gcc make pkg-config libjansson-dev
+    # sanitizers and fuzzing: `make asan`, tests/fuzz (clang 14 runtimes on Debian 12)
+    clang llvm libclang-rt-14-dev
+    # tests: bats suites and their helpers, HTTP clients, JSON checks, load generator
+    bats bats-support bats-assert curl jq wrk ca-certificates
+    # test and demo servers: the FastAPI example under uvicorn, on Debian's own python
+    python3 python3-fastapi python3-uvicorn
+    # tests: process inspection (ps, pgrep) and listening sockets (ss)
+    procps iproute2
+)
+# node: the Node.js test server; only when no node is on PATH, so that a node
+# installed some other way (nvm, a tarball) is never shadowed or replaced.
+if ! command -v node >/dev/null 2>&1; then
+    PACKAGES+=(nodejs)
+fi
+
+is_installed() {
+    [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" == "install ok installed" ]]
+}
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+    echo "install-deps: no dpkg-query: not a Debian system; install these by hand:" >&2
+    echo "  ${PACKAGES[*]}" >&2
+    exit 1
+fi
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    is_installed "$pkg" || missing+=("$pkg")
+done
+
+if ((${#missing[@]} == 0)); then
+    echo "install-deps: all ${#PACKAGES[@]} packages present"
+    exit 0
+fi
+
+if ((EUID == 0)); then
+    as_root=()
+elif command -v sudo >/dev/null 2>&1; then
+    as_root=(sudo)
+else
+    echo "install-deps: missing ${#missing[@]} packages and not root (no sudo):" >&2
+    echo "  ${missing[*]}" >&2
+    echo "install-deps: as root run: apt-get install -y --no-install-recommends ${missing[*]}" >&2
+    exit 1
+fi
+
+# env, because sudo resets the environment and would drop DEBIAN_FRONTEND.
+apt_get() {
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q "$@"
+}
+
+echo "install-deps: installing ${#missing[@]} packages: ${missing[*]}"
+if ! apt_get install -y --no-install-recommends "${missing[@]}"; then
+    echo "install-deps: install failed; running apt-get update and retrying once"
+    apt_get update
+    apt_get install -y --no-install-recommends "${missing[@]}"
+fi
+echo "install-deps: installed ${#missing[@]} packages: ${missing[*]}"
