@@ -33,7 +33,7 @@ CORE_LIB    := $(BUILD)/libhtcore.a
 SO          := $(BUILD)/libhttptape.so
 CLI         := $(BUILD)/httptape
 
-.PHONY: all test unit demo asan clean deps
+.PHONY: all test unit demo asan fuzz clean deps
 all: $(SO) $(CLI) $(UNIT_BIN)
 
 $(BUILD)/%.o: %.c
@@ -81,6 +81,25 @@ asan:
 	    OPT="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
 	    LDFLAGS="-fsanitize=address,undefined" $(BUILD)/asan/httptape \
 	    $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
+
+# libFuzzer over the core (clang). make fuzz FUZZ_SECONDS=1800 for a long run;
+# the corpus (seeded from tests/cases) persists in build/fuzz/corpus.
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS := $(CSTD) -O1 -g -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+$(BUILD)/fuzz/fuzz_conn: tests/fuzz/fuzz_conn.c $(CORE_SRC) $(wildcard src/core/*.h)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)clang $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_conn.c $(CORE_SRC) -ljansson -lpthread
+
+$(BUILD)/fuzz/mkseed: tests/fuzz/mkseed.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -O2 -o $@ $<
+
+fuzz: $(BUILD)/fuzz/fuzz_conn $(BUILD)/fuzz/mkseed
+	$(Q)mkdir -p $(BUILD)/fuzz/corpus
+	$(Q)for d in tests/cases/*/; do $(BUILD)/fuzz/mkseed $$d $(BUILD)/fuzz/corpus/seed-$$(basename $$d); done
+	$(Q)$(BUILD)/fuzz/fuzz_conn -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -timeout=10 \
+	    -print_final_stats=1 $(BUILD)/fuzz/corpus
 
 clean:
 	rm -rf $(BUILD)

@@ -4,6 +4,7 @@
 #   scripts/run-tests.sh            all suites
 #   scripts/run-tests.sh unit       C unit + golden tests only
 #   scripts/run-tests.sh integration
+#   scripts/run-tests.sh fuzz       the short fuzz run (FUZZ_SECONDS, default 60)
 #
 # Every suite speaks TAP; this script shows each suite's output and counts
 # "ok" / "not ok" lines across all of them. Exit status 0 only when nothing
@@ -51,6 +52,25 @@ if [ "$what" = all ] || [ "$what" = unit ]; then
             echo "!! asan build failed"; failed=$((failed + 1)); broken=1
         fi
     fi
+fi
+
+# A short libFuzzer run over the core pipeline; one TAP result.
+fuzz_suite() {
+    local secs=${FUZZ_SECONDS:-60} out
+    out=$(mktemp)
+    if make --no-print-directory fuzz FUZZ_SECONDS="$secs" >"$out" 2>&1; then
+        echo "ok 1 - fuzz: ${secs} s over the parser and pairing found no crash, leak, UB or split dependence"
+        grep -E '^(Done|stat::number_of_executed_units)' "$out" | sed 's/^/# /'
+    else
+        echo "not ok 1 - fuzz: ${secs} s over the parser and pairing"
+        tail -40 "$out" | sed 's/^/# /'
+    fi
+    echo "1..1"
+    rm -f "$out"
+}
+
+if { [ "$what" = all ] || [ "$what" = fuzz ]; } && command -v clang >/dev/null; then
+    run_suite "fuzz" fuzz_suite
 fi
 
 if [ "$what" = all ] || [ "$what" = integration ]; then

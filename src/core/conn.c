@@ -150,6 +150,8 @@ static bool on_request(struct ht_conn *c, const struct ht_pev *ev, const struct 
         ex->req_begun = true;
         fifo_push(c, ex);
         c->req_cur = ex;
+        if (c->closing[HT_REQ])
+            p->msg.anomalies |= HT_AN_DATA_AFTER_CLOSE;
         return false;
     case HT_PEV_HEAD:
         if (ht_head_copy(&ex->req_head, &ex->req_head_len, p->head, p->head_len))
@@ -162,6 +164,7 @@ static bool on_request(struct ht_conn *c, const struct ht_pev *ev, const struct 
         return false;
     case HT_PEV_END:
         ex->req_msg.anomalies |= p->msg.anomalies;
+        c->closing[HT_REQ] = p->msg.conn_close;
         ex->req_done = true;
         ex->mono_req_done = now->mono_ns;
         c->req_cur = NULL;
@@ -233,7 +236,8 @@ static bool on_response(struct ht_conn *c, const struct ht_pev *ev, const struct
 
     switch (ev->type) {
     case HT_PEV_BEGIN:
-        response_begins(c, now);
+        if (response_begins(c, now) && c->closing[HT_RESP])
+            p->msg.anomalies |= HT_AN_DATA_AFTER_CLOSE;
         return false;
     case HT_PEV_HEAD:
         if (p->msg.status >= 100 && p->msg.status < 200 && p->msg.status != 101) {
@@ -259,6 +263,7 @@ static bool on_response(struct ht_conn *c, const struct ht_pev *ev, const struct
         if (!ex->resp_head_done)
             return true;                /* an interim response ended */
         ex->resp_done = true;
+        c->closing[HT_RESP] = p->msg.conn_close;
         ex->mono_resp_done = now->mono_ns;
         c->resp_cur = NULL;
         if (ex->req_msg.req_flags & (HT_REQF_UPGRADE | HT_REQF_CONNECT) ||

@@ -53,6 +53,7 @@ struct ht_conn {
 
     bool stopped[2];            /* parser dead or stream ended */
     bool desync[2];             /* stopped because of a framing error */
+    bool closing[2];            /* the last message said it was the last */
     bool tunnel;
     bool finished;
     uint64_t bytes[2];          /* bytes seen per direction */

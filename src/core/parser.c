@@ -52,6 +52,14 @@ static const char *const anomaly_names[HT_AN_COUNT] = {
     "chunk_line_too_long",
     "trailer_too_large",
     "unsolicited_101",
+    "whitespace_after_start_line",
+    "missing_host",
+    "duplicate_host",
+    "invalid_target_form",
+    "invalid_field_value",
+    "framing_field_in_trailer",
+    "leading_empty_lines",
+    "data_after_close",
 };
 
 const char *ht_anomaly_name(uint32_t bit)
@@ -112,7 +120,8 @@ struct fields {
     bool have_cl, cl_bad, cl_conflict, cl_dup;
     uint64_t cl;
     bool te_present, te_last_chunked, te_chunked_early, te_unknown;
-    bool conn_close, conn_upgrade, has_upgrade;
+    bool conn_close, conn_keep_alive, conn_upgrade, has_upgrade;
+    unsigned hosts;
 };
 
 /* Next line of the head starting at *pos (the head always ends in LF).
@@ -171,7 +180,7 @@ static bool parse_status_line(struct ht_parser *p, struct span l)
     if (l.n > 12 && l.p[12] != ' ')
         return false;
     p->msg.status = (uint16_t)((l.p[9] - '0') * 100 + (l.p[10] - '0') * 10 + (l.p[11] - '0'));
-    return true;
+    return p->msg.status >= 100;
 }
 
 static void field_content_length(struct fields *f, struct span v)
@@ -251,6 +260,8 @@ static void field_connection(struct fields *f, struct span v)
         trim_ows(&e, &en);
         if (span_eq(e, en, "close"))
             f->conn_close = true;
+        else if (span_eq(e, en, "keep-alive"))
+            f->conn_keep_alive = true;
         else if (span_eq(e, en, "upgrade"))
             f->conn_upgrade = true;
         i = j + 1;
@@ -271,27 +282,43 @@ static field_fn framing_field(const uint8_t *name, size_t n)
     return NULL;
 }
 
+/* field-line = field-name ":" OWS field-value OWS. Finds the name's length
+ * and the colon; 0, or the fatal HT_AN_HEADER_INVALID. */
+static uint32_t field_name(struct span l, size_t *name_len, size_t *colon, uint32_t *anomalies)
+{
+    size_t i = 0;
+    while (i < l.n && is_tchar(l.p[i]))
+        i++;
+    *name_len = i;
+    while (i < l.n && is_ows(l.p[i]))
+        i++;
+    if (*name_len == 0 || i >= l.n || l.p[i] != ':')
+        return HT_AN_HEADER_INVALID;
+    if (i > *name_len)
+        *anomalies |= HT_AN_WS_BEFORE_COLON;
+    *colon = i;
+    return 0;
+}
+
 /* Parse one field line plus its obs-fold continuations. Returns a fatal
  * anomaly bit or 0. */
 static uint32_t parse_field(struct ht_parser *p, struct fields *f, struct span l, uint32_t *pos)
 {
     struct ht_msg *m = &p->msg;
-    size_t i = 0;
-    while (i < l.n && is_tchar(l.p[i]))
-        i++;
-    size_t name_len = i;
-    while (i < l.n && is_ows(l.p[i]))
-        i++;
-    if (name_len == 0 || i >= l.n || l.p[i] != ':')
+    size_t name_len, i;
+    if (field_name(l, &name_len, &i, &m->anomalies))
         return HT_AN_HEADER_INVALID;
-    if (i > name_len)
-        m->anomalies |= HT_AN_WS_BEFORE_COLON;
     struct span v = { l.p + i + 1, l.n - i - 1 };
     trim_ows(&v.p, &v.n);
 
     field_fn fn = framing_field(l.p, name_len);
     if (span_eq(l.p, name_len, "upgrade"))
         f->has_upgrade = true;
+    else if (span_eq(l.p, name_len, "host"))
+        f->hosts++;
+    for (size_t k = 0; k < v.n; k++)
+        if ((v.p[k] < 0x20 && v.p[k] != '\t' && v.p[k] != '\r') || v.p[k] == 0x7f)
+            m->anomalies |= HT_AN_FIELD_VALUE_INVALID;
 
     /* obs-fold: a recipient may replace each fold with SP (RFC 9112 5.2);
      * framing fields are re-assembled that way before they are read. */
@@ -322,30 +349,64 @@ static uint32_t parse_field(struct ht_parser *p, struct fields *f, struct span l
     return 0;
 }
 
+/* Which form the request target has (RFC 9112 3.2) and whether it fits
+ * the method; Host presence (3.2); what the request asks of the response. */
+static void request_checks(struct ht_parser *p, const struct fields *f)
+{
+    struct ht_msg *m = &p->msg;
+    const uint8_t *meth = p->head, *t = p->head + m->target_off;
+    size_t tn = m->target_len;
+    bool connect = m->method_len == 7 && !memcmp(meth, "CONNECT", 7);
+    bool options = m->method_len == 7 && !memcmp(meth, "OPTIONS", 7);
+    bool origin = t[0] == '/';
+    bool asterisk = tn == 1 && t[0] == '*';
+    const uint8_t *colon = memchr(t, ':', tn);
+    bool absolute = !origin && colon && colon > t && (size_t)(colon - t) + 2 < tn &&
+                    colon[1] == '/' && colon[2] == '/';
+    bool authority = !origin && !absolute && !asterisk && colon && !memchr(t, '/', tn);
+
+    if (connect ? !authority : !(origin || absolute || (asterisk && options)))
+        m->anomalies |= HT_AN_TARGET_FORM;
+    if (f->hosts > 1)
+        m->anomalies |= HT_AN_DUPLICATE_HOST;
+    else if (f->hosts == 0 && m->version_minor >= 1)
+        m->anomalies |= HT_AN_MISSING_HOST;
+
+    if (m->method_len == 4 && !memcmp(meth, "HEAD", 4))
+        m->req_flags |= HT_REQF_HEAD;
+    if (connect)
+        m->req_flags |= HT_REQF_CONNECT;
+    if (f->has_upgrade && f->conn_upgrade)
+        m->req_flags |= HT_REQF_UPGRADE;
+}
+
 /* Decide the message body length: RFC 9112 section 6.3, rules in order. */
 static uint32_t decide_framing(struct ht_parser *p, const struct fields *f)
 {
     struct ht_msg *m = &p->msg;
     bool req = p->dir == HT_REQ;
 
-    m->conn_close = f->conn_close;
+    /* HTTP/1.0 closes unless asked to keep alive (RFC 9112 9.3). */
+    m->conn_close = f->conn_close || (m->version_minor == 0 && !f->conn_keep_alive);
     if (f->cl_dup)
         m->anomalies |= HT_AN_CL_DUPLICATE;
     if (f->te_unknown)
         m->anomalies |= HT_AN_TE_UNKNOWN;
-    if (f->cl_bad)
-        return HT_AN_CL_INVALID;
-    if (f->cl_conflict)
-        return HT_AN_CL_CONFLICT;
+    /* A bad Content-Length is an unrecoverable error only when it would be
+     * used: Transfer-Encoding overrides it (RFC 9112 6.3 rules 3 and 5). */
+    if (f->cl_bad) {
+        if (!f->te_present)
+            return HT_AN_CL_INVALID;
+        m->anomalies |= HT_AN_CL_INVALID;
+    }
+    if (f->cl_conflict) {
+        if (!f->te_present)
+            return HT_AN_CL_CONFLICT;
+        m->anomalies |= HT_AN_CL_CONFLICT;
+    }
 
     if (req) {
-        const uint8_t *meth = p->head;
-        if (m->method_len == 4 && !memcmp(meth, "HEAD", 4))
-            m->req_flags |= HT_REQF_HEAD;
-        if (m->method_len == 7 && !memcmp(meth, "CONNECT", 7))
-            m->req_flags |= HT_REQF_CONNECT;
-        if (f->has_upgrade && f->conn_upgrade)
-            m->req_flags |= HT_REQF_UPGRADE;
+        request_checks(p, f);
     } else {
         uint16_t s = m->status;
         if (p->req_flags & HT_REQF_HEAD) {
@@ -402,12 +463,16 @@ static uint32_t parse_head(struct ht_parser *p)
         return HT_AN_START_LINE_INVALID;
 
     struct fields f = { 0 };
+    /* Whitespace-preceded lines right after the start line are consumed
+     * without further processing (RFC 9112 2.2). */
+    while (pos < p->head_len && is_ows(p->head[pos])) {
+        next_line(p->head, p->head_len, &pos, &p->msg.anomalies);
+        p->msg.anomalies |= HT_AN_WS_AFTER_START_LINE;
+    }
     for (;;) {
         l = next_line(p->head, p->head_len, &pos, &p->msg.anomalies);
         if (l.n == 0)
             break;
-        if (is_ows(l.p[0]))
-            return HT_AN_HEADER_INVALID;    /* fold with nothing to continue */
         uint32_t fatal = parse_field(p, &f, l, &pos);
         if (fatal)
             return fatal;
@@ -478,14 +543,17 @@ static void head_done(struct ht_parser *p)
     }
 }
 
-static size_t step_head(struct ht_parser *p, const uint8_t *buf, size_t len, struct ht_pev *ev)
+/* Accumulate lines into p->head until an empty line; *complete then. A
+ * section over head_max is the fatal anomaly too_large. */
+static size_t collect_lines(struct ht_parser *p, const uint8_t *buf, size_t len,
+                            struct ht_pev *ev, uint32_t too_large, bool *complete)
 {
     size_t pos = 0;
     while (pos < len) {
         const uint8_t *nl = memchr(buf + pos, '\n', len - pos);
         size_t take = nl ? (size_t)(nl - (buf + pos)) + 1 : len - pos;
         if (p->head_len + take > p->head_max)
-            return fail(p, ev, HT_AN_HEADER_TOO_LARGE, pos);
+            return fail(p, ev, too_large, pos);
         if (!head_append(p, buf + pos, take))
             return fail(p, ev, 0, pos);
         pos += take;
@@ -494,16 +562,49 @@ static size_t step_head(struct ht_parser *p, const uint8_t *buf, size_t len, str
         uint32_t line_len = p->head_len - 1 - p->line_start;
         bool empty = line_len == 0 || (line_len == 1 && p->head[p->line_start] == '\r');
         p->line_start = p->head_len;
-        if (!empty)
-            continue;
-        uint32_t fatal = parse_head(p);
-        if (fatal)
-            return fail(p, ev, fatal, pos);
-        head_done(p);
-        ev->type = HT_PEV_HEAD;
-        return pos;
+        if (empty) {
+            *complete = true;
+            return pos;
+        }
     }
     return pos;
+}
+
+static size_t step_head(struct ht_parser *p, const uint8_t *buf, size_t len, struct ht_pev *ev)
+{
+    bool complete = false;
+    size_t pos = collect_lines(p, buf, len, ev, HT_AN_HEADER_TOO_LARGE, &complete);
+    if (!complete)
+        return pos;
+    uint32_t fatal = parse_head(p);
+    if (fatal)
+        return fail(p, ev, fatal, pos);
+    head_done(p);
+    ev->type = HT_PEV_HEAD;
+    return pos;
+}
+
+/* A complete trailer section (in p->head): field lines, checked like the
+ * head's (RFC 9112 7.1.2). Framing and routing fields are not allowed in
+ * trailers (RFC 9110 6.5.1) and are flagged. Returns a fatal bit or 0. */
+static uint32_t check_trailers(struct ht_parser *p)
+{
+    uint32_t pos = 0;
+    for (;;) {
+        struct span l = next_line(p->head, p->head_len, &pos, &p->msg.anomalies);
+        if (l.n == 0)
+            return 0;
+        if (is_ows(l.p[0])) {
+            p->msg.anomalies |= HT_AN_OBS_FOLD;
+            continue;
+        }
+        size_t name_len, colon;
+        if (field_name(l, &name_len, &colon, &p->msg.anomalies))
+            return HT_AN_HEADER_INVALID;
+        if (span_eq(l.p, name_len, "content-length") || span_eq(l.p, name_len, "transfer-encoding") ||
+            span_eq(l.p, name_len, "host"))
+            p->msg.anomalies |= HT_AN_TRAILER_FRAMING;
+    }
 }
 
 /* The chunk-size line: chunk-size [ chunk-ext ] CRLF. sub: 0 before the
@@ -560,37 +661,6 @@ static size_t step_chunk_line(struct ht_parser *p, const uint8_t *buf, size_t le
     return i;
 }
 
-/* Trailer section after the last chunk: lines until an empty one.
- * sub: 0 at line start, 1 in a line, 2 CR at line start, 3 CR in a line. */
-static size_t step_trailer(struct ht_parser *p, const uint8_t *buf, size_t len,
-                           struct ht_pev *ev, bool *done)
-{
-    size_t i = 0;
-    for (; i < len; i++) {
-        uint8_t c = buf[i];
-        if (++p->aux_len > p->head_max)
-            return fail(p, ev, HT_AN_TRAILER_TOO_LARGE, i);
-        if (c == '\n') {
-            if (p->sub == 0 || p->sub == 1)
-                p->msg.anomalies |= HT_AN_BARE_LF;
-            if (p->sub == 0 || p->sub == 2) {
-                *done = true;
-                return i + 1;
-            }
-            p->sub = 0;
-        } else if (c == '\r') {
-            if (p->sub >= 2)
-                return fail(p, ev, HT_AN_HEADER_INVALID, i);
-            p->sub += 2;
-        } else {
-            if (p->sub >= 2)
-                return fail(p, ev, HT_AN_HEADER_INVALID, i);
-            p->sub = 1;
-        }
-    }
-    return i;
-}
-
 static size_t emit_body(struct ht_parser *p, const uint8_t *buf, size_t n, struct ht_pev *ev)
 {
     p->body_size += n;
@@ -615,9 +685,14 @@ size_t ht_parser_next(struct ht_parser *p, const uint8_t *buf, size_t len, struc
             while (k < n && (b[k] == '\r' || b[k] == '\n'))
                 k++;
             pos += k;
+            p->skipped_lines |= k > 0;
             if (k == n)
                 return pos;
             memset(&p->msg, 0, sizeof(p->msg));
+            /* Allowed before a request (9112 2.2); odd before a response. */
+            if (p->skipped_lines && p->dir == HT_RESP)
+                p->msg.anomalies |= HT_AN_LEADING_EMPTY_LINES;
+            p->skipped_lines = false;
             p->head_len = 0;
             p->line_start = 0;
             p->body_size = 0;
@@ -652,9 +727,11 @@ size_t ht_parser_next(struct ht_parser *p, const uint8_t *buf, size_t len, struc
             if (!done)
                 return pos;     /* input exhausted, or ERROR */
             if (p->chunk_size == 0) {
+                /* The head was handed out at HEAD; its buffer now collects
+                 * the trailer section. */
                 p->state = S_TRAILER;
-                p->sub = 0;
-                p->aux_len = 0;
+                p->head_len = 0;
+                p->line_start = 0;
             } else {
                 p->state = S_CHUNK_DATA;
                 p->remaining = p->chunk_size;
@@ -690,9 +767,12 @@ size_t ht_parser_next(struct ht_parser *p, const uint8_t *buf, size_t len, struc
             break;
         case S_TRAILER: {
             bool done = false;
-            pos += step_trailer(p, b, n, ev, &done);
+            pos += collect_lines(p, b, n, ev, HT_AN_TRAILER_TOO_LARGE, &done);
             if (!done)
-                return pos;
+                return pos;     /* input exhausted, or ERROR */
+            uint32_t fatal = check_trailers(p);
+            if (fatal)
+                return fail(p, ev, fatal, pos);
             after_end(p);
             ev->type = HT_PEV_END;
             return pos;

@@ -53,8 +53,16 @@ enum ht_anomaly {
     HT_AN_CHUNK_EXT_TOO_LONG = 1u << 16,/* fatal: chunk line over limit */
     HT_AN_TRAILER_TOO_LARGE = 1u << 17, /* fatal */
     HT_AN_UNSOLICITED_101   = 1u << 18, /* 101 without an Upgrade request */
+    HT_AN_WS_AFTER_START_LINE = 1u << 19,/* indented lines ignored (9112 2.2) */
+    HT_AN_MISSING_HOST      = 1u << 20, /* HTTP/1.1 request without Host */
+    HT_AN_DUPLICATE_HOST    = 1u << 21, /* more than one Host field line */
+    HT_AN_TARGET_FORM       = 1u << 22, /* target form does not fit the method */
+    HT_AN_FIELD_VALUE_INVALID = 1u << 23,/* NUL or control bytes in a value */
+    HT_AN_TRAILER_FRAMING   = 1u << 24, /* framing field in a trailer section */
+    HT_AN_LEADING_EMPTY_LINES = 1u << 25,/* empty lines before a status line */
+    HT_AN_DATA_AFTER_CLOSE  = 1u << 26, /* a message after "Connection: close" */
 };
-#define HT_AN_COUNT 19
+#define HT_AN_COUNT 27
 
 /* The snake_case name of one anomaly bit, or NULL. */
 const char *ht_anomaly_name(uint32_t bit);
@@ -75,7 +83,7 @@ struct ht_msg {
     uint32_t target_off, target_len;
     uint8_t  framing;           /* enum ht_framing */
     uint8_t  req_flags;         /* requests: HT_REQF_* of this request */
-    bool     conn_close;        /* Connection: close */
+    bool     conn_close;        /* the sender will close after this message */
     uint64_t content_length;    /* when framing == HT_FRAME_LENGTH */
     uint32_t anomalies;         /* enum ht_anomaly bits */
 };
@@ -108,6 +116,7 @@ struct ht_parser {
     uint32_t head_len, head_cap;
     uint32_t line_start;    /* offset in head of the line being read */
     uint32_t aux_len;       /* chunk line / trailer bytes so far */
+    bool     skipped_lines; /* empty lines seen before this message */
     uint64_t remaining;     /* body or chunk bytes left */
     uint64_t chunk_size;
     uint64_t body_size;     /* decoded body bytes of this message */
