@@ -91,6 +91,7 @@ static void endpoints_from_name(const char *path, struct ht_endpoints *ep)
     if (sscanf(base, "%3u.%3u.%3u.%3u.%5u-%3u.%3u.%3u.%3u.%5u%n",
                &a[0], &a[1], &a[2], &a[3], &sp, &b[0], &b[1], &b[2], &b[3], &dp, &used) != 10)
         return;
+    ep->transport = "tcp";
     snprintf(ep->peer_addr, sizeof(ep->peer_addr), "%u.%u.%u.%u", a[0], a[1], a[2], a[3]);
     snprintf(ep->local_addr, sizeof(ep->local_addr), "%u.%u.%u.%u", b[0], b[1], b[2], b[3]);
     ep->peer_port = (int)sp;

@@ -33,6 +33,9 @@ static const char usage[] =
     "  --max-header BYTES  head size limit per message (default 64k)\n"
     "  --queue N           exchanges buffered for the writer (default 4096)\n"
     "\n"
+    "Other settings (rotation, statistics interval, inheritance) are HTTPTAPE_*\n"
+    "variables: see docs/configuration.md.\n"
+    "\n"
     "Flags become HTTPTAPE_LOG, HTTPTAPE_MAX_BODY, HTTPTAPE_MAX_HEADER and\n"
     "HTTPTAPE_QUEUE in CMD's environment; variables already set apply when a\n"
     "flag is not given. Exit: 2 on a bad flag, 127 if CMD cannot be run;\n"
@@ -100,19 +103,25 @@ static int set_preload(const char *lib)
     return rc;
 }
 
-/* The log's directory must exist, or the app would run unrecorded. */
-static int check_log_dir(const char *path)
+/* The log's directory must exist and the path must not be a directory, or
+ * the app would run unrecorded. A directory made per process (%p in it)
+ * can only be checked by the library, later. */
+static int check_log_path(const char *path)
 {
     char dir[4096];
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "httptape run: --log: %s is a directory; give a file path\n", path);
+        return -1;
+    }
     snprintf(dir, sizeof(dir), "%s", path);
     char *slash = strrchr(dir, '/');
-    if (!slash)
+    if (!slash || strstr(dir, "%p"))
         return 0;
     if (slash == dir)
         slash[1] = 0;
     else
         *slash = 0;
-    struct stat st;
     if (stat(dir, &st) || !S_ISDIR(st.st_mode)) {
         fprintf(stderr, "httptape run: --log: directory %s does not exist\n", dir);
         return -1;
@@ -151,7 +160,7 @@ int ht_cmd_run(int argc, char **argv)
                 return 2;
             }
             if (c == 'l') {
-                if (check_log_dir(cfg.log_path))
+                if (check_log_path(cfg.log_path))
                     return 2;
                 setenv(var, cfg.log_path, 1);
             } else {
@@ -184,6 +193,12 @@ int ht_cmd_run(int argc, char **argv)
     if (find_library(lib, sizeof(lib))) {
         fputs("httptape run: cannot find libhttptape.so (beside this program, in "
               "../lib/httptape/, or at $HTTPTAPE_LIBRARY)\n", stderr);
+        return 1;
+    }
+    /* ld.so splits LD_PRELOAD at spaces and colons, with no quoting. */
+    if (strpbrk(lib, " :")) {
+        fprintf(stderr, "httptape run: the library path '%s' contains a space or colon, "
+                "which LD_PRELOAD cannot carry; install httptape elsewhere\n", lib);
         return 1;
     }
     if (set_preload(lib)) {

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 int ht_parse_size(const char *s, uint64_t *out)
@@ -34,18 +35,55 @@ int ht_parse_size(const char *s, uint64_t *out)
     return 0;
 }
 
-struct size_var {
+/* Plain digits, no suffix. */
+static int ht_parse_count(const char *s, uint64_t *out)
+{
+    uint64_t v;
+    size_t n = strlen(s);
+    if (!n || s[n - 1] < '0' || s[n - 1] > '9')
+        return -EINVAL;
+    return ht_parse_size(s, &v) ? -EINVAL : (*out = v, 0);
+}
+
+int ht_parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = { "1", "true", "yes", "on" };
+    static const char *const no[] = { "0", "false", "no", "off" };
+    for (size_t i = 0; i < 4; i++) {
+        if (!strcasecmp(s, yes[i])) {
+            *out = true;
+            return 0;
+        }
+        if (!strcasecmp(s, no[i])) {
+            *out = false;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+enum unit { U_BYTES, U_COUNT, U_MS, U_SECONDS };
+
+struct num_var {
     const char *name;
     size_t offset;
+    uint8_t width;              /* 4 or 8 bytes */
+    uint8_t unit;
     uint64_t min, max;
 };
 
-static const struct size_var size_vars[] = {
-    { "HTTPTAPE_MAX_BODY", offsetof(struct ht_config, max_body), 0, 1u << 30 },
-    { "HTTPTAPE_MAX_HEADER", offsetof(struct ht_config, max_header), 1024, 16u << 20 },
-    { "HTTPTAPE_QUEUE", offsetof(struct ht_config, queue_len), 16, 1u << 20 },
-    { "HTTPTAPE_FLUSH_TIMEOUT_MS", offsetof(struct ht_config, flush_ms), 0, 60000 },
+#define NUM(field, w, u, lo, hi) offsetof(struct ht_config, field), w, u, lo, hi
+static const struct num_var num_vars[] = {
+    { "HTTPTAPE_MAX_BODY", NUM(max_body, 4, U_BYTES, 0, 1u << 30) },
+    { "HTTPTAPE_MAX_HEADER", NUM(max_header, 4, U_BYTES, 1024, 16u << 20) },
+    { "HTTPTAPE_QUEUE", NUM(queue_len, 4, U_COUNT, 16, 1u << 20) },
+    { "HTTPTAPE_FLUSH_TIMEOUT_MS", NUM(flush_ms, 4, U_MS, 0, 60000) },
+    { "HTTPTAPE_ROTATE_SIZE", NUM(rotate_size, 8, U_BYTES, 0, 1ULL << 50) },
+    { "HTTPTAPE_ROTATE_KEEP", NUM(rotate_keep, 4, U_COUNT, 1, 1000) },
+    { "HTTPTAPE_STATS_INTERVAL", NUM(stats_interval, 4, U_SECONDS, 0, 86400) },
 };
+
+static const char *const unit_words[] = { "bytes", "items", "milliseconds", "seconds" };
 
 static int set_log(struct ht_config *c, const char *value, char *err, size_t errlen)
 {
@@ -76,20 +114,32 @@ int ht_config_set(struct ht_config *c, const char *name, const char *value,
 {
     if (!strcmp(name, "HTTPTAPE_LOG"))
         return set_log(c, value, err, errlen);
-    for (size_t i = 0; i < sizeof(size_vars) / sizeof(size_vars[0]); i++) {
-        const struct size_var *sv = &size_vars[i];
-        if (strcmp(name, sv->name))
-            continue;
-        uint64_t v;
-        if (ht_parse_size(value, &v) || v < sv->min || v > sv->max) {
-            snprintf(err, errlen, "%s: invalid value '%s'; expected a number of %s "
-                     "from %llu to %llu%s", name, value,
-                     strstr(name, "_MS") ? "milliseconds" : "bytes",
-                     (unsigned long long)sv->min, (unsigned long long)sv->max,
-                     strstr(name, "_MS") ? "" : " (suffixes k, m, g allowed: 64k, 1m)");
+    if (!strcmp(name, "HTTPTAPE_INHERIT")) {
+        if (ht_parse_bool(value, &c->inherit)) {
+            snprintf(err, errlen, "%s: invalid value '%s'; expected 1 or 0 (true/false, "
+                     "yes/no, on/off)", name, value);
             return -EINVAL;
         }
-        *(uint32_t *)((char *)c + sv->offset) = (uint32_t)v;
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(num_vars) / sizeof(num_vars[0]); i++) {
+        const struct num_var *nv = &num_vars[i];
+        if (strcmp(name, nv->name))
+            continue;
+        uint64_t v;
+        bool suffix_ok = nv->unit == U_BYTES;
+        if ((suffix_ok ? ht_parse_size(value, &v) : ht_parse_count(value, &v)) ||
+            v < nv->min || v > nv->max) {
+            snprintf(err, errlen, "%s: invalid value '%s'; expected a number of %s "
+                     "from %llu to %llu%s", name, value, unit_words[nv->unit],
+                     (unsigned long long)nv->min, (unsigned long long)nv->max,
+                     suffix_ok ? " (suffixes k, m, g allowed: 64k, 1m)" : "");
+            return -EINVAL;
+        }
+        if (nv->width == 8)
+            *(uint64_t *)((char *)c + nv->offset) = v;
+        else
+            *(uint32_t *)((char *)c + nv->offset) = (uint32_t)v;
         return 0;
     }
     snprintf(err, errlen, "%s: unknown setting", name);
@@ -103,16 +153,22 @@ int ht_config_from_env(struct ht_config *c, char *err, size_t errlen)
     c->max_header = HT_DEFAULT_MAX_HEADER;
     c->queue_len = HT_DEFAULT_QUEUE;
     c->flush_ms = HT_DEFAULT_FLUSH_MS;
+    c->rotate_keep = HT_DEFAULT_ROTATE_KEEP;
+    c->stats_interval = HT_DEFAULT_STATS_INTERVAL;
+    c->inherit = true;
 
     const char *log = getenv("HTTPTAPE_LOG");
     int rc = set_log(c, log ? log : HT_DEFAULT_LOG, err, errlen);
     if (rc)
         return rc;
-    for (size_t i = 0; i < sizeof(size_vars) / sizeof(size_vars[0]); i++) {
-        const char *v = getenv(size_vars[i].name);
-        if (v && (rc = ht_config_set(c, size_vars[i].name, v, err, errlen)))
+    for (size_t i = 0; i < sizeof(num_vars) / sizeof(num_vars[0]); i++) {
+        const char *v = getenv(num_vars[i].name);
+        if (v && (rc = ht_config_set(c, num_vars[i].name, v, err, errlen)))
             return rc;
     }
+    const char *inh = getenv("HTTPTAPE_INHERIT");
+    if (inh && (rc = ht_config_set(c, "HTTPTAPE_INHERIT", inh, err, errlen)))
+        return rc;
     return 0;
 }
 

@@ -9,6 +9,7 @@
 #ifndef HT_CONFIG_H
 #define HT_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,6 +18,8 @@
 #define HT_DEFAULT_MAX_HEADER 65536u
 #define HT_DEFAULT_QUEUE      4096u
 #define HT_DEFAULT_FLUSH_MS   2000u
+#define HT_DEFAULT_ROTATE_KEEP 5u
+#define HT_DEFAULT_STATS_INTERVAL 60u
 
 struct ht_config {
     char log_path[4096];        /* absolute; "%p" still unexpanded */
@@ -24,11 +27,18 @@ struct ht_config {
     uint32_t max_header;        /* HTTPTAPE_MAX_HEADER */
     uint32_t queue_len;         /* HTTPTAPE_QUEUE */
     uint32_t flush_ms;          /* HTTPTAPE_FLUSH_TIMEOUT_MS */
+    uint64_t rotate_size;       /* HTTPTAPE_ROTATE_SIZE, 0 = never */
+    uint32_t rotate_keep;       /* HTTPTAPE_ROTATE_KEEP */
+    uint32_t stats_interval;    /* HTTPTAPE_STATS_INTERVAL seconds, 0 = final only */
+    bool inherit;               /* HTTPTAPE_INHERIT: children keep the preload */
 };
 
 /* A size: digits with an optional k/m/g suffix (powers of 1024, any case).
  * 0 and *out set, or -EINVAL (sign, letters, overflow, empty). */
 int ht_parse_size(const char *s, uint64_t *out);
+
+/* A boolean: 1/0, true/false, yes/no, on/off (any case). 0 or -EINVAL. */
+int ht_parse_bool(const char *s, bool *out);
 
 /* Validate one setting by variable name ("HTTPTAPE_MAX_BODY" ...) and store
  * it in c. 0, or -EINVAL with a one-line reason in err naming the variable

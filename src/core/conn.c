@@ -10,6 +10,7 @@
 #include "core/conn.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/stats.h"
@@ -80,6 +81,8 @@ static struct ht_exchange *new_exchange(struct ht_conn *c, const struct ht_clock
 /* Why a held exchange is incomplete, decided when it leaves. */
 static void settle_gaps(struct ht_conn *c, struct ht_exchange *ex)
 {
+    if (!(ex->req_done && ex->resp_done))
+        ex->gaps |= c->extra_gaps;
     if (!ex->req_begun)
         ex->gaps |= HT_GAP_NO_REQUEST;
     else if (!ex->req_done)
@@ -128,36 +131,82 @@ static void stop_dir(struct ht_conn *c, enum ht_dir d, bool desync)
     ht_parser_kill(&c->p[d]);
 }
 
+/* ---- phantoms: requests beyond the pipelining depth ---- */
+
+enum { PH_RING = 1, PH_UNPAIRED = 2 };
+
+static bool phantom_push(struct ht_conn *c, uint8_t flags)
+{
+    if (!c->ph_flags && !(c->ph_flags = malloc(HT_PHANTOM_MAX)))
+        return false;
+    if (c->ph_len == HT_PHANTOM_MAX)
+        return false;
+    c->ph_flags[(c->ph_head + c->ph_len) % HT_PHANTOM_MAX] = flags;
+    c->ph_len++;
+    return true;
+}
+
+/* One exchange we will not log: said in the statistics record. */
+static void count_dropped(_Atomic uint64_t *counter)
+{
+    HT_STAT_ADD(exchanges_seen, 1);
+    atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
+}
+
 /* ---- request direction ---- */
+
+static bool request_begins(struct ht_conn *c, struct ht_parser *p, const struct ht_clock *now)
+{
+    /* Once a phantom is waiting, later requests must wait behind it too. */
+    if (c->fifo_len == HT_PIPELINE_MAX || c->ph_len || c->req_phantom) {
+        count_dropped(&ht_stats.dropped_pipeline);
+        c->next_index++;            /* the gap in request_index shows it */
+        c->req_phantom = true;
+        c->req_cur = NULL;
+        return false;
+    }
+    struct ht_exchange *ex = new_exchange(c, now);
+    if (!ex) {
+        count_dropped(&ht_stats.dropped_no_memory);
+        stop_dir(c, HT_REQ, false);
+        return false;
+    }
+    ex->req_begun = true;
+    fifo_push(c, ex);
+    c->req_cur = ex;
+    if (c->closing[HT_REQ])
+        p->msg.anomalies |= HT_AN_DATA_AFTER_CLOSE;
+    return true;
+}
 
 static bool on_request(struct ht_conn *c, const struct ht_pev *ev, const struct ht_clock *now)
 {
     struct ht_parser *p = &c->p[HT_REQ];
     struct ht_exchange *ex = c->req_cur;
 
-    switch (ev->type) {
-    case HT_PEV_BEGIN:
-        if (c->fifo_len == HT_PIPELINE_MAX) {
-            fifo_at(c, c->fifo_len - 1)->gaps |= HT_GAP_PIPELINE_OVERFLOW;
-            stop_dir(c, HT_REQ, true);
-            return false;
-        }
-        ex = new_exchange(c, now);
-        if (!ex) {
-            stop_dir(c, HT_REQ, false);
-            return false;
-        }
-        ex->req_begun = true;
-        fifo_push(c, ex);
-        c->req_cur = ex;
-        if (c->closing[HT_REQ])
-            p->msg.anomalies |= HT_AN_DATA_AFTER_CLOSE;
+    if (ev->type == HT_PEV_BEGIN) {
+        request_begins(c, p, now);
         return false;
+    }
+    if (c->req_phantom) {
+        if (ev->type == HT_PEV_END) {
+            c->req_phantom = false;
+            c->closing[HT_REQ] = p->msg.conn_close;
+            if (!phantom_push(c, p->msg.req_flags))
+                stop_dir(c, HT_REQ, true);      /* 4096 unanswered: give up */
+            return true;
+        }
+        if (ev->type == HT_PEV_ERROR)
+            stop_dir(c, HT_REQ, true);
+        return false;
+    }
+    switch (ev->type) {
     case HT_PEV_HEAD:
         if (ht_head_copy(&ex->req_head, &ex->req_head_len, p->head, p->head_len))
-            HT_STAT_ADD(dropped_no_memory, 1);
+            ex->gaps |= HT_GAP_CAPTURE;
+        else
+            ex->req_head_done = true;
         ex->req_msg = p->msg;
-        ex->req_head_done = true;
         return false;
     case HT_PEV_BODY:
         ht_body_append(&ex->req_body, ev->data, ev->len, c->cfg->max_body);
@@ -186,21 +235,30 @@ static bool on_request(struct ht_conn *c, const struct ht_pev *ev, const struct 
 
 /* ---- response direction ---- */
 
-/* A response begins: find its exchange. With no request to pair it with
- * it is logged on its own, unless the request side desynchronised: then
- * we cannot tell what it answers and invent nothing. */
+/* A response begins: find its exchange. With none held it answers a
+ * phantom (counted already), or, after the request side desynchronised,
+ * a request we could not read (counted now, not logged: we cannot tell
+ * what it answers). With no request at all it is logged on its own. */
 static bool response_begins(struct ht_conn *c, const struct ht_clock *now)
 {
+    struct ht_parser *p = &c->p[HT_RESP];
     struct ht_exchange *ex = awaiting_response(c);
+    if (!ex && c->ph_len) {
+        c->resp_phantom = PH_RING;
+        p->req_flags = c->ph_flags[c->ph_head];
+        return false;
+    }
+    if (!ex && (c->desync[HT_REQ] || c->fifo_len == HT_PIPELINE_MAX)) {
+        count_dropped(&ht_stats.dropped_unparsed);
+        c->resp_phantom = PH_UNPAIRED;
+        p->req_flags = 0;
+        return false;
+    }
     if (!ex) {
-        if (c->desync[HT_REQ] || c->fifo_len == HT_PIPELINE_MAX) {
-            stop_dir(c, HT_RESP, c->desync[HT_REQ]);
-            emit_ready(c);
-            return false;
-        }
         ex = new_exchange(c, now);
         if (!ex) {
-            stop_dir(c, HT_RESP, false);
+            count_dropped(&ht_stats.dropped_no_memory);
+            c->resp_phantom = PH_UNPAIRED;
             return false;
         }
         fifo_push(c, ex);
@@ -210,7 +268,7 @@ static bool response_begins(struct ht_conn *c, const struct ht_clock *now)
         ex->mono_resp_start = now->mono_ns;
     }
     c->resp_cur = ex;
-    c->p[HT_RESP].req_flags = ex->req_head_done ? ex->req_msg.req_flags : 0;
+    p->req_flags = ex->req_head_done ? ex->req_msg.req_flags : 0;
     return true;
 }
 
@@ -229,38 +287,68 @@ static void settle_upgrade(struct ht_conn *c, const struct ht_msg *resp)
     }
 }
 
+static bool is_interim(uint16_t status) { return status >= 100 && status < 200 && status != 101; }
+
+/* A response we do not keep ended (interim ones leave it pending). */
+static bool phantom_response_ends(struct ht_conn *c, struct ht_parser *p)
+{
+    if (is_interim(p->msg.status))
+        return true;
+    if (c->resp_phantom == PH_RING) {
+        c->ph_head = (c->ph_head + 1) % HT_PHANTOM_MAX;
+        c->ph_len--;
+    }
+    c->resp_phantom = 0;
+    c->closing[HT_RESP] = p->msg.conn_close;
+    if (p->req_flags & (HT_REQF_UPGRADE | HT_REQF_CONNECT) || p->msg.framing == HT_FRAME_TUNNEL)
+        settle_upgrade(c, &p->msg);
+    emit_ready(c);
+    return true;
+}
+
 static bool on_response(struct ht_conn *c, const struct ht_pev *ev, const struct ht_clock *now)
 {
     struct ht_parser *p = &c->p[HT_RESP];
     struct ht_exchange *ex = c->resp_cur;
 
-    switch (ev->type) {
-    case HT_PEV_BEGIN:
+    if (ev->type == HT_PEV_BEGIN) {
         if (response_begins(c, now) && c->closing[HT_RESP])
             p->msg.anomalies |= HT_AN_DATA_AFTER_CLOSE;
         return false;
+    }
+    if (c->resp_phantom) {
+        if (ev->type == HT_PEV_END)
+            return phantom_response_ends(c, p);
+        if (ev->type == HT_PEV_ERROR) {
+            stop_dir(c, HT_RESP, true);
+            emit_ready(c);
+        }
+        return false;
+    }
+    switch (ev->type) {
     case HT_PEV_HEAD:
-        if (p->msg.status >= 100 && p->msg.status < 200 && p->msg.status != 101) {
+        if (is_interim(p->msg.status)) {
             if (ex->n_interim < sizeof(ex->interim) / sizeof(ex->interim[0]))
                 ex->interim[ex->n_interim++] = p->msg.status;
             ex->resp_msg.anomalies |= p->msg.anomalies;
             return false;
         }
-        if (ht_head_copy(&ex->resp_head, &ex->resp_head_len, p->head, p->head_len))
-            HT_STAT_ADD(dropped_no_memory, 1);
         {
             uint32_t an = ex->resp_msg.anomalies | p->msg.anomalies;  /* keep interim ones */
             ex->resp_msg = p->msg;
             ex->resp_msg.anomalies = an;
         }
-        ex->resp_head_done = true;
+        if (ht_head_copy(&ex->resp_head, &ex->resp_head_len, p->head, p->head_len))
+            ex->gaps |= HT_GAP_CAPTURE;
+        else
+            ex->resp_head_done = true;
         return false;
     case HT_PEV_BODY:
         ht_body_append(&ex->resp_body, ev->data, ev->len, c->cfg->max_body);
         return false;
     case HT_PEV_END:
         ex->resp_msg.anomalies |= p->msg.anomalies;
-        if (!ex->resp_head_done)
+        if (is_interim(p->msg.status))
             return true;                /* an interim response ended */
         ex->resp_done = true;
         c->closing[HT_RESP] = p->msg.conn_close;
@@ -316,6 +404,66 @@ size_t ht_conn_feed(struct ht_conn *c, enum ht_dir d, const uint8_t *buf, size_t
     return len;
 }
 
+static void flush_events(struct ht_conn *c, enum ht_dir d, const struct ht_clock *now)
+{
+    static const uint8_t none;
+    ht_conn_feed(c, d, &none, 0, now, 0);
+}
+
+void ht_conn_feed_unseen(struct ht_conn *c, enum ht_dir d, uint64_t n, enum ht_body_source src,
+                         ht_fetch_fn fetch, void *ctx, const struct ht_clock *now)
+{
+    uint8_t bounce[4096];
+    uint64_t off = 0;
+
+    while (off < n && !c->finished) {
+        struct ht_parser *p = &c->p[d];
+        if (c->stopped[d] || c->tunnel || ht_parser_dead(p)) {
+            c->bytes[d] += n - off;         /* nothing more to parse */
+            c->unparsed[d] += n - off;
+            return;
+        }
+        struct ht_exchange *ex = d == HT_REQ ? c->req_cur : c->resp_cur;
+        uint64_t room = ht_parser_body_room(p);
+        uint64_t k = n - off;
+        if (room && ex) {
+            struct ht_body *b = d == HT_REQ ? &ex->req_body : &ex->resp_body;
+            uint32_t cap = c->cfg->max_body;
+            size_t want = b->truncated || b->len >= cap ? 0 : cap - b->len;
+            b->source = (uint8_t)src;
+            if (k > room)
+                k = room;
+            if (want && fetch) {
+                size_t ask = want < sizeof(bounce) ? want : sizeof(bounce);
+                size_t got = fetch(ctx, off, bounce, ask < k ? ask : (size_t)k);
+                if (got) {
+                    ht_conn_feed(c, d, bounce, got, now, 0);
+                    off += got;
+                    continue;
+                }
+            }
+            if (want)
+                ex->gaps |= HT_GAP_BODY_NOT_CAPTURED;
+            ht_parser_skip_body(p, k);
+            b->size += k;
+            b->truncated = true;
+            c->bytes[d] += k;
+            off += k;
+            flush_events(c, d, now);
+            continue;
+        }
+        /* Framing bytes (a head, chunk lines): they must be read. */
+        size_t got = fetch ? fetch(ctx, off, bounce, k < sizeof(bounce) ? (size_t)k : sizeof(bounce)) : 0;
+        if (!got) {
+            ht_conn_lost(c, d);
+            c->bytes[d] += n - off;
+            return;
+        }
+        ht_conn_feed(c, d, bounce, got, now, 0);
+        off += got;
+    }
+}
+
 void ht_conn_eof(struct ht_conn *c, enum ht_dir d, const struct ht_clock *now)
 {
     struct ht_pev ev;
@@ -346,16 +494,14 @@ void ht_conn_finish(struct ht_conn *c, const struct ht_clock *now, uint32_t extr
 {
     if (c->finished)
         return;
+    c->extra_gaps = extra_gaps;
     ht_conn_eof(c, HT_REQ, now);
     ht_conn_eof(c, HT_RESP, now);
-    while (c->fifo_len) {
-        struct ht_exchange *ex = fifo_at(c, 0);
-        settle_gaps(c, ex);
-        if (ex->gaps)
-            ex->gaps |= extra_gaps;
+    while (c->fifo_len)
         emit_front(c);
-    }
     ht_parser_free(&c->p[HT_REQ]);
     ht_parser_free(&c->p[HT_RESP]);
+    free(c->ph_flags);
+    c->ph_flags = NULL;
     c->finished = true;
 }

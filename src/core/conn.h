@@ -20,7 +20,8 @@
 #include "core/exchange.h"
 #include "core/parser.h"
 
-#define HT_PIPELINE_MAX 32      /* requests awaiting responses, per connection */
+#define HT_PIPELINE_MAX 32      /* exchanges held awaiting responses, per connection */
+#define HT_PHANTOM_MAX 4096     /* further requests parsed but not kept (counted) */
 
 struct ht_conn_cfg {
     uint32_t max_body;          /* excerpt cap per body, bytes (0: sizes only) */
@@ -51,6 +52,15 @@ struct ht_conn {
     struct ht_exchange *req_cur;    /* request being read */
     struct ht_exchange *resp_cur;   /* exchange the response belongs to */
 
+    /* Requests beyond HT_PIPELINE_MAX are still framed (so the responses
+     * after them pair correctly) but not kept: "phantoms", each counted as
+     * a dropped exchange. Their request flags wait here for the response. */
+    uint8_t *ph_flags;              /* ring of HT_PHANTOM_MAX, allocated on need */
+    unsigned ph_head, ph_len;
+    bool req_phantom;               /* the request being read is a phantom */
+    uint8_t resp_phantom;           /* 0, PH_RING, or PH_UNPAIRED (see conn.c) */
+    uint32_t extra_gaps;            /* added to incomplete exchanges (finish) */
+
     bool stopped[2];            /* parser dead or stream ended */
     bool desync[2];             /* stopped because of a framing error */
     bool closing[2];            /* the last message said it was the last */
@@ -73,6 +83,20 @@ void ht_conn_init(struct ht_conn *c, const struct ht_conn_cfg *cfg,
  * unless HT_FEED_ONE_MESSAGE stopped early. */
 size_t ht_conn_feed(struct ht_conn *c, enum ht_dir d, const uint8_t *buf, size_t len,
                     const struct ht_clock *now, unsigned flags);
+
+/* Fetch up to len bytes at offset off of an unseen range into buf (e.g.
+ * pread on the file given to sendfile). Returns the bytes fetched; 0 when
+ * they cannot be had. */
+typedef size_t (*ht_fetch_fn)(void *ctx, uint64_t off, uint8_t *buf, size_t len);
+
+/* n bytes moved in direction d without passing through a buffer we saw
+ * (sendfile, splice). Inside a body they are counted without reading
+ * them, except what the excerpt wants, which is fetched; anything that
+ * must be parsed (a head, chunk lines) is fetched too. Without fetch, or
+ * when fetching fails, body content becomes gap body_not_captured and
+ * unparsable bytes a capture gap. src says where the body came from. */
+void ht_conn_feed_unseen(struct ht_conn *c, enum ht_dir d, uint64_t n, enum ht_body_source src,
+                         ht_fetch_fn fetch, void *ctx, const struct ht_clock *now);
 
 /* Direction d ended (peer half-close, or our side shut down writing). */
 void ht_conn_eof(struct ht_conn *c, enum ht_dir d, const struct ht_clock *now);

@@ -155,6 +155,10 @@ static json_t *body_object(const struct ht_body *b)
     }
     if (b->truncated)
         json_object_set_new(o, "truncated", json_true());
+    if (b->source == HT_SRC_SENDFILE)
+        json_object_set_new(o, "source", json_string("sendfile"));
+    else if (b->source == HT_SRC_SPLICE)
+        json_object_set_new(o, "source", json_string("splice"));
     return o;
 }
 
@@ -262,6 +266,8 @@ static json_t *exchange_json(const struct ht_exchange *ex)
         response_fields(http, ex);
 
     json_t *net = obj(root, "network");
+    if (ex->ep.transport)
+        json_object_set_new(net, "transport", json_string(ex->ep.transport));
     const struct ht_msg *vm = ex->req_head_done ? &ex->req_msg : &ex->resp_msg;
     if (ex->req_head_done || ex->resp_head_done) {
         char ver[8];
@@ -334,6 +340,8 @@ void ht_stats_record_take(struct ht_stats_record *r, int64_t wall_ns, int pid,
     r->dropped_queue_full = HT_STAT_GET(dropped_queue_full);
     r->dropped_write_error = HT_STAT_GET(dropped_write_error);
     r->dropped_no_memory = HT_STAT_GET(dropped_no_memory);
+    r->dropped_pipeline = HT_STAT_GET(dropped_pipeline);
+    r->dropped_unparsed = HT_STAT_GET(dropped_unparsed);
     r->parse_errors = HT_STAT_GET(parse_errors);
     r->capture_gaps = HT_STAT_GET(capture_gaps);
     r->bytes_received = HT_STAT_GET(bytes_received);
@@ -352,7 +360,8 @@ int ht_event_format_stats(const struct ht_stats_record *r, struct ht_buf *out)
     json_object_set_new(tape, "mode", json_string(r->mode ? r->mode : "unknown"));
     json_object_set_new(tape, "final", json_boolean(r->final));
     json_t *s = obj(tape, "stats");
-    uint64_t dropped = r->dropped_queue_full + r->dropped_write_error + r->dropped_no_memory;
+    uint64_t dropped = r->dropped_queue_full + r->dropped_write_error + r->dropped_no_memory +
+                       r->dropped_pipeline + r->dropped_unparsed;
     set_u64(s, "connections", r->connections);
     set_u64(s, "exchanges_seen", r->exchanges_seen);
     set_u64(s, "exchanges_written", r->exchanges_written);
@@ -360,6 +369,8 @@ int ht_event_format_stats(const struct ht_stats_record *r, struct ht_buf *out)
     set_u64(s, "dropped_queue_full", r->dropped_queue_full);
     set_u64(s, "dropped_write_error", r->dropped_write_error);
     set_u64(s, "dropped_no_memory", r->dropped_no_memory);
+    set_u64(s, "dropped_pipeline", r->dropped_pipeline);
+    set_u64(s, "dropped_unparsed", r->dropped_unparsed);
     set_u64(s, "parse_errors", r->parse_errors);
     set_u64(s, "capture_gaps", r->capture_gaps);
     set_u64(s, "bytes_received", r->bytes_received);

@@ -16,7 +16,7 @@ static const char *const gap_names[HT_GAP_COUNT] = {
     "desync",
     "capture_gap",
     "process_exit",
-    "pipeline_overflow",
+    "body_not_captured",
 };
 
 const char *ht_gap_name(uint32_t bit)

@@ -24,7 +24,7 @@ enum ht_gap {
     HT_GAP_DESYNC              = 1u << 4, /* framing unreadable; parsing stopped */
     HT_GAP_CAPTURE             = 1u << 5, /* bytes we could not observe */
     HT_GAP_PROCESS_EXIT        = 1u << 6, /* still in flight when the process exited */
-    HT_GAP_PIPELINE_OVERFLOW   = 1u << 7, /* too many requests awaiting responses */
+    HT_GAP_BODY_NOT_CAPTURED   = 1u << 7, /* body bytes counted but never seen */
 };
 #define HT_GAP_COUNT 8
 
@@ -35,10 +35,15 @@ struct ht_body {
     uint32_t len, cap;
     uint64_t size;          /* decoded body length observed */
     bool truncated;         /* size > len */
+    uint8_t source;         /* enum ht_body_source */
 };
+
+/* How body bytes reached the socket, when not by read/write. */
+enum ht_body_source { HT_SRC_IO = 0, HT_SRC_SENDFILE, HT_SRC_SPLICE };
 
 /* A connection's endpoints, as strings ready for the event. */
 struct ht_endpoints {
+    const char *transport;  /* "tcp", "unix" (static), or NULL */
     char peer_addr[64];
     char local_addr[112];   /* room for a Unix socket path */
     int  peer_port, local_port;     /* -1 when not applicable */

@@ -848,6 +848,35 @@ void ht_parser_tunnel(struct ht_parser *p)
         p->state = S_TUNNEL;
 }
 
+uint64_t ht_parser_body_room(const struct ht_parser *p)
+{
+    switch ((enum state)p->state) {
+    case S_BODY_LEN:
+    case S_CHUNK_DATA:
+        return p->remaining;
+    case S_BODY_CLOSE:
+        return UINT64_MAX;
+    default:
+        return 0;
+    }
+}
+
+void ht_parser_skip_body(struct ht_parser *p, uint64_t n)
+{
+    p->body_size += n;
+    if (p->state == S_BODY_CLOSE)
+        return;
+    p->remaining -= n;
+    if (p->remaining)
+        return;
+    if (p->state == S_BODY_LEN) {
+        p->state = S_END_PENDING;
+    } else {
+        p->state = S_CHUNK_DATA_END;
+        p->sub = 0;
+    }
+}
+
 void ht_parser_kill(struct ht_parser *p)
 {
     if (p->state != S_EOF)

@@ -148,6 +148,14 @@ bool ht_parser_paused(const struct ht_parser *p);
 void ht_parser_resume(struct ht_parser *p);
 void ht_parser_tunnel(struct ht_parser *p);
 
+/* Bytes that passed without our seeing them (sendfile, splice): how many
+ * of the next bytes are certainly body data, which can be counted without
+ * reading them (0 outside a body; UINT64_MAX for a close-delimited body). */
+uint64_t ht_parser_body_room(const struct ht_parser *p);
+
+/* Count n <= ht_parser_body_room() body bytes as seen without data. */
+void ht_parser_skip_body(struct ht_parser *p, uint64_t n);
+
 /* Stop parsing for good (used when the other direction desynchronised). */
 void ht_parser_kill(struct ht_parser *p);
 bool ht_parser_dead(const struct ht_parser *p);

@@ -9,7 +9,9 @@
  *
  * The log is opened O_APPEND|O_CLOEXEC|O_CREAT|O_NOFOLLOW, mode 0600, and
  * written a batch of whole lines per write(2), so processes sharing one log
- * never interleave within a line.
+ * never interleave within a line. Once a second the writer checks that the
+ * path still names its file (logrotate) and writes a statistics record when
+ * drops happened or the interval is up; it rotates by size after a batch.
  */
 #include "core/sink.h"
 
@@ -21,6 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,10 +51,11 @@ static struct {
     _Alignas(64) size_t deq;
     _Atomic int state;          /* 0 idle, 1 starting, 2 running, 3 failed */
     _Atomic bool stop;
+    _Atomic bool abandon;       /* exit's flush time is up: start no write */
+    _Atomic bool writing;       /* a write(2) to the log is under way */
     pthread_t thread;
-    int fd;
     int pid;
-} s = { .fd = -1 };
+} s;
 
 enum { ST_IDLE, ST_STARTING, ST_RUNNING, ST_FAILED };
 
@@ -124,52 +129,155 @@ bool ht_sink_push(struct ht_exchange *ex)
 
 /* ---- the log file ---- */
 
-static int open_log(void)
+struct logf {
+    int fd;
+    char path[sizeof(((struct ht_config *)0)->log_path) + 16];
+    dev_t dev;
+    ino_t ino;
+    bool complained;            /* said once that it cannot be opened */
+    bool fragment;              /* a partial line may end the file */
+};
+
+static void say(const char *fmt, const char *a, const char *b)
 {
-    char path[sizeof(s.cfg.log_path) + 16];
-    if (ht_config_log_path(&s.cfg, s.pid, path, sizeof(path)))
-        return -ENAMETOOLONG;
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-        int e = errno;
-        char msg[sizeof(path) + 128];
-        int n = snprintf(msg, sizeof(msg), "httptape: cannot open log %s: %s; "
-                         "exchanges will be counted as dropped\n", path, strerror(e));
-        if (n > 0)
-            (void)!write(STDERR_FILENO, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg));
-        return -e;
-    }
-    return fd;
+    char msg[sizeof(((struct logf *)0)->path) + 160];
+    int n = snprintf(msg, sizeof(msg), fmt, a, b);
+    if (n > 0)
+        (void)!write(STDERR_FILENO, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
 }
 
-/* Write all of b; 0 or -errno. */
-static int write_all(const struct ht_buf *b)
+static void log_close(struct logf *lf)
+{
+    if (lf->fd >= 0)
+        close(lf->fd);
+    lf->fd = -1;
+}
+
+static void log_open(struct logf *lf)
+{
+    log_close(lf);
+    int fd = open(lf->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st)) {
+        if (!lf->complained)
+            say("httptape: cannot open log %s: %s; exchanges are counted as dropped "
+                "until it can be\n", lf->path, strerror(errno));
+        lf->complained = true;
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    lf->fd = fd;
+    lf->dev = st.st_dev;
+    lf->ino = st.st_ino;
+    lf->complained = false;
+    lf->fragment = false;
+}
+
+/* The path no longer names our file (renamed or deleted by logrotate's
+ * "create" mode, or by hand): follow the path. */
+static void log_check(struct logf *lf)
+{
+    struct stat st;
+    if (lf->fd < 0 || stat(lf->path, &st) || st.st_dev != lf->dev || st.st_ino != lf->ino)
+        log_open(lf);
+}
+
+/* Size rotation: log -> log.1 -> ... -> log.keep. Processes sharing the
+ * log serialise on flock; whoever finds the file already rotated just
+ * follows the path. */
+static void log_rotate(struct logf *lf)
+{
+    struct stat st;
+    if (lf->fd < 0 || !s.cfg.rotate_size || fstat(lf->fd, &st) || (uint64_t)st.st_size < s.cfg.rotate_size)
+        return;
+    if (flock(lf->fd, LOCK_EX))
+        return;
+    struct stat now;
+    if (stat(lf->path, &now) == 0 && now.st_dev == lf->dev && now.st_ino == lf->ino) {
+        char from[sizeof(lf->path) + 16], to[sizeof(lf->path) + 16];
+        for (unsigned i = s.cfg.rotate_keep; i > 1; i--) {
+            snprintf(from, sizeof(from), "%s.%u", lf->path, i - 1);
+            snprintf(to, sizeof(to), "%s.%u", lf->path, i);
+            rename(from, to);
+        }
+        snprintf(to, sizeof(to), "%s.1", lf->path);
+        rename(lf->path, to);
+    }
+    flock(lf->fd, LOCK_UN);
+    log_open(lf);
+}
+
+/* Write b (whole lines). Returns how many of its lines reached the file.
+ * A write cut short (disk full) may leave part of a line: it is cut off
+ * again when no one appended after it, else ended with a newline before
+ * the next write so that only that one line is damaged. */
+static size_t write_lines(struct logf *lf, const struct ht_buf *b);
+
+static size_t log_write(struct logf *lf, const struct ht_buf *b)
+{
+    if (lf->fd < 0)
+        return 0;
+    /* Announce the write, then look at abandon (seq_cst both ways): either
+     * shutdown sees us writing and waits, or we see it gave up. */
+    atomic_store(&s.writing, true);
+    if (atomic_load(&s.abandon)) {
+        atomic_store(&s.writing, false);
+        return 0;
+    }
+    size_t lines = write_lines(lf, b);
+    atomic_store(&s.writing, false);
+    return lines;
+}
+
+static size_t write_lines(struct logf *lf, const struct ht_buf *b)
 {
     size_t off = 0;
+    if (lf->fragment) {
+        if (write(lf->fd, "\n", 1) != 1)
+            return 0;
+        lf->fragment = false;
+    }
     while (off < b->len) {
-        ssize_t w = write(s.fd, b->p + off, b->len - off);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
+        ssize_t w = write(lf->fd, b->p + off, b->len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
         off += (size_t)w;
     }
-    return 0;
+    size_t lines = 0, last_nl = 0;
+    for (size_t i = 0; i < off; i++)
+        if (b->p[i] == '\n') {
+            lines++;
+            last_nl = i + 1;
+        }
+    if (off > last_nl) {
+        off_t end = lseek(lf->fd, 0, SEEK_END);
+        struct stat st;
+        if (end >= 0 && fstat(lf->fd, &st) == 0 && st.st_size == end &&
+            ftruncate(lf->fd, end - (off_t)(off - last_nl)) == 0)
+            ;
+        else
+            lf->fragment = true;
+    }
+    return lines;
 }
 
 /* ---- the writer ---- */
 
 struct writer {
+    struct logf log;
     struct ht_buf buf;
     uint64_t dropped_reported;
-    int64_t last_stats;
+    int64_t last_stats, last_check;
 };
 
 static uint64_t dropped_total(void)
 {
     return HT_STAT_GET(dropped_queue_full) + HT_STAT_GET(dropped_write_error) +
-           HT_STAT_GET(dropped_no_memory);
+           HT_STAT_GET(dropped_no_memory) + HT_STAT_GET(dropped_pipeline) +
+           HT_STAT_GET(dropped_unparsed);
 }
 
 static void write_stats(struct writer *w, bool final)
@@ -177,10 +285,11 @@ static void write_stats(struct writer *w, bool final)
     struct ht_stats_record r;
     ht_buf_reset(&w->buf);
     ht_stats_record_take(&r, wall_now(), s.pid, s.mode, final);
-    if (ht_event_format_stats(&r, &w->buf) == 0 && s.fd >= 0)
-        (void)write_all(&w->buf);
-    w->dropped_reported = r.dropped_queue_full + r.dropped_write_error + r.dropped_no_memory;
     w->last_stats = r.wall_ns;
+    /* Drops count as reported only once the record is in the file. */
+    if (ht_event_format_stats(&r, &w->buf) == 0 && log_write(&w->log, &w->buf) == 1)
+        w->dropped_reported = r.dropped_queue_full + r.dropped_write_error + r.dropped_no_memory +
+                              r.dropped_pipeline + r.dropped_unparsed;
 }
 
 /* Drain up to one batch into the buffer and write it; returns how many
@@ -200,25 +309,41 @@ static size_t write_batch(struct writer *w)
     }
     if (!lines)
         return n;
-    if (s.fd >= 0 && write_all(&w->buf) == 0)
-        HT_STAT_ADD(exchanges_written, lines);
-    else
-        HT_STAT_ADD(dropped_write_error, lines);
+    if (w->log.fd < 0)
+        log_open(&w->log);
+    size_t written = log_write(&w->log, &w->buf);
+    HT_STAT_ADD(exchanges_written, written);
+    HT_STAT_ADD(dropped_write_error, lines - written);
+    log_rotate(&w->log);
     return n;
+}
+
+/* Once a second: follow a renamed log, report drops, periodic stats. */
+static void housekeeping(struct writer *w)
+{
+    int64_t now = wall_now();
+    if (now - w->last_check < 1000000000LL)
+        return;
+    w->last_check = now;
+    log_check(&w->log);
+    bool periodic = s.cfg.stats_interval &&
+                    now - w->last_stats >= (int64_t)s.cfg.stats_interval * 1000000000LL;
+    if (periodic || dropped_total() != w->dropped_reported)
+        write_stats(w, false);
 }
 
 static void *writer_main(void *arg)
 {
-    struct writer w = { 0 };
+    struct writer w = { .log = { .fd = -1 } };
     long nap = POLL_MIN_NS;
     (void)arg;
-    s.fd = open_log();
+    if (ht_config_log_path(&s.cfg, s.pid, w.log.path, sizeof(w.log.path)))
+        snprintf(w.log.path, sizeof(w.log.path), "%s", s.cfg.log_path);
+    log_open(&w.log);
+    w.last_stats = w.last_check = wall_now();
     while (!atomic_load_explicit(&s.stop, memory_order_acquire)) {
         size_t n = write_batch(&w);
-        /* Drops are reported promptly (at most once a second), so a reader
-         * sees them near where they happened, not only at exit. */
-        if (dropped_total() != w.dropped_reported && wall_now() - w.last_stats >= STATS_MIN_INTERVAL_NS)
-            write_stats(&w, false);
+        housekeeping(&w);
         if (n == 0) {
             struct timespec ts = { 0, nap };
             nanosleep(&ts, NULL);
@@ -231,9 +356,7 @@ static void *writer_main(void *arg)
         ;
     write_stats(&w, true);
     ht_buf_free(&w.buf);
-    if (s.fd >= 0)
-        close(s.fd);
-    s.fd = -1;
+    log_close(&w.log);
     return NULL;
 }
 
@@ -283,18 +406,25 @@ void ht_sink_shutdown(void)
         deadline.tv_sec++;
         deadline.tv_nsec -= 1000000000L;
     }
-    /* Bounded: a stuck disk must not hold the app's exit hostage. */
-    if (pthread_timedjoin_np(s.thread, NULL, &deadline) == 0)
+    /* Bounded: a stuck disk must not hold the app's exit hostage. When the
+     * time is up no new write starts, and the one under way (a write cut
+     * by exit would leave half a line) gets a little longer to finish. */
+    if (pthread_timedjoin_np(s.thread, NULL, &deadline) == 0) {
         atomic_store(&s.state, ST_IDLE);
+        return;
+    }
+    atomic_store(&s.abandon, true);
+    for (int i = 0; i < 500 && atomic_load(&s.writing); i++) {
+        struct timespec ts = { 0, 10000000L };
+        nanosleep(&ts, NULL);
+    }
 }
 
 void ht_sink_after_fork_child(void)
 {
-    /* The writer thread was not copied; its fd (if any) is ours to drop.
-     * Queued exchanges are the parent's: forgotten, not written twice. */
-    if (s.fd >= 0)
-        close(s.fd);
-    s.fd = -1;
+    /* The writer thread was not copied (its log fd is O_CLOEXEC and stays
+     * open here until exec; harmless). Queued exchanges are the parent's:
+     * forgotten, not written twice. */
     if (s.cells)
         queue_reset();
     atomic_store(&s.state, ST_IDLE);

@@ -13,6 +13,8 @@ void ht_stats_reset(void)
     atomic_store(&ht_stats.dropped_queue_full, 0);
     atomic_store(&ht_stats.dropped_write_error, 0);
     atomic_store(&ht_stats.dropped_no_memory, 0);
+    atomic_store(&ht_stats.dropped_pipeline, 0);
+    atomic_store(&ht_stats.dropped_unparsed, 0);
     atomic_store(&ht_stats.parse_errors, 0);
     atomic_store(&ht_stats.capture_gaps, 0);
     atomic_store(&ht_stats.bytes_received, 0);

@@ -18,6 +18,8 @@ struct ht_stats {
     _Atomic uint64_t dropped_queue_full;
     _Atomic uint64_t dropped_write_error;
     _Atomic uint64_t dropped_no_memory;
+    _Atomic uint64_t dropped_pipeline;  /* beyond the pipelining depth kept */
+    _Atomic uint64_t dropped_unparsed;  /* responses after a request-side desync */
     _Atomic uint64_t parse_errors;      /* connections that desynchronised */
     _Atomic uint64_t capture_gaps;      /* bytes we could not observe (events) */
     _Atomic uint64_t bytes_received;    /* by the app, on tracked connections */

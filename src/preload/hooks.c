@@ -7,14 +7,22 @@
  * and only for fds in the table; for any other fd a hook costs one
  * relaxed load of the table.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <linux/close_range.h>
 
 #include "preload/real.h"
 #include "preload/tap.h"
 
 #define HT_EXPORT __attribute__((visibility("default")))
+
+void ht_preload_flush(void);   /* init.c */
 
 /* ---- helpers shared by the hooks ---- */
 
@@ -143,9 +151,28 @@ HT_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int
                           buf, n, flags);
 }
 
+/* Connections handed over by another process (node's cluster module, a
+ * process accepting for a pool of workers) arrive as SCM_RIGHTS: a TCP
+ * socket received connected is tracked as if accepted here. Unix-domain
+ * sockets received this way are servers' own channels, not HTTP. */
+static void received_fds(const struct msghdr *msg)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)msg); c;
+         c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        const int *fds = (const int *)CMSG_DATA(c);
+        for (size_t i = 0; i < n; i++)
+            ht_tap_received(fds[i]);
+    }
+}
+
 HT_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
     ssize_t r = REAL(recvmsg)(fd, msg, flags);
+    if (r >= 0 && msg->msg_controllen > 0 && ht_fdtab_size)
+        received_fds(msg);
     if (flags & MSG_PEEK)
         return r;
     if ((flags & MSG_TRUNC) && r > 0 && ht_tracked(fd)) {
@@ -195,9 +222,154 @@ HT_EXPORT int shutdown(int fd, int how)
 
 HT_EXPORT int close(int fd)
 {
-    struct ht_tconn *t = ht_tracked(fd) ? ht_tap_detach(fd) : NULL;
+    struct ht_tconn *t = ht_tracked(fd) && !ht_tap_foreign_process() ? ht_tap_detach(fd) : NULL;
     int r = REAL(close)(fd);
     if (t)
         ht_tap_finish(t);
     return r;
+}
+
+/* ---- bytes that bypass our buffers ---- */
+
+struct file_range {
+    int fd;
+    off_t start;
+};
+
+/* Fetch from the file sendfile read, without moving its offset. */
+static size_t fetch_file(void *ctx, uint64_t off, uint8_t *buf, size_t len)
+{
+    const struct file_range *fr = ctx;
+    ssize_t r = pread(fr->fd, buf, len, fr->start + (off_t)off);
+    return r > 0 ? (size_t)r : 0;
+}
+
+static ssize_t sent_file(int out_fd, int in_fd, off_t before, ssize_t r)
+{
+    if (r > 0 && ht_tracked(out_fd)) {
+        int saved = errno;
+        /* Without an offset argument sendfile used (and moved) the file's
+         * own offset: the range started r bytes before where it is now. */
+        struct file_range fr = { in_fd, before >= 0 ? before : lseek(in_fd, 0, SEEK_CUR) - r };
+        errno = saved;
+        ht_tap_unseen(out_fd, HT_RESP, (uint64_t)r, HT_SRC_SENDFILE,
+                      fr.start >= 0 ? fetch_file : NULL, &fr);
+    }
+    return r;
+}
+
+HT_EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
+{
+    off_t before = offset ? *offset : -1;
+    return sent_file(out_fd, in_fd, before, REAL(sendfile)(out_fd, in_fd, offset, count));
+}
+
+HT_EXPORT ssize_t sendfile64(int out_fd, int in_fd, off_t *offset, size_t count)
+{
+    off_t before = offset ? *offset : -1;
+    return sent_file(out_fd, in_fd, before, REAL(sendfile64)(out_fd, in_fd, offset, count));
+}
+
+/* splice / copy_file_range move bytes kernel-side: counted, never seen. */
+static ssize_t moved(int fd_in, int fd_out, ssize_t r)
+{
+    if (r > 0 && ht_tracked(fd_out))
+        ht_tap_unseen(fd_out, HT_RESP, (uint64_t)r, HT_SRC_SPLICE, NULL, NULL);
+    if (r > 0 && ht_tracked(fd_in))
+        ht_tap_unseen(fd_in, HT_REQ, (uint64_t)r, HT_SRC_SPLICE, NULL, NULL);
+    return r;
+}
+
+HT_EXPORT ssize_t splice(int fd_in, loff_t *off_in, int fd_out, loff_t *off_out,
+                         size_t len, unsigned int flags)
+{
+    return moved(fd_in, fd_out, REAL(splice)(fd_in, off_in, fd_out, off_out, len, flags));
+}
+
+HT_EXPORT ssize_t copy_file_range(int fd_in, loff_t *off_in, int fd_out, loff_t *off_out,
+                                  size_t len, unsigned int flags)
+{
+    return moved(fd_in, fd_out, REAL(copy_file_range)(fd_in, off_in, fd_out, off_out, len, flags));
+}
+
+/* ---- fds that change meaning ---- */
+
+static inline int duped(int oldfd, int newfd)
+{
+    if (newfd >= 0 && ht_fdtab_size && (ht_tracked(oldfd) || ht_tracked(newfd)) &&
+        !ht_tap_foreign_process())
+        ht_tap_dup(oldfd, newfd);
+    return newfd;
+}
+
+HT_EXPORT int dup(int fd)
+{
+    return duped(fd, REAL(dup)(fd));
+}
+
+HT_EXPORT int dup2(int oldfd, int newfd)
+{
+    /* Even a failed dup2 never closes newfd; a successful one does. */
+    return duped(oldfd, REAL(dup2)(oldfd, newfd));
+}
+
+HT_EXPORT int dup3(int oldfd, int newfd, int flags)
+{
+    return duped(oldfd, REAL(dup3)(oldfd, newfd, flags));
+}
+
+/* fcntl is variadic; every command's argument fits in a pointer-sized
+ * integer, which is how glibc itself passes it on. */
+static int fcntl_common(int (*real)(int, int, ...), int fd, int cmd, uintptr_t arg)
+{
+    int r = real(fd, cmd, arg);
+    if ((cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && r >= 0)
+        duped(fd, r);
+    return r;
+}
+
+HT_EXPORT int fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    uintptr_t arg = va_arg(ap, uintptr_t);
+    va_end(ap);
+    return fcntl_common(REAL(fcntl), fd, cmd, arg);
+}
+
+HT_EXPORT int fcntl64(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    uintptr_t arg = va_arg(ap, uintptr_t);
+    va_end(ap);
+    return fcntl_common(REAL(fcntl64), fd, cmd, arg);
+}
+
+HT_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
+{
+    int r = REAL(close_range)(first, last, flags);
+    if (r == 0 && !(flags & CLOSE_RANGE_CLOEXEC) && ht_fdtab_size &&
+        ht_tap_any_tracked(first) && !ht_tap_foreign_process()) {
+        int saved = errno;
+        ht_tap_close_range(first, last);
+        errno = saved;
+    }
+    return r;
+}
+
+/* ---- leaving without exit() ---- */
+
+/* _exit skips atexit handlers and destructors (os._exit in python worker
+ * processes, failed execs): write what is queued first, bounded. */
+HT_EXPORT void _exit(int status)
+{
+    ht_preload_flush();
+    REAL(exit_)(status);
+}
+
+HT_EXPORT void _Exit(int status)
+{
+    ht_preload_flush();
+    REAL(Exit_)(status);
 }

@@ -6,8 +6,12 @@
  * tracked, every hook passes straight through). Nothing runs in the
  * background until the process accepts its first connection.
  */
+#include <dlfcn.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -39,6 +43,42 @@ static void say(const char *fmt, ...)
     (void)!REAL(write)(STDERR_FILENO, line, (size_t)n);
 }
 
+/* HTTPTAPE_INHERIT=0: take this library out of LD_PRELOAD so programs the
+ * app executes do not load it (the app itself already has). Entries are
+ * separated by spaces or colons; ours is recognised by its real path. */
+static void strip_preload(void)
+{
+    Dl_info info;
+    char self[PATH_MAX], real[PATH_MAX], out[8192];
+    const char *list = getenv("LD_PRELOAD");
+    if (!list || !dladdr((void *)strip_preload, &info) || !info.dli_fname ||
+        !realpath(info.dli_fname, self))
+        return;
+    size_t o = 0;
+    const char *p = list;
+    while (*p) {
+        size_t n = strcspn(p, " :");
+        if (n) {
+            char entry[PATH_MAX];
+            snprintf(entry, sizeof(entry), "%.*s", (int)n, p);
+            bool ours = !strcmp(entry, self) || (realpath(entry, real) && !strcmp(real, self));
+            if (!ours && o + n + 2 < sizeof(out)) {
+                if (o)
+                    out[o++] = ' ';
+                memcpy(out + o, p, n);
+                o += n;
+            }
+        }
+        p += n;
+        p += strspn(p, " :");
+    }
+    out[o] = 0;
+    if (o)
+        setenv("LD_PRELOAD", out, 1);
+    else
+        unsetenv("LD_PRELOAD");
+}
+
 static void after_fork_child(void)
 {
     ht_tap_after_fork_child();
@@ -59,6 +99,8 @@ __attribute__((constructor)) static void httptape_init(void)
         say("httptape: cannot allocate the fd table; not recording (pid %d)\n", getpid());
         return;
     }
+    if (!cfg.inherit)
+        strip_preload();
     conn_cfg.max_body = cfg.max_body;
     conn_cfg.max_header = cfg.max_header;
     conn_cfg.mode = "preload";
@@ -69,10 +111,17 @@ __attribute__((constructor)) static void httptape_init(void)
     ht_tap_activate();
 }
 
-__attribute__((destructor)) static void httptape_fini(void)
+/* Write out what this process holds: at exit(), and from the _exit hook.
+ * Not in a vfork child, which shares the parent's memory. */
+void ht_preload_flush(void)
 {
-    if (!active)
+    if (!active || ht_tap_foreign_process())
         return;
     ht_tap_finish_all();
     ht_sink_shutdown();
+}
+
+__attribute__((destructor)) static void httptape_fini(void)
+{
+    ht_preload_flush();
 }

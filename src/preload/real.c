@@ -27,4 +27,16 @@ void ht_real_init(void)
     BIND(read_chk, "__read_chk");
     BIND(recv_chk, "__recv_chk");
     BIND(recvfrom_chk, "__recvfrom_chk");
+    BIND(sendfile, "sendfile");
+    BIND(sendfile64, "sendfile64");
+    BIND(splice, "splice");
+    BIND(copy_file_range, "copy_file_range");
+    BIND(dup, "dup");
+    BIND(dup2, "dup2");
+    BIND(dup3, "dup3");
+    BIND(fcntl, "fcntl");
+    BIND(fcntl64, "fcntl64");
+    BIND(close_range, "close_range");
+    BIND(exit_, "_exit");
+    BIND(Exit_, "_Exit");
 }

@@ -4,7 +4,10 @@
  * Connection slots come from a pool and are never returned to malloc: a
  * thread that loaded a slot pointer just before another thread closed the
  * fd still dereferences valid memory, takes the slot's lock, and sees that
- * the slot no longer belongs to its fd (live/fd/generation checks).
+ * the slot is no longer live or no longer in the table at that fd.
+ *
+ * Several fds may share a slot (dup, dup2, F_DUPFD): nfds counts them and
+ * the connection ends when the last one is closed.
  */
 #include "preload/tap.h"
 
@@ -30,12 +33,18 @@
 
 struct ht_tconn {
     pthread_mutex_t lock;
-    int fd;
     bool live;
+    unsigned nfds;              /* table entries pointing here */
     _Atomic bool missed[2];     /* bytes passed while we could not look */
     struct ht_tconn *next_free;
+    struct ht_tconn *next_deferred;
     struct ht_conn conn;
 };
+
+/* Releases that arrived re-entrantly (a signal handler closing a socket
+ * while its thread was inside the tap, maybe holding that very lock) wait
+ * here, lock-free, for the next caller outside the tap. */
+static _Atomic(struct ht_tconn *) deferred;
 
 _Atomic(struct ht_tconn *) *ht_fdtab;
 unsigned ht_fdtab_size;
@@ -47,6 +56,7 @@ static _Atomic uint64_t conn_seq;
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ht_tconn *pool_free;
 static struct ht_conn_cfg conn_cfg;
+static int tap_pid;
 
 void ht_tap_configure(const struct ht_conn_cfg *cfg) { conn_cfg = *cfg; }
 
@@ -55,10 +65,9 @@ int ht_tap_init(void)
     struct rlimit rl;
     unsigned cap = 65536;
     /* Size by the hard limit: servers often raise their soft limit later. */
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY)
-        cap = rl.rlim_max > FDTAB_MAX ? FDTAB_MAX : (unsigned)rl.rlim_max;
-    else if (rl.rlim_max == RLIM_INFINITY)
-        cap = FDTAB_MAX;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        cap = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > FDTAB_MAX ? FDTAB_MAX
+                                                                     : (unsigned)rl.rlim_max;
     /* Untouched pages of the mapping cost no memory. */
     void *m = mmap(NULL, (size_t)cap * sizeof(*ht_fdtab), PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -66,11 +75,18 @@ int ht_tap_init(void)
         return -errno;
     ht_fdtab = m;
     fdtab_cap = cap;
+    tap_pid = getpid();
     return 0;
 }
 
-/* Activate tracking (after init and configuration succeeded). */
 void ht_tap_activate(void) { ht_fdtab_size = fdtab_cap; }
+
+bool ht_tap_foreign_process(void)
+{
+    /* A vfork child shares our memory but has its own pid: it must not
+     * change the parent's table. */
+    return getpid() != tap_pid;
+}
 
 static void clock_now(struct ht_clock *c)
 {
@@ -125,12 +141,28 @@ static void format_addr(const struct sockaddr *sa, socklen_t len, char *addr, si
         const struct sockaddr_in6 *in6 = (const void *)sa;
         inet_ntop(AF_INET6, &in6->sin6_addr, addr, (socklen_t)alen);
         *port = ntohs(in6->sin6_port);
+    } else if (sa->sa_family == AF_UNIX && len > offsetof(struct sockaddr_un, sun_path)) {
+        /* Pathname sockets only; unnamed peers and abstract names ('\0'
+         * first) are left empty. */
+        const struct sockaddr_un *un = (const void *)sa;
+        size_t n = len - offsetof(struct sockaddr_un, sun_path);
+        if (un->sun_path[0])
+            snprintf(addr, alen, "%.*s", (int)strnlen(un->sun_path, n), un->sun_path);
     }
 }
 
-static bool is_tcp(const struct sockaddr *sa)
+/* TCP (IPv4/IPv6) and Unix-domain stream sockets carry HTTP here. */
+static const char *transport_of(int fd, const struct sockaddr_storage *local)
 {
-    return sa->sa_family == AF_INET || sa->sa_family == AF_INET6;
+    if (local->ss_family == AF_INET || local->ss_family == AF_INET6)
+        return "tcp";
+    if (local->ss_family == AF_UNIX) {
+        int type = 0;
+        socklen_t tl = sizeof(type);
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 && type == SOCK_STREAM)
+            return "unix";
+    }
+    return NULL;
 }
 
 /* ---- lifecycle ---- */
@@ -145,24 +177,73 @@ static void finish_locked(struct ht_tconn *t, uint32_t extra_gaps)
     t->live = false;
 }
 
-void ht_tap_finish(struct ht_tconn *t)
+/* One fd of t went away; the last one ends the connection. Must not be
+ * called with a slot lock or the pool lock held by this thread. */
+static void release_now(struct ht_tconn *t)
 {
+    bool last;
     int saved = errno;
     in_tap++;
     pthread_mutex_lock(&t->lock);
-    if (t->live)
+    last = t->nfds <= 1;
+    if (t->nfds)
+        t->nfds--;
+    if (last && t->live)
         finish_locked(t, 0);
     pthread_mutex_unlock(&t->lock);
+    if (last)
+        pool_put(t);
     in_tap--;
-    pool_put(t);
     errno = saved;
 }
+
+static void release(struct ht_tconn *t)
+{
+    if (!in_tap) {
+        release_now(t);
+        return;
+    }
+    struct ht_tconn *head = atomic_load(&deferred);
+    do
+        t->next_deferred = head;
+    while (!atomic_compare_exchange_weak(&deferred, &head, t));
+}
+
+static void run_deferred(void)
+{
+    if (in_tap || !atomic_load_explicit(&deferred, memory_order_relaxed))
+        return;
+    struct ht_tconn *t = atomic_exchange(&deferred, NULL);
+    while (t) {
+        struct ht_tconn *next = t->next_deferred;
+        release_now(t);
+        t = next;
+    }
+}
+
+void ht_tap_finish(struct ht_tconn *t) { release(t); }
 
 struct ht_tconn *ht_tap_detach(int fd)
 {
     if ((unsigned)fd >= ht_fdtab_size)
         return NULL;
     return atomic_exchange_explicit(&ht_fdtab[fd], NULL, memory_order_acq_rel);
+}
+
+static void note_fd(int fd)
+{
+    unsigned hi = atomic_load(&fd_high);
+    while ((unsigned)fd >= hi && !atomic_compare_exchange_weak(&fd_high, &hi, (unsigned)fd + 1))
+        ;
+}
+
+/* Put t at fd; whatever was there (a close we did not see) is released. */
+static void install(int fd, struct ht_tconn *t)
+{
+    struct ht_tconn *old = atomic_exchange_explicit(&ht_fdtab[fd], t, memory_order_acq_rel);
+    note_fd(fd);
+    if (old)
+        release(old);
 }
 
 static void emit(void *ctx, struct ht_exchange *ex)
@@ -181,11 +262,14 @@ void ht_tap_accepted(int fd, const struct sockaddr *peer, socklen_t peer_len)
     struct ht_endpoints ep;
 
     in_tap++;
-    if (getsockname(fd, (struct sockaddr *)&local, &llen) || !is_tcp((struct sockaddr *)&local))
+    if (getsockname(fd, (struct sockaddr *)&local, &llen))
+        goto out;
+    ep.transport = transport_of(fd, &local);
+    if (!ep.transport)
         goto out;
     if (!peer || peer_len < sizeof(sa_family_t) || peer->sa_family != local.ss_family) {
         if (getpeername(fd, (struct sockaddr *)&pa, &plen))
-            goto out;
+            plen = 0;
         peer = (struct sockaddr *)&pa;
         peer_len = plen;
     }
@@ -205,26 +289,65 @@ void ht_tap_accepted(int fd, const struct sockaddr *peer, socklen_t peer_len)
     ht_conn_init(&t->conn, &conn_cfg, &ep, id, pid, emit, NULL);
     atomic_store(&t->missed[0], false);
     atomic_store(&t->missed[1], false);
-    t->fd = fd;
+    t->nfds = 1;
     t->live = true;
     pthread_mutex_unlock(&t->lock);
     HT_STAT_ADD(connections, 1);
-
-    /* A stale slot means we missed a close (e.g. dup2 over it): finish it. */
-    struct ht_tconn *old = atomic_exchange_explicit(&ht_fdtab[fd], t, memory_order_acq_rel);
-    unsigned hi = atomic_load(&fd_high);
-    while ((unsigned)fd >= hi && !atomic_compare_exchange_weak(&fd_high, &hi, (unsigned)fd + 1))
-        ;
-    if (old)
-        ht_tap_finish(old);
+    in_tap--;
+    install(fd, t);
+    errno = saved;
+    return;
 out:
     in_tap--;
+    errno = saved;
+}
+
+void ht_tap_received(int fd)
+{
+    struct sockaddr_storage local, peer;
+    socklen_t llen = sizeof(local), plen = sizeof(peer);
+    int saved = errno, listening = 1;
+    socklen_t ol = sizeof(listening);
+    if ((unsigned)fd >= ht_fdtab_size || in_tap)
+        return;
+    if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0 &&
+        (local.ss_family == AF_INET || local.ss_family == AF_INET6) &&
+        getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ol) == 0 && !listening &&
+        getpeername(fd, (struct sockaddr *)&peer, &plen) == 0)
+        ht_tap_accepted(fd, (struct sockaddr *)&peer, plen);
+    errno = saved;
+}
+
+void ht_tap_dup(int oldfd, int newfd)
+{
+    if ((unsigned)newfd >= ht_fdtab_size || oldfd == newfd || in_tap)
+        return;
+    int saved = errno;
+    struct ht_tconn *t = (unsigned)oldfd < ht_fdtab_size ?
+        atomic_load_explicit(&ht_fdtab[oldfd], memory_order_acquire) : NULL;
+    if (t) {
+        struct ht_tconn *slot = t;
+        pthread_mutex_lock(&slot->lock);
+        if (slot->live)
+            slot->nfds++;
+        else
+            t = NULL;
+        pthread_mutex_unlock(&slot->lock);
+    }
+    if (t) {
+        install(newfd, t);      /* releases what newfd held before */
+    } else {
+        struct ht_tconn *old = ht_tap_detach(newfd);
+        if (old)
+            release(old);       /* dup2 closed it silently */
+    }
     errno = saved;
 }
 
 /* Lock the live slot of fd, or NULL (untracked, re-entered, or stale). */
 static struct ht_tconn *enter(int fd, enum ht_dir d)
 {
+    run_deferred();
     struct ht_tconn *t = atomic_load_explicit(&ht_fdtab[fd], memory_order_acquire);
     if (!t)
         return NULL;
@@ -237,7 +360,7 @@ static struct ht_tconn *enter(int fd, enum ht_dir d)
     }
     in_tap++;
     pthread_mutex_lock(&t->lock);
-    if (!t->live || t->fd != fd || atomic_load_explicit(&ht_fdtab[fd], memory_order_acquire) != t) {
+    if (!t->live || atomic_load_explicit(&ht_fdtab[fd], memory_order_acquire) != t) {
         pthread_mutex_unlock(&t->lock);
         in_tap--;
         return NULL;
@@ -253,6 +376,7 @@ static void leave(struct ht_tconn *t)
 {
     pthread_mutex_unlock(&t->lock);
     in_tap--;
+    run_deferred();
 }
 
 void ht_tap_data(int fd, enum ht_dir d, const struct iovec *iov, int iovcnt, size_t n)
@@ -268,6 +392,20 @@ void ht_tap_data(int fd, enum ht_dir d, const struct iovec *iov, int iovcnt, siz
                 ht_conn_feed(&t->conn, d, iov[i].iov_base, take, &now, 0);
             n -= take;
         }
+        leave(t);
+    }
+    errno = saved;
+}
+
+void ht_tap_unseen(int fd, enum ht_dir d, uint64_t n, enum ht_body_source src,
+                   ht_fetch_fn fetch, void *ctx)
+{
+    int saved = errno;
+    struct ht_tconn *t = enter(fd, d);
+    if (t) {
+        struct ht_clock now;
+        clock_now(&now);
+        ht_conn_feed_unseen(&t->conn, d, n, src, fetch, ctx, &now);
         leave(t);
     }
     errno = saved;
@@ -297,6 +435,21 @@ void ht_tap_lost(int fd, enum ht_dir d)
     errno = saved;
 }
 
+void ht_tap_close_range(unsigned first, unsigned last)
+{
+    unsigned hi = atomic_load(&fd_high);
+    for (unsigned fd = first; fd < hi && fd <= last; fd++) {
+        struct ht_tconn *t = ht_tap_detach((int)fd);
+        if (t)
+            release(t);
+    }
+}
+
+bool ht_tap_any_tracked(unsigned first)
+{
+    return first < atomic_load_explicit(&fd_high, memory_order_relaxed);
+}
+
 void ht_tap_finish_all(void)
 {
     unsigned hi = atomic_load(&fd_high);
@@ -315,12 +468,26 @@ void ht_tap_finish_all(void)
 
 void ht_tap_after_fork_child(void)
 {
+    /* The child owns copies of the parent's connections (a forking server
+     * accepts in the parent and serves in the child). Only slots whose lock
+     * was free at the fork are consistent; the others are forgotten (their
+     * memory leaks, by design). Every slot gets a fresh lock. */
     unsigned hi = atomic_load(&fd_high);
-    for (unsigned fd = 0; fd < hi && fd < ht_fdtab_size; fd++)
-        atomic_store(&ht_fdtab[fd], NULL);      /* slots leak, by design */
-    atomic_store(&fd_high, 0);
+    int pid = getpid();
+    tap_pid = pid;
+    for (unsigned fd = 0; fd < hi && fd < ht_fdtab_size; fd++) {
+        struct ht_tconn *t = atomic_load(&ht_fdtab[fd]);
+        if (!t)
+            continue;
+        if (pthread_mutex_trylock(&t->lock)) {
+            atomic_store(&ht_fdtab[fd], NULL);
+            continue;
+        }
+        pthread_mutex_unlock(&t->lock);
+        pthread_mutex_init(&t->lock, NULL);
+        t->conn.pid = pid;
+    }
     atomic_store(&conn_seq, 0);
     pthread_mutex_init(&pool_lock, NULL);
-    pool_free = NULL;
     in_tap = 0;
 }

@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include "core/conn.h"
 #include "core/parser.h"
 
 struct ht_tconn;
@@ -37,6 +38,9 @@ int ht_tap_init(void);
 /* The app accepted fd (peer address as accept returned it, may be NULL). */
 void ht_tap_accepted(int fd, const struct sockaddr *peer, socklen_t peer_len);
 
+/* fd arrived by SCM_RIGHTS: tracked if it is a connected TCP socket. */
+void ht_tap_received(int fd);
+
 /* The app received (HT_REQ) or sent (HT_RESP) n > 0 bytes, held in iov. */
 void ht_tap_data(int fd, enum ht_dir d, const struct iovec *iov, int iovcnt, size_t n);
 
@@ -47,8 +51,27 @@ void ht_tap_eof(int fd, enum ht_dir d);
 /* Bytes of direction d moved without our seeing them. */
 void ht_tap_lost(int fd, enum ht_dir d);
 
+/* n bytes of direction d moved by sendfile/splice (see ht_conn_feed_unseen). */
+void ht_tap_unseen(int fd, enum ht_dir d, uint64_t n, enum ht_body_source src,
+                   ht_fetch_fn fetch, void *ctx);
+
+/* newfd now refers to what oldfd refers to (dup, dup2, dup3, F_DUPFD); any
+ * connection newfd held before was closed by the call. */
+void ht_tap_dup(int oldfd, int newfd);
+
+/* close_range(first, last) closed these fds. */
+void ht_tap_close_range(unsigned first, unsigned last);
+
+/* Is any fd >= first tracked? (cheap; lets close_range skip the walk) */
+bool ht_tap_any_tracked(unsigned first);
+
+/* True in a vfork child: it shares our memory and must not change it. */
+bool ht_tap_foreign_process(void);
+
 /* close(): take fd out of the table before the real close (so a new
- * connection may reuse the number at once), finish it after. */
+ * connection may reuse the number at once), release it after: the
+ * connection ends with its last fd. From a signal handler that interrupted
+ * the tap, the release is deferred to the next call outside it. */
 struct ht_tconn *ht_tap_detach(int fd);
 void ht_tap_finish(struct ht_tconn *t);
 
