@@ -104,4 +104,7 @@ fuzz: $(BUILD)/fuzz/fuzz_conn $(BUILD)/fuzz/mkseed
 clean:
 	rm -rf $(BUILD)
 
+# Further targets live in mk/*.mk (bench, attach, ...), one file per concern.
+-include $(sort $(wildcard mk/*.mk))
+
 -include $(CORE_OBJ:.o=.d) $(PRELOAD_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
