@@ -7,6 +7,8 @@
 
 int ht_buf_append(struct ht_buf *b, const void *data, size_t n)
 {
+    if (n == 0)
+        return 0;
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < b->len + n)

@@ -75,6 +75,16 @@ struct ht_exchange {
     bool resp_begun, resp_head_done, resp_done;
     uint32_t anomalies;             /* enum ht_anomaly, both directions */
     uint32_t gaps;                  /* enum ht_gap */
+
+    /* Filled by ht_redact_exchange (core/redact.h, which walks it): what
+     * was replaced, NUL-separated ("header:authorization", "query:token",
+     * "body:password"), ended by an empty name; more when some did not
+     * fit; done once redaction has run. All zero in a new exchange. */
+    struct {
+        char names[240];
+        uint8_t count;
+        bool more, done;
+    } redacted;
 };
 
 /* Allocate a zeroed exchange; NULL on allocation failure. */

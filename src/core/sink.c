@@ -20,6 +20,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,7 +209,8 @@ static void log_rotate(struct logf *lf)
     log_open(lf);
 }
 
-/* Write b (whole lines). Returns how many of its lines reached the file.
+/* Write b (whole lines). Returns how many of its lines reached the file,
+ * SIZE_MAX meaning all of them.
  * A write cut short (disk full) may leave part of a line: it is cut off
  * again when no one appended after it, else ended with a newline before
  * the next write so that only that one line is damaged. */
@@ -246,6 +248,8 @@ static size_t write_lines(struct logf *lf, const struct ht_buf *b)
             break;
         off += (size_t)w;
     }
+    if (off == b->len)
+        return SIZE_MAX;                /* all of it */
     size_t lines = 0, last_nl = 0;
     for (size_t i = 0; i < off; i++)
         if (b->p[i] == '\n') {
@@ -287,7 +291,7 @@ static void write_stats(struct writer *w, bool final)
     ht_stats_record_take(&r, wall_now(), s.pid, s.mode, final);
     w->last_stats = r.wall_ns;
     /* Drops count as reported only once the record is in the file. */
-    if (ht_event_format_stats(&r, &w->buf) == 0 && log_write(&w->log, &w->buf) == 1)
+    if (ht_event_format_stats(&r, &w->buf) == 0 && log_write(&w->log, &w->buf) >= 1)
         w->dropped_reported = r.dropped_queue_full + r.dropped_write_error + r.dropped_no_memory +
                               r.dropped_pipeline + r.dropped_unparsed;
 }
@@ -312,6 +316,8 @@ static size_t write_batch(struct writer *w)
     if (w->log.fd < 0)
         log_open(&w->log);
     size_t written = log_write(&w->log, &w->buf);
+    if (written > lines)
+        written = lines;
     HT_STAT_ADD(exchanges_written, written);
     HT_STAT_ADD(dropped_write_error, lines - written);
     log_rotate(&w->log);

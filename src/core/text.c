@@ -1,13 +1,25 @@
 /* text.c - UTF-8, base64, Latin-1 and time formatting helpers (text.h). */
 #include "core/text.h"
 
+#include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 bool ht_utf8_valid(const uint8_t *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
+        /* ASCII runs, 8 bytes at a time. */
+        while (i + 8 <= n) {
+            uint64_t v;
+            memcpy(&v, s + i, 8);
+            if (v & 0x8080808080808080ULL)
+                break;
+            i += 8;
+        }
+        if (i >= n)
+            break;
         uint8_t c = s[i];
         if (c < 0x80) {
             i++;
@@ -89,15 +101,31 @@ size_t ht_latin1_to_utf8(const uint8_t *s, size_t n, char *out)
 
 void ht_rfc3339_ns(int64_t wall_ns, char out[HT_RFC3339_LEN])
 {
-    time_t sec = (time_t)(wall_ns / 1000000000);
+    /* The date and time to the second changes once a second: cache it per
+     * thread, and write the nanoseconds by hand. */
+    static _Thread_local int64_t cached_sec = INT64_MIN;
+    static _Thread_local char cached[20];
+    int64_t sec = wall_ns / 1000000000;
     long ns = (long)(wall_ns % 1000000000);
     if (ns < 0) {
         ns += 1000000000;
         sec--;
     }
-    struct tm tm;
-    char date[24];
-    gmtime_r(&sec, &tm);
-    strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, HT_RFC3339_LEN, "%.19s.%09ldZ", date, ns);
+    if (sec != cached_sec) {
+        time_t t = (time_t)sec;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        char date[32];
+        strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
+        memcpy(cached, date, 19);
+        cached_sec = sec;
+    }
+    memcpy(out, cached, 19);
+    out[19] = '.';
+    for (int i = 28; i >= 20; i--) {
+        out[i] = (char)('0' + ns % 10);
+        ns /= 10;
+    }
+    out[29] = 'Z';
+    out[30] = 0;
 }

@@ -1,0 +1,86 @@
+/*
+ * jsonw.c - streaming JSON writer (jsonw.h).
+ *
+ * Escaping copies runs of bytes that need none in one append; a 256-entry
+ * table says which bytes do (", \ and the C0 controls).
+ */
+#include "core/jsonw.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "core/text.h"
+
+/* 0: copy as is; otherwise the character after the backslash ('u' for
+ * \u00XX). */
+static const char esc[256] = {
+    ['"'] = '"', ['\\'] = '\\', ['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't',
+    [0x00] = 'u', [0x01] = 'u', [0x02] = 'u', [0x03] = 'u', [0x04] = 'u', [0x05] = 'u',
+    [0x06] = 'u', [0x07] = 'u', [0x0b] = 'u', [0x0e] = 'u', [0x0f] = 'u', [0x10] = 'u',
+    [0x11] = 'u', [0x12] = 'u', [0x13] = 'u', [0x14] = 'u', [0x15] = 'u', [0x16] = 'u',
+    [0x17] = 'u', [0x18] = 'u', [0x19] = 'u', [0x1a] = 'u', [0x1b] = 'u', [0x1c] = 'u',
+    [0x1d] = 'u', [0x1e] = 'u', [0x1f] = 'u',
+};
+
+/* Does any byte of v need escaping: < 0x20, '"' or '\\'? (May say yes
+ * wrongly, never no wrongly: the byte loop then decides.) */
+static inline bool word_needs_escape(uint64_t v)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t lt20 = (v - ones * 0x20) & ~v & highs;
+    uint64_t q = v ^ (ones * '"'), bs = v ^ (ones * '\\');
+    uint64_t hq = (q - ones) & ~q & highs, hb = (bs - ones) & ~bs & highs;
+    return (lt20 | hq | hb) != 0;
+}
+
+void ht_jw_raw_escaped(struct ht_jw *w, const uint8_t *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i + 8 <= n) {
+            uint64_t v;
+            memcpy(&v, s + i, 8);
+            if (!word_needs_escape(v)) {
+                i += 7;
+                continue;
+            }
+        }
+        char e = esc[s[i]];
+        if (!e)
+            continue;
+        ht_jw_put(w, s + run, i - run);
+        if (e == 'u') {
+            char u[6] = { '\\', 'u', '0', '0', hex[s[i] >> 4], hex[s[i] & 15] };
+            ht_jw_put(w, u, 6);
+        } else {
+            char two[2] = { '\\', e };
+            ht_jw_put(w, two, 2);
+        }
+        run = i + 1;
+    }
+    ht_jw_put(w, s + run, n - run);
+}
+
+void ht_jw_str_bytes(struct ht_jw *w, const char *key, const uint8_t *s, size_t n)
+{
+    ht_jw_begin_string(w, key);
+    if (ht_utf8_valid(s, n)) {
+        ht_jw_raw_escaped(w, s, n);
+    } else {
+        /* Not UTF-8: read as ISO-8859-1, a byte at a time (rare: obs-text
+         * in header values). */
+        for (size_t i = 0; i < n; i++) {
+            char u[3];                  /* two UTF-8 bytes and a NUL */
+            size_t k = ht_latin1_to_utf8(s + i, 1, u);
+            ht_jw_raw_escaped(w, (const uint8_t *)u, k);
+        }
+    }
+    ht_jw_end_string(w);
+}
+
+void ht_jw_put_slow(struct ht_jw *w, const void *p, size_t n)
+{
+    if (!w->err && ht_buf_append(w->b, p, n))
+        w->err = -ENOMEM;
+}

@@ -1,0 +1,170 @@
+/*
+ * jsonw.h - a small streaming JSON writer for log records: objects, arrays,
+ * strings, integers and booleans appended to an ht_buf, RFC 8259 escaping,
+ * no allocation beyond the buffer's own growth.
+ *
+ * Strings given to ht_jw_str must be valid UTF-8 (callers check with
+ * ht_utf8_valid, or use ht_jw_str_bytes, which transcodes Latin-1).
+ * Errors (out of memory) are sticky in jw->err; check once at the end.
+ * Not thread-safe; one writer per buffer.
+ */
+#ifndef HT_JSONW_H
+#define HT_JSONW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <string.h>
+
+#include "core/buf.h"
+
+#define HT_JW_DEPTH 16
+
+struct ht_jw {
+    struct ht_buf *b;
+    int err;
+    int depth;
+    bool first[HT_JW_DEPTH];    /* no member written yet at this depth */
+};
+
+void ht_jw_put_slow(struct ht_jw *w, const void *p, size_t n);
+void ht_jw_raw_escaped(struct ht_jw *w, const uint8_t *s, size_t n);   /* valid UTF-8 */
+void ht_jw_str_bytes(struct ht_jw *w, const char *key, const uint8_t *s, size_t n);
+
+/* The small operations are inline: most keys are literals, whose length
+ * the compiler then knows. */
+
+static inline void ht_jw_put(struct ht_jw *w, const void *p, size_t n)
+{
+    struct ht_buf *b = w->b;
+    if (__builtin_expect(b->len + n <= b->cap, 1)) {
+        memcpy(b->p + b->len, p, n);
+        b->len += n;
+    } else {
+        ht_jw_put_slow(w, p, n);
+    }
+}
+
+static inline void ht_jw_putc(struct ht_jw *w, char c)
+{
+    struct ht_buf *b = w->b;
+    if (__builtin_expect(b->len < b->cap, 1))
+        b->p[b->len++] = c;
+    else
+        ht_jw_put_slow(w, &c, 1);
+}
+
+static inline void ht_jw_init(struct ht_jw *w, struct ht_buf *b)
+{
+    w->b = b;
+    w->err = 0;
+    w->depth = 0;
+    w->first[0] = true;
+}
+
+/* Comma and key before a member or element. Keys are our own names or
+ * HTTP field names, which the parser allowed only as tokens: nothing in
+ * them needs escaping. */
+static inline void ht_jw_member(struct ht_jw *w, const char *key)
+{
+    if (!w->first[w->depth])
+        ht_jw_putc(w, ',');
+    w->first[w->depth] = false;
+    if (key) {
+        ht_jw_putc(w, '"');
+        ht_jw_put(w, key, strlen(key));
+        ht_jw_put(w, "\":", 2);
+    }
+}
+
+static inline void ht_jw_push(struct ht_jw *w, char c)
+{
+    ht_jw_putc(w, c);
+    if (w->depth + 1 < HT_JW_DEPTH)
+        w->first[++w->depth] = true;
+    else
+        w->err = -7;    /* -E2BIG: nesting deeper than any record we write */
+}
+
+static inline void ht_jw_open(struct ht_jw *w, const char *key)
+{
+    if (w->depth > 0 || !w->first[0])
+        ht_jw_member(w, key);
+    else
+        w->first[0] = false;
+    ht_jw_push(w, '{');
+}
+
+static inline void ht_jw_open_array(struct ht_jw *w, const char *key)
+{
+    ht_jw_member(w, key);
+    ht_jw_push(w, '[');
+}
+
+static inline void ht_jw_close(struct ht_jw *w)
+{
+    ht_jw_putc(w, '}');
+    if (w->depth > 0)
+        w->depth--;
+}
+
+static inline void ht_jw_close_array(struct ht_jw *w)
+{
+    ht_jw_putc(w, ']');
+    if (w->depth > 0)
+        w->depth--;
+}
+
+static inline void ht_jw_begin_string(struct ht_jw *w, const char *key)
+{
+    ht_jw_member(w, key);
+    ht_jw_putc(w, '"');
+}
+
+static inline void ht_jw_end_string(struct ht_jw *w) { ht_jw_putc(w, '"'); }
+
+static inline void ht_jw_str(struct ht_jw *w, const char *key, const char *s, size_t n)
+{
+    ht_jw_begin_string(w, key);
+    ht_jw_raw_escaped(w, (const uint8_t *)s, n);
+    ht_jw_end_string(w);
+}
+
+static inline void ht_jw_cstr(struct ht_jw *w, const char *key, const char *s)
+{
+    ht_jw_str(w, key, s, strlen(s));
+}
+
+static inline void ht_jw_u64(struct ht_jw *w, const char *key, uint64_t v)
+{
+    char d[24];
+    int i = (int)sizeof(d);
+    do {
+        d[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    ht_jw_member(w, key);
+    ht_jw_put(w, d + i, sizeof(d) - (size_t)i);
+}
+
+static inline void ht_jw_i64(struct ht_jw *w, const char *key, int64_t v)
+{
+    if (v < 0) {
+        /* only ever a clock step backwards; written as 0 would hide it */
+        ht_jw_member(w, key);
+        ht_jw_putc(w, '-');
+        w->first[w->depth] = true;          /* the digits follow directly */
+        ht_jw_u64(w, NULL, (uint64_t)0 - (uint64_t)v);
+        return;
+    }
+    ht_jw_u64(w, key, (uint64_t)v);
+}
+
+static inline void ht_jw_bool(struct ht_jw *w, const char *key, bool v)
+{
+    ht_jw_member(w, key);
+    ht_jw_put(w, v ? "true" : "false", v ? 4 : 5);
+}
+
+#endif
