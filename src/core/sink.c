@@ -257,12 +257,13 @@ static size_t write_lines(struct logf *lf, const struct ht_buf *b)
             last_nl = i + 1;
         }
     if (off > last_nl) {
-        off_t end = lseek(lf->fd, 0, SEEK_END);
+        /* After an O_APPEND write our offset is the end of what we wrote;
+         * if the file ends there too, nobody appended since: cut ours. */
+        off_t ours = lseek(lf->fd, 0, SEEK_CUR);
         struct stat st;
-        if (end >= 0 && fstat(lf->fd, &st) == 0 && st.st_size == end &&
-            ftruncate(lf->fd, end - (off_t)(off - last_nl)) == 0)
-            ;
-        else
+        bool cut = ours >= 0 && fstat(lf->fd, &st) == 0 && st.st_size == ours &&
+                   ftruncate(lf->fd, ours - (off_t)(off - last_nl)) == 0;
+        if (!cut)
             lf->fragment = true;
     }
     return lines;
