@@ -11,6 +11,8 @@ export DEBIAN_FRONTEND=noninteractive
 PACKAGES=(
     # build: compiler, make, and jansson, which the event writer links against
     gcc make pkg-config libjansson-dev
+    # redaction: HMAC-SHA-256 pseudonyms (HTTPTAPE_REDACT_KEY), libsodium
+    libsodium-dev
     # sanitizers and fuzzing: `make asan`, tests/fuzz (clang 14 runtimes on Debian 12)
     clang llvm libclang-rt-14-dev
     # tests: bats suites and their helpers, HTTP clients, JSON checks, load generator
@@ -19,6 +21,9 @@ PACKAGES=(
     python3 python3-fastapi python3-uvicorn
     # tests: process inspection (ps, pgrep) and listening sockets (ss)
     procps iproute2
+    # tests: real prefork servers (nginx's sendfile, gunicorn's workers) and
+    # mount(8) for the disk-full test on a tiny tmpfs
+    nginx-light gunicorn util-linux
 )
 # node: the Node.js test server; only when no node is on PATH, so that a node
 # installed some other way (nvm, a tarball) is never shadowed or replaced.
@@ -61,6 +66,31 @@ fi
 apt_get() {
     "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q "$@"
 }
+
+# Installing nginx starts its service on port 80 (invoke-rc.d). The tests start
+# their own nginx, so a policy-rc.d that denies every start (exit 101) is put in
+# place for the install, and removed after it, only if it was not there before.
+POLICY=/usr/sbin/policy-rc.d
+own_policy=0
+nginx_before=$(pgrep -x nginx 2>/dev/null || true)
+if [[ ! -e "$POLICY" ]]; then
+    printf '#!/bin/sh\n# install-deps.sh: no service starts during the install\nexit 101\n' |
+        "${as_root[@]}" tee "$POLICY" >/dev/null
+    "${as_root[@]}" chmod 755 "$POLICY"
+    own_policy=1
+fi
+cleanup() {
+    if ((own_policy)); then
+        "${as_root[@]}" rm -f "$POLICY"
+    fi
+    # An nginx the install started anyway (no nginx ran before it): stop it.
+    if [[ -z "$nginx_before" ]] && pgrep -x nginx >/dev/null 2>&1; then
+        echo "install-deps: stopping the nginx the install started"
+        "${as_root[@]}" nginx -s stop 2>/dev/null ||
+            { [[ -s /run/nginx.pid ]] && "${as_root[@]}" kill "$(cat /run/nginx.pid)"; } || true
+    fi
+}
+trap cleanup EXIT
 
 echo "install-deps: installing ${#missing[@]} packages: ${missing[*]}"
 if ! apt_get install -y --no-install-recommends "${missing[@]}"; then

@@ -3,9 +3,11 @@
 # bounded waits, and reading exchange records out of a log.
 #
 # Servers are tracked by pid files, so teardown / teardown_file can always
-# stop them (stop_server), even after a failed assertion. A server started
-# from a test lives in $BATS_TEST_TMPDIR; one started from setup_file lives
-# in $BATS_FILE_TMPDIR. Every wait here is bounded.
+# stop them (stop_server), even after a failed assertion; the workers of a
+# prefork server can be tracked too (track_children), and are stopped after
+# their master. A server started from a test lives in $BATS_TEST_TMPDIR; one
+# started from setup_file lives in $BATS_FILE_TMPDIR. Every wait here is
+# bounded.
 
 # The variables set here are used by the .bats files that load this.
 # shellcheck disable=SC2034
@@ -109,11 +111,56 @@ stop_server() {
     else
         files=("$dir"/*.pid)
     fi
+    local c pid
     for f in "${files[@]}"; do
         [ -e "$f" ] || continue
         stop_pid "$(cat "$f")"
         rm -f "$f"
+        # Children recorded with track_children: the server stops its own
+        # workers; these are the ones it left behind (it was killed).
+        c=${f%.pid}.children
+        if [ -e "$c" ]; then
+            while read -r pid; do stop_pid "$pid"; done <"$c"
+            rm -f "$c"
+        fi
     done
+}
+
+# children_of PID [PATTERN]: the pids of PID's child processes (only those
+# whose command line matches PATTERN, a pgrep -f pattern), sorted, one a line.
+children_of() {
+    if [ $# -gt 1 ]; then
+        pgrep -P "$1" -f "$2" | sort -n
+    else
+        pgrep -P "$1" | sort -n
+    fi
+}
+
+# wait_children PID N [PATTERN]: waits up to 15 s until PID has N children
+# (matching PATTERN), then prints their pids like children_of.
+wait_children() {
+    local pid=$1 n=$2 have=0
+    shift 2
+    for _ in $(seq 150); do
+        have=$(children_of "$pid" "$@" | wc -l)
+        if [ "$have" -ge "$n" ]; then
+            children_of "$pid" "$@"
+            return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "waited 15 s for $n children of $pid, found $have" >&2
+    show_server_output
+    return 1
+}
+
+# track_children NAME PID...: stop_server NAME (or stop_server) also stops
+# these pids, after the server NAME itself (so a prefork master gets to stop
+# its own workers first, and does not respawn them).
+track_children() {
+    local name=$1; shift
+    printf '%s\n' "$@" >>"$(scratch_dir)/$name.children"
 }
 
 # Number of complete exchange records in LOGFILE (a half-written last line
@@ -123,16 +170,23 @@ count_exchanges() {
     jq -R 'fromjson? | select(.httptape.type == "exchange")' "$1" 2>/dev/null | jq -s length
 }
 
-# wait_exchanges LOGFILE N: waits up to 10 s for N exchange records.
+# wait_exchanges LOGFILE N: waits up to 10 s for N exchange records (the
+# time is bounded, however long counting a big log takes).
 wait_exchanges() {
     local log=$1 n=$2 have=0
-    for _ in $(seq 200); do
+    local deadline=$((SECONDS + 10))
+    while :; do
         have=$(count_exchanges "$log")
         [ "$have" -ge "$n" ] && return 0
+        [ "$SECONDS" -lt "$deadline" ] || break
         sleep 0.05
     done
-    echo "waited 10 s for $n exchange records in $log, found $have:" >&2
-    cat "$log" >&2 2>/dev/null || echo "(no log file)" >&2
+    echo "waited 10 s for $n exchange records in $log, found $have; its last lines:" >&2
+    if [ -e "$log" ]; then
+        tail -n 20 "$log" | cut -c1-400 >&2
+    else
+        echo "(no log file)" >&2
+    fi
     show_server_output
     return 1
 }

@@ -1,0 +1,188 @@
+#!/usr/bin/env bats
+# nginx.bats - Debian's nginx-light under `httptape run`: a master and two
+# workers serving static files with sendfile on, keep-alive, under a few
+# seconds of wrk load over a 100-byte file, a 20 KB file and a 404. The log
+# must agree with nginx's own access log: as many exchanges as access-log
+# lines, the same (status, body bytes) pairs, logged by the two workers
+# (never the master), and the 20 KB bodies captured from sendfile.
+#
+# nginx runs in the foreground (daemon off) with every path in the test's
+# tmpdir. Teardown stops the master, then any worker it left, pass or fail.
+
+load test_helper/common
+
+setup() {
+    command -v nginx >/dev/null || skip "no nginx (scripts/install-deps.sh installs nginx-light)"
+    D=$BATS_TEST_TMPDIR
+    PORT=$(free_port)
+    LOG="$D/log.jsonl"
+    BASE="http://127.0.0.1:$PORT"
+    mkdir -p "$D/www" "$D/temp"
+    head -c 100 /dev/urandom | base64 -w0 | head -c 100 >"$D/www/small.txt"
+    head -c 20480 /dev/urandom >"$D/www/big.bin"          # 20 KB, binary
+    write_nginx_conf
+}
+
+teardown() {
+    stop_server
+}
+
+write_nginx_conf() {
+    cat >"$D/nginx.conf" <<CONF
+daemon off;
+master_process on;
+worker_processes 2;
+user root;                      # workers write the log and read the tmpdir
+pid $D/nginx.pid;
+error_log $D/error.log warn;
+events {
+    worker_connections 256;
+}
+http {
+    log_format tape '\$status \$body_bytes_sent "\$request"';
+    access_log $D/access.log tape;
+    client_body_temp_path $D/temp/body;
+    proxy_temp_path $D/temp/proxy;
+    fastcgi_temp_path $D/temp/fastcgi;
+    uwsgi_temp_path $D/temp/uwsgi;
+    scgi_temp_path $D/temp/scgi;
+    sendfile on;
+    keepalive_timeout 30s;
+    keepalive_requests 100000;
+    types {
+        text/plain txt;
+        application/octet-stream bin;
+    }
+    server {
+        # reuseport: the kernel spreads connections over both workers
+        listen 127.0.0.1:$PORT reuseport;
+        root $D/www;
+    }
+}
+CONF
+}
+
+# Starts nginx under httptape; sets MASTER and WORKERS (sorted, space-separated).
+start_nginx() {
+    start_tapped nginx "$LOG" nginx -p "$D" -e "$D/error.log" -c "$D/nginx.conf"
+    MASTER=$SERVER_PID
+    WORKERS=$(wait_children "$MASTER" 2 | tr '\n' ' ')
+    # shellcheck disable=SC2086
+    track_children nginx $WORKERS
+    wait_http "$BASE/"
+}
+
+# wrk_paced DURATION PATH...: wrk (2 threads, 8 connections) for DURATION,
+# rotating over PATHs, each connection waiting 10 ms between requests: a few
+# thousand requests, well under what the log writer keeps up with (an
+# unpaced wrk would fill its queue, and drops are counted, not logged).
+wrk_paced() {
+    local duration=$1; shift
+    {
+        printf 'local paths = {'
+        printf ' "%s",' "$@"
+        printf ' }\n'
+        cat <<'LUA'
+local n = 0
+request = function()
+    n = n + 1
+    return wrk.format("GET", paths[n % #paths + 1])
+end
+delay = function()
+    return 10
+end
+LUA
+    } >"$D/paced.lua"
+    run timeout 20 wrk -t2 -c8 -d"$duration" --timeout 5s -s "$D/paced.lua" "$BASE"
+    assert_success
+}
+
+# Stops nginx gracefully (QUIT: workers finish their connections and exit),
+# up to 10 s; stop_server in teardown does the rest if it hangs.
+quit_nginx() {
+    kill -QUIT "$MASTER"
+    for _ in $(seq 100); do
+        kill -0 "$MASTER" 2>/dev/null || break
+        sleep 0.1
+    done
+    local pid
+    for pid in "$MASTER" $WORKERS; do
+        if kill -0 "$pid" 2>/dev/null; then
+            echo "nginx process $pid still running 10 s after QUIT" >&2
+            return 1
+        fi
+    done
+}
+
+@test "nginx: under wrk load the log has one exchange per access-log line with the same statuses and body sizes" {
+    start_nginx
+    wrk_paced 3s /small.txt /big.bin /missing
+    quit_nginx
+    served=$(wc -l <"$D/access.log")
+    [ "$served" -ge 300 ]             # real load, not a handful
+    wait_exchanges "$LOG" "$served"
+    run count_exchanges "$LOG"
+    assert_output "$served"
+    # The multiset of (status, body bytes) pairs is the same on both sides.
+    awk '{ print $1, $2 }' "$D/access.log" | sort >"$D/nginx.pairs"
+    exchanges "$LOG" | jq -r '"\(.http.response.status_code) \(.http.response.body.size)"' | sort >"$D/tape.pairs"
+    diff "$D/nginx.pairs" "$D/tape.pairs"
+    # All three kinds were served.
+    run bash -c "cut -d' ' -f1,2 '$D/nginx.pairs' | sort -u"
+    assert_line "200 100"
+    assert_line "200 20480"
+    assert_line --regexp '^404 [1-9][0-9]*$'
+}
+
+@test "nginx: exchanges are logged by the two worker processes, not by the master" {
+    start_nginx
+    wrk_paced 1s /small.txt
+    quit_nginx
+    served=$(wc -l <"$D/access.log")
+    wait_exchanges "$LOG" "$served"
+    run jq -r '.process.pid' <(exchanges "$LOG")
+    refute_line "$MASTER"
+    run bash -c "jq -r 'select(.httptape.type == \"exchange\") | .process.pid' '$LOG' | sort -nu | tr '\n' ' '"
+    assert_output "$WORKERS"
+    # A connection belongs to one worker: its id names that worker's pid.
+    run jq -r 'select((.httptape.connection.id | split("-")[0]) != (.process.pid | tostring))' \
+        <(exchanges "$LOG")
+    assert_output ""
+}
+
+@test "nginx: a 20 KB file sent with sendfile is logged with source sendfile, its size and its first 4096 bytes" {
+    start_nginx
+    run curl -s --max-time 5 -o "$D/got" -w '%{http_code} %{size_download}' "$BASE/big.bin" \
+        --next -s --max-time 5 -o "$D/got-small" -w ' %{http_code} %{size_download}' "$BASE/small.txt"
+    assert_success
+    assert_output "200 20480 200 100"
+    cmp "$D/www/big.bin" "$D/got"                     # the client got every byte unchanged
+    wait_exchanges "$LOG" 2
+    run jq -c 'select(.url.path == "/big.bin") | [.http.response.body.source, .http.response.body.size,
+               .http.response.body.encoding, .http.response.body.truncated, .httptape.complete]' \
+        <(exchanges "$LOG")
+    assert_output '["sendfile",20480,"base64",true,true]'
+    exchanges "$LOG" | jq -r 'select(.url.path == "/big.bin") | .http.response.body.content' |
+        base64 -d >"$D/excerpt"
+    cmp <(head -c 4096 "$D/www/big.bin") "$D/excerpt"
+    # The small file's content is logged whole, however nginx sent it.
+    run jq -r 'select(.url.path == "/small.txt") | .http.response.body.content' <(exchanges "$LOG")
+    assert_output "$(cat "$D/www/small.txt")"
+}
+
+@test "nginx: wrk load over sendfile leaves every 20 KB response logged with source sendfile and the file's first bytes" {
+    start_nginx
+    wrk_paced 2s /big.bin
+    quit_nginx
+    served=$(wc -l <"$D/access.log")
+    [ "$served" -ge 100 ]
+    wait_exchanges "$LOG" "$served"
+    want=$(head -c 4096 "$D/www/big.bin" | base64 -w0)
+    # Every response that went out whole: sendfile, the file's first 4096 bytes.
+    whole=$(grep -c '^200 20480 ' "$D/access.log")
+    [ "$whole" -ge 100 ]
+    run jq -sc --arg want "$want" 'map(select(.http.response.body.size == 20480)
+        | [.http.response.body.source, .http.response.body.content == $want]) | group_by(.)
+        | map([.[0], length])' <(exchanges "$LOG")
+    assert_output "[[[\"sendfile\",true],$whole]]"
+}
