@@ -89,7 +89,7 @@ FUZZ_FLAGS := $(CSTD) -O1 -g -Isrc -fsanitize=fuzzer,address,undefined -fno-sani
 $(BUILD)/fuzz/fuzz_conn: tests/fuzz/fuzz_conn.c $(CORE_SRC) $(wildcard src/core/*.h)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")
-	$(Q)clang $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_conn.c $(CORE_SRC) -ljansson -lpthread
+	$(Q)clang $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_conn.c $(CORE_SRC) $(LDLIBS)
 
 $(BUILD)/fuzz/mkseed: tests/fuzz/mkseed.c
 	@mkdir -p $(dir $@)

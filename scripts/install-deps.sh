@@ -24,6 +24,11 @@ PACKAGES=(
     # tests: real prefork servers (nginx's sendfile, gunicorn's workers) and
     # mount(8) for the disk-full test on a tiny tmpfs
     nginx-light gunicorn util-linux
+    # tests: setcap, for the file-capability case in security.bats
+    libcap2-bin
+    # attach (eBPF): libbpf and the libraries it links, bpftool for vmlinux.h and
+    # the skeleton (clang and llvm, above, compile the BPF side)
+    libbpf-dev bpftool libelf-dev zlib1g-dev
 )
 # node: the Node.js test server; only when no node is on PATH, so that a node
 # installed some other way (nvm, a tarball) is never shadowed or replaced.

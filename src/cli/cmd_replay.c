@@ -6,7 +6,8 @@
  *
  * Feeding order is core/replay.c's. Files carry no per-byte times:
  * every event's timestamp is the client file's modification time and its
- * timing offsets are 0.
+ * timing offsets are 0. Events are redacted as in live capture, by the
+ * same HTTPTAPE_REDACT* variables.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -21,6 +22,7 @@
 #include "core/config.h"
 #include "core/conn.h"
 #include "core/event.h"
+#include "core/redact.h"
 #include "core/replay.h"
 
 static const char usage[] =
@@ -35,6 +37,9 @@ static const char usage[] =
     "\n"
     "  --max-body BYTES    body excerpt cap (default 4096; 64k, 1m accepted)\n"
     "  --max-header BYTES  head size limit (default 64k)\n"
+    "\n"
+    "Secrets are redacted as in live capture; HTTPTAPE_REDACT, _HEADERS, _QUERY,\n"
+    "_FIELDS and _KEY apply (docs/security.md).\n"
     "\n"
     "Exit: 0 success, 1 unreadable input or write failure, 2 usage error.\n";
 
@@ -106,9 +111,11 @@ int ht_cmd_replay(int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { 0 },
     };
-    struct ht_config cfg = { .max_body = HT_DEFAULT_MAX_BODY, .max_header = HT_DEFAULT_MAX_HEADER };
-    char err[256];
+    struct ht_config cfg;
+    char err[512];
     int c;
+
+    ht_config_defaults(&cfg);
 
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -135,6 +142,16 @@ int ht_cmd_replay(int argc, char **argv)
         fputs(usage, stderr);
         return 2;
     }
+    if (ht_config_redact_from_env(&cfg, err, sizeof(err)) ||
+        ht_redact_configure(cfg.redact_headers, cfg.redact_query, cfg.redact_fields,
+                            cfg.redact_key, cfg.redact, err, sizeof(err))) {
+        fprintf(stderr, "httptape replay: %s\n", err);
+        return 2;
+    }
+    explicit_bzero(cfg.redact_key, sizeof(cfg.redact_key));
+    if (!cfg.redact)
+        fputs("httptape replay: HTTPTAPE_REDACT=off: headers, query strings and bodies are "
+              "printed as captured, secrets included\n", stderr);
 
     uint8_t *cli = NULL, *srv = NULL;
     size_t cn = 0, sn = 0;

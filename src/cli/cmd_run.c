@@ -5,8 +5,14 @@
  *
  * The library is found at $HTTPTAPE_LIBRARY, else beside this executable
  * (build/), else in ../lib/httptape/ relative to it (an install).
+ *
+ * A command the dynamic loader will not preload into (setuid/setgid to
+ * someone else, file capabilities, statically linked) still runs, after
+ * one warning line that points to `httptape attach`.
  */
+#include <elf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -14,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -129,6 +137,99 @@ static int check_log_path(const char *path)
     return 0;
 }
 
+/* The file execvp would run for cmd: cmd itself when it has a slash, else
+ * the first executable regular file of that name along PATH. */
+static bool resolve_command(const char *cmd, char *out, size_t outlen)
+{
+    struct stat st;
+    if (strchr(cmd, '/'))
+        return (size_t)snprintf(out, outlen, "%s", cmd) < outlen;
+    const char *path = getenv("PATH");
+    if (!path)
+        path = "/bin:/usr/bin";
+    while (*path) {
+        size_t n = strcspn(path, ":");
+        int w = n ? snprintf(out, outlen, "%.*s/%s", (int)n, path, cmd)
+                  : snprintf(out, outlen, "%s", cmd);          /* "" is the cwd */
+        if (w > 0 && (size_t)w < outlen && stat(out, &st) == 0 && S_ISREG(st.st_mode) &&
+            access(out, X_OK) == 0)
+            return true;
+        path += n;
+        path += *path == ':';
+    }
+    return false;
+}
+
+/* An ELF file without a program interpreter: no ld.so runs, so nothing
+ * reads LD_PRELOAD. false for anything that is not ELF or not readable. */
+static bool elf_static(int fd, bool *is_elf)
+{
+    unsigned char id[EI_NIDENT];
+    *is_elf = pread(fd, id, sizeof(id), 0) == (ssize_t)sizeof(id) && !memcmp(id, ELFMAG, SELFMAG);
+    if (!*is_elf)
+        return false;
+    uint64_t phoff;
+    unsigned phnum, phentsize;
+    if (id[EI_CLASS] == ELFCLASS64) {
+        Elf64_Ehdr eh;
+        if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh))
+            return false;
+        phoff = eh.e_phoff, phnum = eh.e_phnum, phentsize = eh.e_phentsize;
+    } else if (id[EI_CLASS] == ELFCLASS32) {
+        Elf32_Ehdr eh;
+        if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh))
+            return false;
+        phoff = eh.e_phoff, phnum = eh.e_phnum, phentsize = eh.e_phentsize;
+    } else {
+        return false;
+    }
+    /* p_type is the first 4-byte member of both Elf32_Phdr and Elf64_Phdr;
+     * a foreign byte order is left to exec to refuse. */
+    if (phentsize < sizeof(uint32_t) || phnum > 4096)
+        return false;
+    for (unsigned i = 0; i < phnum; i++) {
+        uint32_t type;
+        if (pread(fd, &type, sizeof(type), (off_t)(phoff + (uint64_t)i * phentsize)) !=
+            (ssize_t)sizeof(type))
+            return false;
+        if (type == PT_INTERP)
+            return false;
+    }
+    return true;
+}
+
+/* Warn (one line, on stderr) when cmd is a program ld.so will not preload
+ * into. Only ELF files: the kernel ignores set-id bits and capabilities on
+ * scripts, whose interpreter is what runs. */
+static void warn_unpreloadable(const char *cmd)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    struct statvfs vfs;
+    if (!resolve_command(cmd, path, sizeof(path)) || stat(path, &st))
+        return;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    bool is_elf = false, is_static = fd >= 0 && elf_static(fd, &is_elf);
+    if (fd >= 0)
+        close(fd);
+    if (fd >= 0 && !is_elf)
+        return;
+    /* Set-id bits take effect unless the file system is mounted nosuid;
+     * file capabilities make the process "secure" unless we are root. */
+    bool nosuid = statvfs(path, &vfs) == 0 && (vfs.f_flag & ST_NOSUID);
+    bool setuid = !nosuid && (st.st_mode & S_ISUID) && st.st_uid != getuid();
+    bool setgid = !nosuid && (st.st_mode & S_ISGID) && (st.st_mode & S_IXGRP) &&
+                  st.st_gid != getgid();
+    bool caps = !nosuid && getuid() != 0 && getxattr(path, "security.capability", NULL, 0) > 0;
+    const char *why = setuid ? "is setuid" : setgid ? "is setgid" :
+                      caps ? "has file capabilities" : is_static ? "is statically linked" : NULL;
+    if (!why)
+        return;
+    fprintf(stderr, "httptape run: warning: %s %s, so libhttptape.so cannot be preloaded "
+            "into it and nothing will be recorded; starting it anyway (record it with "
+            "'httptape attach' instead)\n", path, why);
+}
+
 int ht_cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -205,6 +306,7 @@ int ht_cmd_run(int argc, char **argv)
         perror("httptape run: LD_PRELOAD");
         return 1;
     }
+    warn_unpreloadable(argv[optind]);
     execvp(argv[optind], argv + optind);
     fprintf(stderr, "httptape run: %s: %s\n", argv[optind], strerror(errno));
     return 127;

@@ -8,6 +8,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "core/redact.h"
+
 int ht_parse_size(const char *s, uint64_t *out)
 {
     uint64_t v = 0;
@@ -109,18 +111,80 @@ static int set_log(struct ht_config *c, const char *value, char *err, size_t err
     return 0;
 }
 
+/* Permission bits for a new log: octal, owner read+write, no execute or
+ * special bits, not writable by others (anyone could forge records). */
+static int set_log_mode(struct ht_config *c, const char *value, char *err, size_t errlen)
+{
+    size_t n = strlen(value);
+    unsigned long v = 0;
+    bool ok = n >= 3 && n <= 4;
+    for (size_t i = 0; ok && i < n; i++) {
+        ok = value[i] >= '0' && value[i] <= '7';
+        v = v * 8 + (unsigned long)(value[i] - '0');
+    }
+    if (!ok || (v & ~0666ul) || (v & 0600) != 0600 || (v & 0002)) {
+        snprintf(err, errlen, "HTTPTAPE_LOG_MODE: invalid value '%.32s'; expected an octal "
+                 "mode from 0600 to 0664 such as 0640: owner read and write, no execute or "
+                 "special bits, not writable by others", value);
+        return -EINVAL;
+    }
+    c->log_mode = (uint32_t)v;
+    return 0;
+}
+
+static int set_bool(bool *out, const char *name, const char *value, char *err, size_t errlen)
+{
+    if (ht_parse_bool(value, out)) {
+        snprintf(err, errlen, "%s: invalid value '%.32s'; expected 1 or 0 (true/false, "
+                 "yes/no, on/off)", name, value);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* HTTPTAPE_REDACT_HEADERS/QUERY/FIELDS: checked by core/redact.c, kept as given. */
+static int set_names(char *dst, size_t dstlen, enum ht_redact_list which, const char *name,
+                     const char *value, char *err, size_t errlen)
+{
+    int rc = ht_redact_parse_names(NULL, which, name, value, err, errlen);
+    if (rc)
+        return rc;
+    if (strlen(value) >= dstlen) {
+        snprintf(err, errlen, "%s: too long (%zu bytes); expected at most %zu bytes of "
+                 "comma-separated names", name, strlen(value), dstlen - 1);
+        return -EINVAL;
+    }
+    memcpy(dst, value, strlen(value) + 1);
+    return 0;
+}
+
 int ht_config_set(struct ht_config *c, const char *name, const char *value,
                   char *err, size_t errlen)
 {
     if (!strcmp(name, "HTTPTAPE_LOG"))
         return set_log(c, value, err, errlen);
-    if (!strcmp(name, "HTTPTAPE_INHERIT")) {
-        if (ht_parse_bool(value, &c->inherit)) {
-            snprintf(err, errlen, "%s: invalid value '%s'; expected 1 or 0 (true/false, "
-                     "yes/no, on/off)", name, value);
-            return -EINVAL;
-        }
-        return 0;
+    if (!strcmp(name, "HTTPTAPE_INHERIT"))
+        return set_bool(&c->inherit, name, value, err, errlen);
+    if (!strcmp(name, "HTTPTAPE_ALLOW_SECURE"))
+        return set_bool(&c->allow_secure, name, value, err, errlen);
+    if (!strcmp(name, "HTTPTAPE_REDACT"))
+        return set_bool(&c->redact, name, value, err, errlen);
+    if (!strcmp(name, "HTTPTAPE_LOG_MODE"))
+        return set_log_mode(c, value, err, errlen);
+    if (!strcmp(name, "HTTPTAPE_REDACT_HEADERS"))
+        return set_names(c->redact_headers, sizeof(c->redact_headers), HT_REDACT_HEADERS,
+                         name, value, err, errlen);
+    if (!strcmp(name, "HTTPTAPE_REDACT_QUERY"))
+        return set_names(c->redact_query, sizeof(c->redact_query), HT_REDACT_QUERY,
+                         name, value, err, errlen);
+    if (!strcmp(name, "HTTPTAPE_REDACT_FIELDS"))
+        return set_names(c->redact_fields, sizeof(c->redact_fields), HT_REDACT_FIELDS,
+                         name, value, err, errlen);
+    if (!strcmp(name, "HTTPTAPE_REDACT_KEY")) {
+        int rc = ht_redact_check_key(value, err, errlen);
+        if (!rc)
+            memcpy(c->redact_key, value, strlen(value) + 1);    /* checked: <= 256 */
+        return rc;
     }
     for (size_t i = 0; i < sizeof(num_vars) / sizeof(num_vars[0]); i++) {
         const struct num_var *nv = &num_vars[i];
@@ -146,9 +210,10 @@ int ht_config_set(struct ht_config *c, const char *name, const char *value,
     return -EINVAL;
 }
 
-int ht_config_from_env(struct ht_config *c, char *err, size_t errlen)
+void ht_config_defaults(struct ht_config *c)
 {
     memset(c, 0, sizeof(*c));
+    snprintf(c->log_path, sizeof(c->log_path), "%s", HT_DEFAULT_LOG);
     c->max_body = HT_DEFAULT_MAX_BODY;
     c->max_header = HT_DEFAULT_MAX_HEADER;
     c->queue_len = HT_DEFAULT_QUEUE;
@@ -156,7 +221,40 @@ int ht_config_from_env(struct ht_config *c, char *err, size_t errlen)
     c->rotate_keep = HT_DEFAULT_ROTATE_KEEP;
     c->stats_interval = HT_DEFAULT_STATS_INTERVAL;
     c->inherit = true;
+    c->log_mode = HT_DEFAULT_LOG_MODE;
+    c->redact = true;
+}
 
+/* Settings that are not numbers, in the order they are checked. */
+static const char *const redact_vars[] = {
+    "HTTPTAPE_REDACT", "HTTPTAPE_REDACT_HEADERS", "HTTPTAPE_REDACT_QUERY",
+    "HTTPTAPE_REDACT_FIELDS", "HTTPTAPE_REDACT_KEY",
+};
+static const char *const other_vars[] = {
+    "HTTPTAPE_INHERIT", "HTTPTAPE_LOG_MODE", "HTTPTAPE_ALLOW_SECURE",
+};
+
+static int vars_from_env(struct ht_config *c, const char *const *names, size_t n,
+                         char *err, size_t errlen)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *v = getenv(names[i]);
+        int rc = v ? ht_config_set(c, names[i], v, err, errlen) : 0;
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int ht_config_redact_from_env(struct ht_config *c, char *err, size_t errlen)
+{
+    return vars_from_env(c, redact_vars, sizeof(redact_vars) / sizeof(redact_vars[0]),
+                         err, errlen);
+}
+
+int ht_config_from_env(struct ht_config *c, char *err, size_t errlen)
+{
+    ht_config_defaults(c);
     const char *log = getenv("HTTPTAPE_LOG");
     int rc = set_log(c, log ? log : HT_DEFAULT_LOG, err, errlen);
     if (rc)
@@ -166,10 +264,8 @@ int ht_config_from_env(struct ht_config *c, char *err, size_t errlen)
         if (v && (rc = ht_config_set(c, num_vars[i].name, v, err, errlen)))
             return rc;
     }
-    const char *inh = getenv("HTTPTAPE_INHERIT");
-    if (inh && (rc = ht_config_set(c, "HTTPTAPE_INHERIT", inh, err, errlen)))
-        return rc;
-    return 0;
+    rc = vars_from_env(c, other_vars, sizeof(other_vars) / sizeof(other_vars[0]), err, errlen);
+    return rc ? rc : ht_config_redact_from_env(c, err, errlen);
 }
 
 int ht_config_log_path(const struct ht_config *c, int pid, char *out, size_t outlen)

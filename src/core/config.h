@@ -20,6 +20,7 @@
 #define HT_DEFAULT_FLUSH_MS   2000u
 #define HT_DEFAULT_ROTATE_KEEP 5u
 #define HT_DEFAULT_STATS_INTERVAL 60u
+#define HT_DEFAULT_LOG_MODE   0600u
 
 struct ht_config {
     char log_path[4096];        /* absolute; "%p" still unexpanded */
@@ -31,6 +32,15 @@ struct ht_config {
     uint32_t rotate_keep;       /* HTTPTAPE_ROTATE_KEEP */
     uint32_t stats_interval;    /* HTTPTAPE_STATS_INTERVAL seconds, 0 = final only */
     bool inherit;               /* HTTPTAPE_INHERIT: children keep the preload */
+    uint32_t log_mode;          /* HTTPTAPE_LOG_MODE: permission bits of a log we
+                                 * create, 0600..0664 (owner rw; no x, no o+w) */
+    bool allow_secure;          /* HTTPTAPE_ALLOW_SECURE: record setuid/setgid/
+                                 * file-capability processes too */
+    bool redact;                /* HTTPTAPE_REDACT (default on) */
+    char redact_headers[1024];  /* HTTPTAPE_REDACT_HEADERS, checked (core/redact.h) */
+    char redact_query[1024];    /* HTTPTAPE_REDACT_QUERY */
+    char redact_fields[1024];   /* HTTPTAPE_REDACT_FIELDS */
+    char redact_key[257];       /* HTTPTAPE_REDACT_KEY; "" = plain "REDACTED" */
 };
 
 /* A size: digits with an optional k/m/g suffix (powers of 1024, any case).
@@ -45,6 +55,14 @@ int ht_parse_bool(const char *s, bool *out);
  * and the accepted form. */
 int ht_config_set(struct ht_config *c, const char *name, const char *value,
                   char *err, size_t errlen);
+
+/* The defaults of every setting (log path: HT_DEFAULT_LOG, relative). */
+void ht_config_defaults(struct ht_config *c);
+
+/* Only the redaction settings (HTTPTAPE_REDACT*) from the environment, over
+ * what c holds; for front ends that take no other variable (replay). 0 or
+ * -EINVAL with err filled as above. */
+int ht_config_redact_from_env(struct ht_config *c, char *err, size_t errlen);
 
 /* Defaults, then every HTTPTAPE_* variable of the environment that is set.
  * A relative log path is made absolute against the current directory.

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "core/jsonw.h"
+#include "core/redact.h"
 #include "core/stats.h"
 #include "core/text.h"
 
@@ -331,6 +332,12 @@ static void write_exchange(struct ht_jw *w, const struct ht_exchange *ex)
             ht_jw_u64(w, NULL, ex->interim[i]);
         ht_jw_close_array(w);
     }
+    if (ex->redacted.count) {
+        ht_jw_open_array(w, "redacted");
+        for (const char *p = ht_redact_next(ex, NULL); p; p = ht_redact_next(ex, p))
+            ht_jw_cstr(w, NULL, p);
+        ht_jw_close_array(w);
+    }
     ht_jw_close(w);
     ht_jw_close(w);
 }
@@ -345,10 +352,13 @@ static int finish_line(struct ht_jw *w, struct ht_buf *out, size_t mark)
     return w->err;
 }
 
-int ht_event_format(const struct ht_exchange *ex, struct ht_buf *out)
+int ht_event_format(struct ht_exchange *ex, struct ht_buf *out)
 {
     struct ht_jw w;
     size_t mark = out->len;
+    /* Secrets are replaced before a single byte of the record exists, on
+     * whichever thread formats it, for every front end. */
+    ht_redact_exchange(ex);
     ht_jw_init(&w, out);
     write_exchange(&w, ex);
     return finish_line(&w, out, mark);

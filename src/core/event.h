@@ -15,8 +15,9 @@
 #include "core/buf.h"
 #include "core/exchange.h"
 
-/* Append the exchange's record and a '\n' to out. 0 or -errno. */
-int ht_event_format(const struct ht_exchange *ex, struct ht_buf *out);
+/* Append the exchange's record and a '\n' to out. 0 or -errno. Secrets
+ * in ex are redacted in place first (redact.h), so ex is modified. */
+int ht_event_format(struct ht_exchange *ex, struct ht_buf *out);
 
 /* A snapshot of the counters (stats.h) for the statistics record. */
 struct ht_stats_record {

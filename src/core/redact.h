@@ -4,9 +4,8 @@
  *
  * What is rewritten:
  *   - header values: authorization, proxy-authorization, cookie, set-cookie,
- *     x-api-key, any header whose name ends in -token, -secret, -password,
- *     -api-key, -signature, and the names of HTTPTAPE_REDACT_HEADERS. The
- *     auth scheme ("Bearer"), cookie names and Set-Cookie attributes stay;
+ *     x-api-key, and the names of HTTPTAPE_REDACT_HEADERS. The auth scheme
+ *     ("Bearer"), cookie names and Set-Cookie attributes stay;
  *   - query parameter values in the request target, and in the URLs of
  *     Referer, Location and Content-Location, whose names are sensitive
  *     (default list + HTTPTAPE_REDACT_QUERY);
@@ -16,9 +15,14 @@
  * A value becomes "REDACTED", or with a key "hmac:" + 16 hex digits of
  * HMAC-SHA-256(key, value) (libsodium), so equal secrets correlate.
  *
- * Query, form and JSON names are compared ignoring case, '-' and '_'
- * ("accessToken" == "access-token" == "ACCESS_TOKEN"), after percent- or
- * JSON-unescaping; header names ignoring case.
+ * Names are compared ignoring case, '-' and '_' ("accessToken" ==
+ * "access-token" == "ACCESS_TOKEN"), after percent- or JSON-unescaping, and
+ * in every list a name ending in password, passwd, secret, token, apikey,
+ * privatekey or signature is sensitive too ("X-Auth-Token", "db_password").
+ * Form bodies use the query and the field lists. Bodies other than JSON
+ * (by Content-Type, or complete and parsed by jansson) and form-urlencoded
+ * are not read, nor content-encoded ones; an excerpt cut at the cap is
+ * redacted as far as it goes.
  *
  * Threading: ht_redact_configure / ht_redact_set are for start-up, before
  * any exchange is redacted (not thread-safe). ht_redact_exchange and

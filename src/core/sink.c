@@ -54,9 +54,14 @@ static struct {
     _Atomic bool stop;
     _Atomic bool abandon;       /* exit's flush time is up: start no write */
     _Atomic bool writing;       /* a write(2) to the log is under way */
+    _Atomic int log_fd;         /* for the hooks: never close or replace it */
+    pthread_mutex_t fd_lock;    /* held by the writer only around log I/O */
     pthread_t thread;
     int pid;
-} s;
+} s = { .log_fd = -1, .fd_lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* Log fds start here, out of the way of the app's low numbers. */
+#define LOG_FD_MIN 512
 
 enum { ST_IDLE, ST_STARTING, ST_RUNNING, ST_FAILED };
 
@@ -149,15 +154,38 @@ static void say(const char *fmt, const char *a, const char *b)
 
 static void log_close(struct logf *lf)
 {
+    atomic_store(&s.log_fd, -1);
     if (lf->fd >= 0)
         close(lf->fd);
     lf->fd = -1;
 }
 
+int ht_sink_log_fd(void) { return atomic_load_explicit(&s.log_fd, memory_order_relaxed); }
+
+/* The writer's struct logf, for ht_sink_move_log_fd (set while running). */
+static struct logf *live_log;
+
+void ht_sink_move_log_fd(void)
+{
+    pthread_mutex_lock(&s.fd_lock);
+    struct logf *lf = live_log;
+    if (lf && lf->fd >= 0) {
+        int nfd = fcntl(lf->fd, F_DUPFD_CLOEXEC, LOG_FD_MIN);
+        if (nfd >= 0) {
+            /* The old number is the app's to take now (its dup2 replaces
+             * it); ours lives on under nfd. */
+            lf->fd = nfd;
+            atomic_store(&s.log_fd, nfd);
+        }
+    }
+    pthread_mutex_unlock(&s.fd_lock);
+}
+
 static void log_open(struct logf *lf)
 {
     log_close(lf);
-    int fd = open(lf->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int fd = open(lf->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+                  s.cfg.log_mode ? (mode_t)s.cfg.log_mode : 0600);
     struct stat st;
     if (fd < 0 || fstat(fd, &st)) {
         if (!lf->complained)
@@ -168,7 +196,13 @@ static void log_open(struct logf *lf)
             close(fd);
         return;
     }
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, LOG_FD_MIN);
+    if (high >= 0) {
+        close(fd);
+        fd = high;
+    }
     lf->fd = fd;
+    atomic_store(&s.log_fd, fd);
     lf->dev = st.st_dev;
     lf->ino = st.st_ino;
     lf->complained = false;
@@ -227,7 +261,9 @@ static size_t log_write(struct logf *lf, const struct ht_buf *b)
         atomic_store(&s.writing, false);
         return 0;
     }
+    pthread_mutex_lock(&s.fd_lock);
     size_t lines = write_lines(lf, b);
+    pthread_mutex_unlock(&s.fd_lock);
     atomic_store(&s.writing, false);
     return lines;
 }
@@ -346,6 +382,9 @@ static void *writer_main(void *arg)
     (void)arg;
     if (ht_config_log_path(&s.cfg, s.pid, w.log.path, sizeof(w.log.path)))
         snprintf(w.log.path, sizeof(w.log.path), "%s", s.cfg.log_path);
+    pthread_mutex_lock(&s.fd_lock);
+    live_log = &w.log;
+    pthread_mutex_unlock(&s.fd_lock);
     log_open(&w.log);
     w.last_stats = w.last_check = wall_now();
     while (!atomic_load_explicit(&s.stop, memory_order_acquire)) {
@@ -363,7 +402,10 @@ static void *writer_main(void *arg)
         ;
     write_stats(&w, true);
     ht_buf_free(&w.buf);
+    pthread_mutex_lock(&s.fd_lock);
+    live_log = NULL;
     log_close(&w.log);
+    pthread_mutex_unlock(&s.fd_lock);
     return NULL;
 }
 
@@ -434,6 +476,9 @@ void ht_sink_after_fork_child(void)
      * forgotten, not written twice. */
     if (s.cells)
         queue_reset();
+    pthread_mutex_init(&s.fd_lock, NULL);
+    live_log = NULL;
+    atomic_store(&s.log_fd, -1);        /* the parent's copy is not guarded here */
     atomic_store(&s.state, ST_IDLE);
     ht_stats_reset();
 }

@@ -32,6 +32,15 @@ bool ht_sink_push(struct ht_exchange *ex);
  * waiting at most the configured flush timeout. For process exit. */
 void ht_sink_shutdown(void);
 
+/* The log's fd, or -1. The app must not close or replace it: the hooks
+ * ask. Lock-free. */
+int ht_sink_log_fd(void);
+
+/* The app is about to dup2/dup3 onto the log's fd: move the log to another
+ * fd first (waits for a write under way; called on the app's thread, only
+ * in that rare case). */
+void ht_sink_move_log_fd(void);
+
 /* In a forked child: the parent's writer does not exist here and the
  * parent's queued exchanges are not ours to write; start afresh. */
 void ht_sink_after_fork_child(void);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <linux/close_range.h>
 
+#include "core/sink.h"
 #include "preload/real.h"
 #include "preload/tap.h"
 
@@ -220,8 +221,19 @@ HT_EXPORT int shutdown(int fd, int how)
     return r;
 }
 
+/* Our log's fd is not the app's: to the app it does not exist, as it would
+ * not without us. */
+static inline bool is_ours(int fd)
+{
+    return fd >= 0 && fd == ht_sink_log_fd();
+}
+
 HT_EXPORT int close(int fd)
 {
+    if (__builtin_expect(is_ours(fd), 0)) {
+        errno = EBADF;
+        return -1;
+    }
     struct ht_tconn *t = ht_tracked(fd) && !ht_tap_foreign_process() ? ht_tap_detach(fd) : NULL;
     int r = REAL(close)(fd);
     if (t)
@@ -309,12 +321,16 @@ HT_EXPORT int dup(int fd)
 
 HT_EXPORT int dup2(int oldfd, int newfd)
 {
+    if (__builtin_expect(is_ours(newfd), 0))
+        ht_sink_move_log_fd();  /* the app may have this number */
     /* Even a failed dup2 never closes newfd; a successful one does. */
     return duped(oldfd, REAL(dup2)(oldfd, newfd));
 }
 
 HT_EXPORT int dup3(int oldfd, int newfd, int flags)
 {
+    if (__builtin_expect(is_ours(newfd), 0))
+        ht_sink_move_log_fd();
     return duped(oldfd, REAL(dup3)(oldfd, newfd, flags));
 }
 
@@ -346,15 +362,34 @@ HT_EXPORT int fcntl64(int fd, int cmd, ...)
     return fcntl_common(REAL(fcntl64), fd, cmd, arg);
 }
 
-HT_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
+/* Connections whose fds a successful close_range closed. */
+static void closed_range(unsigned int first, unsigned int last, int flags)
 {
-    int r = REAL(close_range)(first, last, flags);
-    if (r == 0 && !(flags & CLOSE_RANGE_CLOEXEC) && ht_fdtab_size &&
-        ht_tap_any_tracked(first) && !ht_tap_foreign_process()) {
+    if (!(flags & CLOSE_RANGE_CLOEXEC) && ht_fdtab_size && ht_tap_any_tracked(first) &&
+        !ht_tap_foreign_process()) {
         int saved = errno;
         ht_tap_close_range(first, last);
         errno = saved;
     }
+}
+
+HT_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
+{
+    int ours = ht_sink_log_fd();
+    if (__builtin_expect(ours >= 0 && (unsigned)ours >= first && (unsigned)ours <= last, 0)) {
+        /* Close around our log: two ranges (either may be empty). */
+        int r = 0;
+        if ((unsigned)ours > first)
+            r = REAL(close_range)(first, (unsigned)ours - 1, flags);
+        if (r == 0 && (unsigned)ours < last)
+            r = REAL(close_range)((unsigned)ours + 1, last, flags);
+        if (r == 0)
+            closed_range(first, last, flags);
+        return r;
+    }
+    int r = REAL(close_range)(first, last, flags);
+    if (r == 0)
+        closed_range(first, last, flags);
     return r;
 }
 

@@ -3,8 +3,10 @@
  *
  * The constructor reads and validates the configuration; on any problem it
  * prints one line on stderr and leaves the library inert (nothing is
- * tracked, every hook passes straight through). Nothing runs in the
- * background until the process accepts its first connection.
+ * tracked, every hook passes straight through). So it does in a process
+ * that runs with privileges its invoker does not have (setuid, setgid, file
+ * capabilities: AT_SECURE), unless HTTPTAPE_ALLOW_SECURE=1. Nothing runs in
+ * the background until the process accepts its first connection.
  */
 #include <dlfcn.h>
 #include <limits.h>
@@ -14,10 +16,12 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <unistd.h>
 
 #include "core/config.h"
 #include "core/conn.h"
+#include "core/redact.h"
 #include "core/sink.h"
 #include "preload/real.h"
 #include "preload/tap.h"
@@ -91,7 +95,27 @@ __attribute__((constructor)) static void httptape_init(void)
     char err[512];
 
     ht_real_init();
+    /* A privileged process: its environment (our settings, the log path)
+     * comes from someone with fewer rights. Checked before anything in it
+     * is read. */
+    if (getauxval(AT_SECURE)) {
+        const char *allow = getenv("HTTPTAPE_ALLOW_SECURE");
+        bool yes = false;
+        if (!allow || ht_parse_bool(allow, &yes) || !yes) {
+            say("httptape: this process runs with privileges its invoker lacks (setuid, "
+                "setgid or file capabilities); not recording in it (pid %d); "
+                "HTTPTAPE_ALLOW_SECURE=1 records it anyway\n", getpid());
+            return;
+        }
+    }
     if (ht_config_from_env(&cfg, err, sizeof(err))) {
+        say("httptape: %s; not recording in this process (pid %d)\n", err, getpid());
+        return;
+    }
+    int rc = ht_redact_configure(cfg.redact_headers, cfg.redact_query, cfg.redact_fields,
+                                 cfg.redact_key, cfg.redact, err, sizeof(err));
+    explicit_bzero(cfg.redact_key, sizeof(cfg.redact_key));
+    if (rc) {
         say("httptape: %s; not recording in this process (pid %d)\n", err, getpid());
         return;
     }
@@ -109,6 +133,9 @@ __attribute__((constructor)) static void httptape_init(void)
     pthread_atfork(NULL, NULL, after_fork_child);
     active = true;
     ht_tap_activate();
+    if (!cfg.redact)
+        say("httptape: HTTPTAPE_REDACT=off: headers, query strings and bodies are logged "
+            "as sent, secrets included (pid %d)\n", getpid());
 }
 
 /* Write out what this process holds: at exit(), and from the _exit hook.

@@ -1,0 +1,989 @@
+/*
+ * redact.c - secrets out of exchange records, in place (redact.h).
+ *
+ * Every rewrite is a series of replaced spans over the original bytes, in
+ * order: a splice copies what lies between them into a new buffer, and the
+ * replacement text in place of each span, so everything that is not a
+ * secret keeps its exact bytes (JSON numbers, key order, duplicate keys,
+ * whitespace). If that buffer cannot be allocated, a head is masked in
+ * place ('*' over the secret bytes, same length, offsets unchanged) and a
+ * body excerpt is dropped.
+ *
+ * JSON bodies are walked by a small scanner that only needs to find
+ * strings, brackets, commas and colons; it is bounds-safe on any input, so
+ * an excerpt cut at the cap is redacted as far as it goes. jansson decides
+ * whether a body without a JSON content type is JSON after all.
+ *
+ * Thread-safety: see redact.h. The configuration is written at start-up
+ * only; everything else works on locals and the exchange it is given.
+ */
+#include "core/redact.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+
+static struct ht_redact_cfg active = { .enabled = true };
+
+/* ---- names ---- */
+
+/* Default lists, normalised (lowercase, no '-' or '_'). */
+struct word { const char *s; size_t n; };
+#define W(s) { s, sizeof(s) - 1 }
+static const struct word default_headers[] = {
+    W("authorization"), W("proxyauthorization"), W("cookie"), W("setcookie"), W("xapikey"),
+    { NULL, 0 },
+};
+static const struct word default_query[] = {
+    W("token"), W("accesstoken"), W("refreshtoken"), W("idtoken"), W("password"),
+    W("passwd"), W("pwd"), W("secret"), W("clientsecret"), W("apikey"), W("key"), W("sig"),
+    W("signature"), W("auth"), W("code"), { NULL, 0 },
+};
+static const struct word default_fields[] = {
+    W("password"), W("passwd"), W("pwd"), W("passphrase"), W("secret"), W("clientsecret"),
+    W("token"), W("accesstoken"), W("refreshtoken"), W("idtoken"), W("apikey"),
+    W("privatekey"), W("authorization"), { NULL, 0 },
+};
+static const struct word *const defaults[3] = { default_headers, default_query, default_fields };
+
+/* A name ending in one of these is sensitive in every list
+ * ("x-auth-token", "db_password", "clientSecret", "X-Amz-Signature").
+ * sensitive() knows their last letters, for a quick no. */
+static const struct word suffixes[] = {
+    W("password"), W("passwd"), W("secret"), W("token"), W("apikey"), W("privatekey"),
+    W("signature"), { NULL, 0 },
+};
+
+#define NORM_MAX 128
+#define SHOWN_MAX 48
+
+struct name {
+    char norm[NORM_MAX];        /* normalised; its tail when too long */
+    size_t len;
+    bool whole;                 /* norm is the whole name */
+    uint8_t shown[SHOWN_MAX];   /* its first bytes, as sent (unescaped) */
+    size_t shown_len;
+};
+
+static uint8_t lower(uint8_t c) { return c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c; }
+
+/* Fill nm from already-unescaped name bytes. */
+static void name_set(struct name *nm, const uint8_t *s, size_t n)
+{
+    nm->shown_len = n < SHOWN_MAX ? n : SHOWN_MAX;
+    memcpy(nm->shown, s, nm->shown_len);
+    if (n < NORM_MAX) {                         /* the usual case: all of it fits */
+        size_t j = 0;
+        for (size_t i = 0; i < n; i++)
+            if (s[i] != '-' && s[i] != '_')
+                nm->norm[j++] = (char)lower(s[i]);
+        nm->norm[j] = 0;
+        nm->len = j;
+        nm->whole = true;
+        return;
+    }
+    size_t j = NORM_MAX - 1;                    /* keep the tail, for suffixes */
+    nm->norm[j] = 0;
+    nm->whole = true;
+    for (size_t i = n; i > 0; i--) {
+        uint8_t c = s[i - 1];
+        if (c == '-' || c == '_')
+            continue;
+        if (j == 0) {
+            nm->whole = false;
+            break;
+        }
+        nm->norm[--j] = (char)lower(c);
+    }
+    nm->len = NORM_MAX - 1 - j;
+    memmove(nm->norm, nm->norm + j, nm->len + 1);
+}
+
+static bool in_list(const struct word *list, const char *s, size_t n)
+{
+    for (; list->s; list++)
+        if (list->n == n && list->s[0] == s[0] && !memcmp(list->s, s, n))
+            return true;
+    return false;
+}
+
+static bool sensitive(const struct ht_redact_cfg *cfg, enum ht_redact_list which,
+                      const struct name *nm)
+{
+    if (!nm->len)
+        return false;
+    if (nm->whole) {
+        if (in_list(defaults[which], nm->norm, nm->len))
+            return true;
+        for (unsigned i = 0; i < cfg->n_extra[which]; i++)
+            if (!strcmp(cfg->extra[which][i], nm->norm))
+                return true;
+    }
+    switch (nm->norm[nm->len - 1]) {
+    case 'd': case 't': case 'n': case 'y': case 'e':
+        break;
+    default:
+        return false;                           /* no suffix ends so */
+    }
+    for (const struct word *w = suffixes; w->s; w++)
+        if (nm->len >= w->n && !memcmp(nm->norm + nm->len - w->n, w->s, w->n))
+            return true;
+    return false;
+}
+
+/* Whether the normalised name is exactly word. */
+static bool name_is(const struct name *nm, const char *word)
+{
+    return nm->whole && !strcmp(nm->norm, word);
+}
+
+/* ---- unescaping (the result is never longer than the input) ---- */
+
+enum vkind { V_RAW, V_PCT, V_JSON };
+
+static int hexval(uint8_t c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = lower(c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* application/x-www-form-urlencoded: "+" is a space, %XX a byte. */
+static size_t pct_decode(const uint8_t *s, size_t n, uint8_t *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int h, l;
+        if (s[i] == '+') {
+            out[o++] = ' ';
+        } else if (s[i] == '%' && i + 2 < n && (h = hexval(s[i + 1])) >= 0 &&
+                   (l = hexval(s[i + 2])) >= 0) {
+            out[o++] = (uint8_t)(h << 4 | l);
+            i += 2;
+        } else {
+            out[o++] = s[i];
+        }
+    }
+    return o;
+}
+
+static size_t utf8_put(uint32_t cp, uint8_t *out)
+{
+    if (cp < 0x80) {
+        out[0] = (uint8_t)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (uint8_t)(0xc0 | cp >> 6);
+        out[1] = (uint8_t)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (uint8_t)(0xe0 | cp >> 12);
+        out[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
+        out[2] = (uint8_t)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    out[0] = (uint8_t)(0xf0 | cp >> 18);
+    out[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3f));
+    out[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3f));
+    out[3] = (uint8_t)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
+/* Four hex digits at s (n available), or -1. */
+static long hex4(const uint8_t *s, size_t n)
+{
+    long v = 0;
+    if (n < 4)
+        return -1;
+    for (int i = 0; i < 4; i++) {
+        int h = hexval(s[i]);
+        if (h < 0)
+            return -1;
+        v = v << 4 | h;
+    }
+    return v;
+}
+
+/* The inside of a JSON string (no quotes). Bad escapes are kept as is. */
+static size_t json_unescape(const uint8_t *s, size_t n, uint8_t *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '\\' || i + 1 >= n) {
+            out[o++] = s[i];
+            continue;
+        }
+        uint8_t e = s[++i];
+        const char *simple = strchr("\"\\/bfnrt", e);
+        if (simple && e) {
+            out[o++] = (uint8_t)("\"\\/\b\f\n\r\t"[simple - "\"\\/bfnrt"]);
+            continue;
+        }
+        long cp = e == 'u' ? hex4(s + i + 1, n - i - 1) : -1;
+        if (cp < 0) {
+            out[o++] = '\\';
+            out[o++] = e;
+            continue;
+        }
+        i += 4;
+        if (cp >= 0xd800 && cp < 0xdc00 && i + 2 < n && s[i + 1] == '\\' && s[i + 2] == 'u') {
+            long lo = hex4(s + i + 3, n - i - 3);
+            if (lo >= 0xdc00 && lo < 0xe000) {
+                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                i += 6;
+            }
+        }
+        if (cp >= 0xd800 && cp < 0xe000)
+            cp = 0xfffd;                        /* lone surrogate */
+        o += utf8_put((uint32_t)cp, out + o);
+    }
+    return o;
+}
+
+/* Unescape s into *out: buf (cap bytes) when it fits, else malloc'd (the
+ * caller frees *out when it is not buf); on no memory *out = s, raw. */
+static size_t unescape(enum vkind k, const uint8_t *s, size_t n, uint8_t *buf, size_t cap,
+                       const uint8_t **out)
+{
+    if (k == V_RAW) {
+        *out = s;
+        return n;
+    }
+    uint8_t *dst = n <= cap ? buf : malloc(n);
+    if (!dst) {
+        *out = s;
+        return n;
+    }
+    *out = dst;
+    return k == V_PCT ? pct_decode(s, n, dst) : json_unescape(s, n, dst);
+}
+
+static void name_from(struct name *nm, enum vkind k, const uint8_t *s, size_t n)
+{
+    uint8_t buf[512];
+    const uint8_t *u;
+    if (!memchr(s, k == V_JSON ? '\\' : '%', n) && (k != V_PCT || !memchr(s, '+', n)))
+        k = V_RAW;                              /* nothing to unescape */
+    size_t m = unescape(k, s, n, buf, sizeof(buf), &u);
+    name_set(nm, u, m);
+    if (u != s && u != buf)
+        free((void *)u);
+}
+
+/* ---- replacement values ---- */
+
+#define REP_MAX 32
+
+/* "REDACTED", or "hmac:" + the first 8 bytes of HMAC-SHA-256(key, value)
+ * in hex, over the unescaped value so that a secret sent in a query, a
+ * form and a JSON body gets one pseudonym. */
+static size_t replacement(const struct ht_redact_cfg *cfg, enum vkind k, const uint8_t *v,
+                          size_t n, char out[REP_MAX])
+{
+    if (!cfg->key_len) {
+        memcpy(out, "REDACTED", 9);
+        return 8;
+    }
+    uint8_t buf[512], mac[crypto_auth_hmacsha256_BYTES];
+    const uint8_t *u;
+    size_t m = unescape(k, v, n, buf, sizeof(buf), &u);
+    crypto_auth_hmacsha256_state st;
+    crypto_auth_hmacsha256_init(&st, cfg->key, cfg->key_len);
+    crypto_auth_hmacsha256_update(&st, u, m);
+    crypto_auth_hmacsha256_final(&st, mac);
+    sodium_memzero(&st, sizeof(st));
+    if (u != v && u != buf)
+        free((void *)u);
+    sodium_memzero(buf, sizeof(buf));
+    memcpy(out, "hmac:", 5);
+    sodium_bin2hex(out + 5, REP_MAX - 5, mac, 8);
+    return 5 + 16;
+}
+
+/* ---- what was redacted ---- */
+
+/* Add "kind:name" to ex->redacted (printable ASCII; header names
+ * lowercase), once. */
+static void note(struct ht_exchange *ex, const char *kind, const struct name *nm)
+{
+    char item[SHOWN_MAX + 16];
+    size_t n = strlen(kind);
+    memcpy(item, kind, n);
+    item[n++] = ':';
+    bool header = !strcmp(kind, "header");
+    for (size_t i = 0; i < nm->shown_len; i++) {
+        uint8_t c = header ? lower(nm->shown[i]) : nm->shown[i];
+        item[n++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    item[n] = 0;
+    size_t used = 0;
+    const char *p = ex->redacted.names;
+    while (*p) {
+        if (!strcmp(p, item))
+            return;                             /* already listed */
+        size_t l = strlen(p) + 1;
+        used += l;
+        p += l;
+    }
+    /* item, its NUL, and the empty name that ends the list */
+    if (used + n + 2 > sizeof(ex->redacted.names)) {
+        ex->redacted.more = true;
+        return;
+    }
+    memcpy(ex->redacted.names + used, item, n + 1);
+    ex->redacted.names[used + n + 1] = 0;
+    ex->redacted.count++;
+}
+
+const char *ht_redact_next(const struct ht_exchange *ex, const char *prev)
+{
+    const char *p = prev ? prev + strlen(prev) + 1 : ex->redacted.names;
+    const char *end = ex->redacted.names + sizeof(ex->redacted.names);
+    return p < end && *p ? p : NULL;
+}
+
+/* ---- splicing ---- */
+
+struct splice {
+    uint8_t *src;
+    size_t n;
+    size_t done;                /* src bytes already copied or replaced */
+    struct ht_buf out;
+    bool mask;                  /* no memory: overwrite src in place */
+    int err;
+    int edits;
+};
+
+struct ctx {
+    const struct ht_redact_cfg *cfg;
+    struct ht_exchange *ex;
+};
+
+/* Replace src[off, off+len) (off >= every earlier span's end). */
+static void sp_put(struct splice *sp, size_t off, size_t len, const char *rep, size_t rlen)
+{
+    sp->edits++;
+    if (sp->mask) {
+        for (size_t i = off; i < off + len; i++) {
+            uint8_t c = sp->src[i];
+            if (c != '\r' && c != '\n' && c != ' ' && c != '\t')
+                sp->src[i] = '*';
+        }
+        return;
+    }
+    if (!sp->err && (ht_buf_append(&sp->out, sp->src + sp->done, off - sp->done) ||
+                     ht_buf_append(&sp->out, rep, rlen)))
+        sp->err = -ENOMEM;
+    sp->done = off + len;
+}
+
+/* Where an original offset (not before the last span) ends up. */
+static size_t sp_map(const struct splice *sp, size_t off)
+{
+    return sp->mask ? off : sp->out.len + (off - sp->done);
+}
+
+/* Replace one value with its replacement, noting "kind:name". */
+static void redact_value(struct ctx *x, struct splice *sp, size_t off, size_t len,
+                         enum vkind k, const char *kind, const struct name *name)
+{
+    char rep[REP_MAX];
+    size_t rl = replacement(x->cfg, k, sp->src + off, len, rep);
+    sp_put(sp, off, len, rep, rl);
+    note(x->ex, kind, name);
+}
+
+/* ---- name=value&... (query strings, form bodies) ---- */
+
+/* Query strings use the query list; form bodies, the same syntax, both
+ * lists (an OAuth token request posts code=..., client_secret=...). */
+static void redact_params(struct ctx *x, struct splice *sp, size_t off, size_t end,
+                          const char *kind, const struct name *as)
+{
+    bool form = !strcmp(kind, "body");
+    const uint8_t *s = sp->src;
+    while (off < end) {
+        const uint8_t *amp = memchr(s + off, '&', end - off);
+        size_t pend = amp ? (size_t)(amp - s) : end;
+        const uint8_t *eq = memchr(s + off, '=', pend - off);
+        if (eq && (size_t)(eq - s) + 1 < pend) {
+            struct name nm;
+            size_t v = (size_t)(eq - s) + 1;
+            name_from(&nm, V_PCT, s + off, (size_t)(eq - s) - off);
+            if (sensitive(x->cfg, HT_REDACT_QUERY, &nm) ||
+                (form && sensitive(x->cfg, HT_REDACT_FIELDS, &nm)))
+                redact_value(x, sp, v, pend - v, V_PCT, kind, as ? as : &nm);
+        }
+        off = pend + 1;
+    }
+}
+
+/* The query of a request target or URL in src[off, end): after the first
+ * '?', up to a '#'. */
+static void redact_url_query(struct ctx *x, struct splice *sp, size_t off, size_t end,
+                             const char *kind, const struct name *as)
+{
+    const uint8_t *q = memchr(sp->src + off, '?', end - off);
+    if (!q)
+        return;
+    size_t qs = (size_t)(q - sp->src) + 1;
+    const uint8_t *hash = memchr(sp->src + qs, '#', end - qs);
+    redact_params(x, sp, qs, hash ? (size_t)(hash - sp->src) : end, kind, as);
+}
+
+/* ---- heads ---- */
+
+static bool ows(uint8_t c) { return c == ' ' || c == '\t'; }
+
+/* The line at *pos: its content [*start, *end) without CR LF; *pos moves
+ * past its LF (or to n). */
+static void line_at(const uint8_t *h, size_t n, size_t *pos, size_t *start, size_t *end)
+{
+    const uint8_t *lf = memchr(h + *pos, '\n', n - *pos);
+    size_t e = lf ? (size_t)(lf - h) : n;
+    *start = *pos;
+    *pos = lf ? e + 1 : n;
+    if (e > *start && h[e - 1] == '\r')
+        e--;
+    *end = e;
+}
+
+struct field {
+    size_t name, name_len;      /* offsets in the head */
+    size_t value, value_end;    /* trimmed; across obs-fold lines */
+    bool folded;
+};
+
+/* The next field line from *pos (just after the start line at first);
+ * false at the empty line that ends the head, or at its end. */
+static bool next_field(const uint8_t *h, size_t n, size_t *pos, struct field *f)
+{
+    while (*pos < n) {
+        size_t ls, le;
+        line_at(h, n, pos, &ls, &le);
+        if (le == ls)
+            return false;
+        if (ows(h[ls]))
+            continue;                           /* folded onto nothing we want */
+        const uint8_t *colon = memchr(h + ls, ':', le - ls);
+        if (!colon)
+            continue;
+        f->name = ls;
+        f->name_len = (size_t)(colon - h) - ls;
+        while (f->name_len && ows(h[ls + f->name_len - 1]))
+            f->name_len--;
+        f->value = (size_t)(colon - h) + 1;
+        f->value_end = le;
+        f->folded = false;
+        while (*pos < n && ows(h[*pos])) {      /* obs-fold continuation lines */
+            size_t cs, ce;
+            line_at(h, n, pos, &cs, &ce);
+            f->value_end = ce;
+            f->folded = true;
+        }
+        while (f->value < f->value_end && ows(h[f->value]))
+            f->value++;
+        while (f->value_end > f->value && ows(h[f->value_end - 1]))
+            f->value_end--;
+        return true;
+    }
+    return false;
+}
+
+static size_t start_line_end(const uint8_t *h, size_t n)
+{
+    const uint8_t *lf = memchr(h, '\n', n);
+    return lf ? (size_t)(lf - h) + 1 : n;
+}
+
+/* Content-Type / Content-Encoding of a head: which bodies are read. */
+enum body_kind { B_OTHER, B_JSON, B_FORM, B_ENCODED };
+
+static bool value_is(const uint8_t *v, size_t n, const char *word)
+{
+    size_t wl = strlen(word);
+    if (n != wl)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (lower(v[i]) != (uint8_t)word[i])
+            return false;
+    return true;
+}
+
+/* What one Content-Type or Content-Encoding field says, over *k. */
+static void body_kind_field(const struct name *nm, const uint8_t *v, size_t vl,
+                            enum body_kind *k)
+{
+    if (name_is(nm, "contentencoding")) {
+        if (!value_is(v, vl, "identity"))
+            *k = B_ENCODED;
+    } else if (name_is(nm, "contenttype") && *k == B_OTHER) {
+        const uint8_t *semi = memchr(v, ';', vl);
+        size_t ml = semi ? (size_t)(semi - v) : vl;
+        while (ml && ows(v[ml - 1]))
+            ml--;
+        if (value_is(v, ml, "application/json") || value_is(v, ml, "text/json") ||
+            (ml > 5 && value_is(v + ml - 5, 5, "+json")))
+            *k = B_JSON;
+        else if (value_is(v, ml, "application/x-www-form-urlencoded"))
+            *k = B_FORM;
+    }
+}
+
+/* "Cookie: a=1; b=2": each value. */
+static void redact_cookie(struct ctx *x, struct splice *sp, const struct field *f,
+                          bool first_only, const struct name *nm)
+{
+    size_t off = f->value;
+    while (off < f->value_end) {
+        const uint8_t *semi = memchr(sp->src + off, ';', f->value_end - off);
+        size_t pend = semi ? (size_t)(semi - sp->src) : f->value_end;
+        size_t ps = off, pe = pend;
+        while (ps < pe && ows(sp->src[ps]))
+            ps++;
+        while (pe > ps && ows(sp->src[pe - 1]))
+            pe--;
+        const uint8_t *eq = memchr(sp->src + ps, '=', pe - ps);
+        size_t v = eq ? (size_t)(eq - sp->src) + 1 : ps;   /* no '=': all of it */
+        while (v < pe && ows(sp->src[v]))
+            v++;
+        if (v < pe)
+            redact_value(x, sp, v, pe - v, V_RAW, "header", nm);
+        if (first_only)
+            return;                             /* Set-Cookie: attributes stay */
+        off = pend + 1;
+    }
+}
+
+static void redact_field(struct ctx *x, struct splice *sp, const struct field *f,
+                         enum body_kind *kind)
+{
+    struct name nm;
+    const uint8_t *h = sp->src;
+    if (f->value == f->value_end)
+        return;
+    name_from(&nm, V_RAW, h + f->name, f->name_len);
+    body_kind_field(&nm, h + f->value, f->value_end - f->value, kind);
+    if (!sensitive(x->cfg, HT_REDACT_HEADERS, &nm)) {
+        if (name_is(&nm, "referer") || name_is(&nm, "location") ||
+            name_is(&nm, "contentlocation"))
+            redact_url_query(x, sp, f->value, f->value_end, "header", &nm);
+        return;
+    }
+    if (!f->folded && (name_is(&nm, "cookie") || name_is(&nm, "setcookie"))) {
+        redact_cookie(x, sp, f, nm.norm[0] == 's', &nm);
+        return;
+    }
+    size_t v = f->value;
+    if (!f->folded && (name_is(&nm, "authorization") || name_is(&nm, "proxyauthorization"))) {
+        /* Keep the scheme ("Bearer", "Basic"): credentials follow a space. */
+        size_t sp_at = v;
+        while (sp_at < f->value_end && !ows(h[sp_at]))
+            sp_at++;
+        size_t cred = sp_at;
+        while (cred < f->value_end && ows(h[cred]))
+            cred++;
+        if (cred < f->value_end)
+            v = cred;
+    }
+    redact_value(x, sp, v, f->value_end - v, V_RAW, "header", &nm);
+}
+
+/* One pass over a head; for a request, toff and tlen get the target's new
+ * place. Returns what the head says of its body. */
+static enum body_kind head_pass(struct ctx *x, struct splice *sp, const struct ht_msg *msg,
+                                uint32_t *toff, uint32_t *tlen)
+{
+    enum body_kind kind = B_OTHER;
+    size_t first = start_line_end(sp->src, sp->n);
+    if (msg) {
+        size_t ts = msg->target_off, te = ts + msg->target_len;
+        *toff = (uint32_t)sp_map(sp, ts);
+        if (!(msg->req_flags & HT_REQF_CONNECT))
+            redact_url_query(x, sp, ts, te, "query", NULL);
+        *tlen = (uint32_t)(sp_map(sp, te) - *toff);
+    }
+    size_t pos = first;
+    struct field f;
+    while (next_field(sp->src, sp->n, &pos, &f))
+        redact_field(x, sp, &f, &kind);
+    return kind;
+}
+
+/* Returns the values replaced, or -ENOMEM (then masked in place); *kind
+ * says what the head says of its body. */
+static int redact_head(struct ctx *x, uint8_t **head, uint32_t *len, struct ht_msg *msg,
+                       enum body_kind *kind)
+{
+    *kind = B_OTHER;
+    if (!*head || !*len)
+        return 0;
+    /* The target must lie inside the start line, or it is not rewritten. */
+    size_t first = start_line_end(*head, *len);
+    if (msg && (msg->target_len == 0 || (size_t)msg->target_off + msg->target_len > first))
+        msg = NULL;
+    struct splice sp = { .src = *head, .n = *len };
+    uint32_t toff = 0, tlen = 0;
+    *kind = head_pass(x, &sp, msg, &toff, &tlen);
+    if (!sp.edits)
+        return 0;
+    if (!sp.err && !ht_buf_append(&sp.out, sp.src + sp.done, sp.n - sp.done) &&
+        sp.out.len <= UINT32_MAX) {
+        free(*head);
+        *head = (uint8_t *)sp.out.p;
+        *len = (uint32_t)sp.out.len;
+        if (msg) {
+            msg->target_off = toff;
+            msg->target_len = tlen;
+        }
+        return sp.edits;
+    }
+    ht_buf_free(&sp.out);
+    struct splice mask = { .src = *head, .n = *len, .mask = true };
+    head_pass(x, &mask, msg, &toff, &tlen);
+    return -ENOMEM;
+}
+
+/* ---- JSON bodies ---- */
+
+#define JSON_DEPTH 2048
+
+static size_t skip_ws(const uint8_t *s, size_t n, size_t i)
+{
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n'))
+        i++;
+    return i;
+}
+
+/* s[i] == '"': the offset after the closing quote, or n if the string is
+ * cut off (then *closed is false). */
+static size_t string_end(const uint8_t *s, size_t n, size_t i, bool *closed)
+{
+    for (i++; i < n; i++) {
+        if (s[i] == '\\') {
+            i++;
+        } else if (s[i] == '"') {
+            *closed = true;
+            return i + 1;
+        }
+    }
+    *closed = false;
+    return n;
+}
+
+static size_t skip_string(const uint8_t *s, size_t n, size_t i)
+{
+    bool closed;
+    return string_end(s, n, i, &closed);
+}
+
+/* The end of the value at s[i] (n if cut off). */
+static size_t skip_value(const uint8_t *s, size_t n, size_t i)
+{
+    if (s[i] == '"')
+        return skip_string(s, n, i);
+    if (s[i] == '{' || s[i] == '[') {
+        size_t depth = 0;
+        while (i < n) {
+            uint8_t c = s[i];
+            if (c == '"') {
+                i = skip_string(s, n, i);
+                continue;
+            }
+            if (c == '{' || c == '[')
+                depth++;
+            else if ((c == '}' || c == ']') && --depth == 0)
+                return i + 1;
+            i++;
+        }
+        return n;
+    }
+    while (i < n && !memchr(",}] \t\r\n", s[i], 8))
+        i++;
+    return i;
+}
+
+/* A member whose key token is s[ks, ke): redact its value when the key is
+ * sensitive. Returns where scanning goes on. */
+static size_t json_member(struct ctx *x, struct splice *sp, size_t ks, size_t ke)
+{
+    const uint8_t *s = sp->src;
+    size_t n = sp->n;
+    size_t k = skip_ws(s, n, ke);
+    if (k >= n || s[k] != ':')
+        return k;
+    k = skip_ws(s, n, k + 1);
+    if (k >= n || ke - ks < 2)
+        return k;
+    struct name nm;
+    name_from(&nm, V_JSON, s + ks + 1, ke - ks - 2);
+    if (!sensitive(x->cfg, HT_REDACT_FIELDS, &nm) || s[k] == 't' || s[k] == 'f' || s[k] == 'n')
+        return k;                               /* true/false/null say nothing */
+    size_t ve;
+    char rep[REP_MAX + 2];
+    size_t rl;
+    if (s[k] == '"') {                          /* the pseudonym of the string itself */
+        bool closed;
+        ve = string_end(s, n, k, &closed);
+        rl = replacement(x->cfg, V_JSON, s + k + 1, ve - k - 1 - closed, rep + 1);
+    } else {
+        ve = skip_value(s, n, k);
+        rl = replacement(x->cfg, V_RAW, s + k, ve - k, rep + 1);
+    }
+    rep[0] = '"';
+    rep[rl + 1] = '"';
+    sp_put(sp, k, ve - k, rep, rl + 2);
+    note(x->ex, "body", &nm);
+    return ve;
+}
+
+static void json_scan(struct ctx *x, struct splice *sp)
+{
+    static const uint8_t OBJ = 1;
+    uint8_t stack[JSON_DEPTH];
+    size_t depth = 0, i = 0;
+    bool expect_key = false;
+    const uint8_t *s = sp->src;
+    while (i < sp->n) {
+        uint8_t c = s[i];
+        if (c == '{' || c == '[') {
+            if (depth < JSON_DEPTH)
+                stack[depth] = c == '{' ? OBJ : 0;
+            depth++;
+            expect_key = c == '{';
+            i++;
+        } else if (c == '}' || c == ']') {
+            if (depth)
+                depth--;
+            expect_key = false;
+            i++;
+        } else if (c == ',') {
+            /* Deeper than we track: assume an object (redacts more, not less). */
+            expect_key = depth > JSON_DEPTH || (depth && stack[depth - 1] == OBJ);
+            i++;
+        } else if (c == '"') {
+            size_t e = skip_string(s, sp->n, i);
+            i = expect_key ? json_member(x, sp, i, e) : e;
+            expect_key = false;
+        } else {
+            i++;
+        }
+    }
+}
+
+/* A body without a JSON content type that is JSON all the same (curl -d
+ * '{...}' says form-urlencoded): a complete excerpt jansson accepts. Past
+ * SNIFF_MAX bytes, parsing would cost too much memory on the writer
+ * thread: bracketed text is taken as JSON (the scanner is safe on any
+ * input; at worst it replaces a value after a "password": in plain text). */
+#define SNIFF_MAX (1u << 20)
+
+static bool sniff_json(const struct ht_body *b)
+{
+    size_t i = skip_ws(b->buf, b->len, 0);
+    if (b->truncated || i >= b->len || (b->buf[i] != '{' && b->buf[i] != '['))
+        return false;
+    if (b->len > SNIFF_MAX) {
+        size_t e = b->len;
+        while (e > i && skip_ws(b->buf, e, e - 1) == e)
+            e--;
+        return b->buf[e - 1] == (b->buf[i] == '{' ? '}' : ']');
+    }
+    json_error_t e;
+    json_t *j = json_loadb((const char *)b->buf, b->len, JSON_ALLOW_NUL, &e);
+    json_decref(j);
+    return j || json_error_code(&e) == json_error_numeric_overflow;
+}
+
+static int redact_body(struct ctx *x, struct ht_body *b, enum body_kind k)
+{
+    if (!b->buf || !b->len || k == B_ENCODED)
+        return 0;
+    struct splice sp = { .src = b->buf, .n = b->len };
+    if (k == B_JSON || sniff_json(b))
+        json_scan(x, &sp);
+    else if (k == B_FORM)
+        redact_params(x, &sp, 0, sp.n, "body", NULL);
+    if (!sp.edits)
+        return 0;
+    if (!sp.err && !ht_buf_append(&sp.out, sp.src + sp.done, sp.n - sp.done) &&
+        sp.out.len <= UINT32_MAX) {
+        free(b->buf);
+        b->buf = (uint8_t *)sp.out.p;
+        b->len = (uint32_t)sp.out.len;
+        b->cap = (uint32_t)(sp.out.cap < UINT32_MAX ? sp.out.cap : UINT32_MAX);
+        return sp.edits;
+    }
+    /* No memory for the rewritten excerpt: keep none of it. */
+    ht_buf_free(&sp.out);
+    free(b->buf);
+    b->buf = NULL;
+    b->len = b->cap = 0;
+    b->truncated = b->size > 0;
+    return -ENOMEM;
+}
+
+/* ---- exchanges ---- */
+
+int ht_redact_exchange_with(const struct ht_redact_cfg *cfg, struct ht_exchange *ex)
+{
+    if (!ex || ex->redacted.done)
+        return 0;
+    ex->redacted.done = true;
+    if (!cfg || !cfg->enabled)
+        return 0;
+    struct ctx x = { cfg, ex };
+    enum body_kind rqk, rsk;        /* read from the heads as they were sent */
+    int rc[4];
+    rc[0] = redact_head(&x, &ex->req_head, &ex->req_head_len,
+                        ex->req_head_done ? &ex->req_msg : NULL, &rqk);
+    rc[1] = redact_head(&x, &ex->resp_head, &ex->resp_head_len, NULL, &rsk);
+    rc[2] = redact_body(&x, &ex->req_body, rqk);
+    rc[3] = redact_body(&x, &ex->resp_body, rsk);
+    int total = 0;
+    for (int i = 0; i < 4; i++) {
+        if (rc[i] < 0)
+            return rc[i];
+        total += rc[i];
+    }
+    return total;
+}
+
+int ht_redact_exchange(struct ht_exchange *ex)
+{
+    return ht_redact_exchange_with(&active, ex);
+}
+
+/* ---- configuration ---- */
+
+static const char *const list_what[3] = { "header", "query parameter", "field" };
+
+/* RFC 9110 tchar. */
+static bool tchar(uint8_t c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+int ht_redact_parse_names(struct ht_redact_cfg *cfg, enum ht_redact_list which,
+                          const char *var, const char *csv, char *err, size_t errlen)
+{
+    unsigned count = 0;
+    const char *p = csv ? csv : "";
+    const char *why = NULL;
+    while (*p && !why) {
+        size_t n = strcspn(p, ",");
+        const char *s = p, *e = p + n;
+        p = *e ? e + 1 : e;
+        while (s < e && ows((uint8_t)*s))
+            s++;
+        while (e > s && ows((uint8_t)e[-1]))
+            e--;
+        if (s == e)
+            continue;                           /* "a,,b", a trailing comma */
+        if ((size_t)(e - s) > HT_REDACT_NAME_MAX) {
+            why = "a name is too long";
+            break;
+        }
+        for (const char *c = s; c < e && !why; c++)
+            if (which == HT_REDACT_HEADERS ? !tchar((uint8_t)*c) : (*c < 0x20 || *c > 0x7e))
+                why = "a name has a character that is not allowed";
+        if (why)
+            break;
+        if (count == HT_REDACT_MAX_NAMES) {
+            why = "too many names";
+            break;
+        }
+        struct name nm;
+        name_set(&nm, (const uint8_t *)s, (size_t)(e - s));
+        if (!nm.len) {
+            why = "a name is only '-' or '_'";
+            break;
+        }
+        if (cfg)
+            memcpy(cfg->extra[which][count], nm.norm, nm.len + 1);
+        count++;
+    }
+    if (why) {
+        snprintf(err, errlen, "%s: invalid value '%.80s%s' (%s); expected comma-separated %s "
+                 "names%s, up to %d names of up to %d characters each (e.g. x-session,x-csrf)",
+                 var, csv, strlen(csv) > 80 ? "..." : "", why, list_what[which],
+                 which == HT_REDACT_HEADERS ? " (letters, digits and !#$%&'*+-.^_`|~)" :
+                 " (printable ASCII)", HT_REDACT_MAX_NAMES, HT_REDACT_NAME_MAX);
+        return -EINVAL;
+    }
+    if (cfg)
+        cfg->n_extra[which] = (uint8_t)count;
+    return 0;
+}
+
+int ht_redact_check_key(const char *key, char *err, size_t errlen)
+{
+    size_t n = key ? strlen(key) : 0;
+    if (n == 0 || (n >= HT_REDACT_KEY_MIN && n <= HT_REDACT_KEY_MAX))
+        return 0;
+    snprintf(err, errlen, "HTTPTAPE_REDACT_KEY: %s (%zu bytes); expected a secret of %d to %d "
+             "bytes (e.g. from 'openssl rand -hex 32')", n < HT_REDACT_KEY_MIN ?
+             "too short" : "too long", n, HT_REDACT_KEY_MIN, HT_REDACT_KEY_MAX);
+    return -EINVAL;
+}
+
+int ht_redact_cfg_build(struct ht_redact_cfg *cfg, const char *headers_csv,
+                        const char *query_csv, const char *fields_csv,
+                        const char *key, bool enabled, char *err, size_t errlen)
+{
+    static const char *const vars[3] = {
+        "HTTPTAPE_REDACT_HEADERS", "HTTPTAPE_REDACT_QUERY", "HTTPTAPE_REDACT_FIELDS",
+    };
+    const char *csv[3] = { headers_csv, query_csv, fields_csv };
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->enabled = enabled;
+    for (int i = 0; i < 3; i++) {
+        int rc = ht_redact_parse_names(cfg, (enum ht_redact_list)i, vars[i], csv[i], err, errlen);
+        if (rc)
+            return rc;
+    }
+    int rc = ht_redact_check_key(key, err, errlen);
+    if (rc)
+        return rc;
+    if (key && key[0]) {
+        if (sodium_init() < 0) {
+            snprintf(err, errlen, "HTTPTAPE_REDACT_KEY: libsodium could not be initialised");
+            return -EINVAL;
+        }
+        cfg->key_len = strlen(key);
+        memcpy(cfg->key, key, cfg->key_len);
+    }
+    return 0;
+}
+
+void ht_redact_set(const struct ht_redact_cfg *cfg)
+{
+    active = *cfg;
+}
+
+int ht_redact_configure(const char *headers_csv, const char *query_csv,
+                        const char *fields_csv, const char *key, bool enabled,
+                        char *err, size_t errlen)
+{
+    struct ht_redact_cfg cfg;
+    int rc = ht_redact_cfg_build(&cfg, headers_csv, query_csv, fields_csv, key, enabled,
+                                 err, errlen);
+    if (!rc)
+        ht_redact_set(&cfg);
+    sodium_memzero(&cfg, sizeof(cfg));
+    return rc;
+}
+
+bool ht_redact_enabled(void)
+{
+    return active.enabled;
+}
