@@ -12,5 +12,6 @@
 int ht_cmd_run(int argc, char **argv);
 int ht_cmd_tail(int argc, char **argv);
 int ht_cmd_replay(int argc, char **argv);
+int ht_cmd_attach(int argc, char **argv);
 
 #endif

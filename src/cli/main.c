@@ -14,6 +14,8 @@ static const char usage[] =
     "commands:\n"
     "  run [--log FILE] [--max-body BYTES] -- CMD [ARGS...]\n"
     "                      run CMD with the tap preloaded (see 'httptape run --help')\n"
+    "  attach --pid PID [--log FILE] [--max-body BYTES] [--duration SECONDS] [--children]\n"
+    "                      record a running process with eBPF, no restart\n"
     "  tail [-f] [-n N] [--json] FILE\n"
     "                      show a log one exchange per line\n"
     "  replay [--max-body BYTES] CLIENT_STREAM SERVER_STREAM\n"
@@ -37,6 +39,8 @@ int main(int argc, char **argv)
         return ht_cmd_run(argc - 1, argv + 1);
     if (!strcmp(cmd, "tail"))
         return ht_cmd_tail(argc - 1, argv + 1);
+    if (!strcmp(cmd, "attach"))
+        return ht_cmd_attach(argc - 1, argv + 1);
     if (!strcmp(cmd, "replay"))
         return ht_cmd_replay(argc - 1, argv + 1);
     fprintf(stderr, "httptape: unknown command '%s'\n%s", cmd, usage);

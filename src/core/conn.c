@@ -495,6 +495,12 @@ void ht_conn_finish(struct ht_conn *c, const struct ht_clock *now, uint32_t extr
     if (c->finished)
         return;
     c->extra_gaps = extra_gaps;
+    if (extra_gaps & HT_GAP_CAPTURE_ENDED) {
+        /* Capture stopped, the connection did not end: no end-of-stream
+         * (which would complete a close-delimited body). At process exit
+         * the kernel does close the socket, so there it is an end. */
+        c->stopped[HT_REQ] = c->stopped[HT_RESP] = true;
+    }
     ht_conn_eof(c, HT_REQ, now);
     ht_conn_eof(c, HT_RESP, now);
     while (c->fifo_len)

@@ -106,6 +106,10 @@ void ht_conn_lost(struct ht_conn *c, enum ht_dir d);
 
 /* The connection is over: end both directions, emit every exchange still
  * held (incomplete ones carry their gaps plus extra_gaps), free buffers.
+ * The streams are taken to have ended (a close-delimited response is then
+ * complete), except with HT_GAP_CAPTURE_ENDED in extra_gaps: capture
+ * stopped while the connection went on (detach), so nothing in flight
+ * counts as finished.
  * Idempotent. */
 void ht_conn_finish(struct ht_conn *c, const struct ht_clock *now, uint32_t extra_gaps);
 

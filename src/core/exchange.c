@@ -17,6 +17,8 @@ static const char *const gap_names[HT_GAP_COUNT] = {
     "capture_gap",
     "process_exit",
     "body_not_captured",
+    "joined_mid_connection",
+    "capture_ended",
 };
 
 const char *ht_gap_name(uint32_t bit)

@@ -25,8 +25,10 @@ enum ht_gap {
     HT_GAP_CAPTURE             = 1u << 5, /* bytes we could not observe */
     HT_GAP_PROCESS_EXIT        = 1u << 6, /* still in flight when the process exited */
     HT_GAP_BODY_NOT_CAPTURED   = 1u << 7, /* body bytes counted but never seen */
+    HT_GAP_JOINED              = 1u << 8, /* connection open before capture began */
+    HT_GAP_CAPTURE_ENDED       = 1u << 9, /* still in flight when capture stopped */
 };
-#define HT_GAP_COUNT 8
+#define HT_GAP_COUNT 10
 
 const char *ht_gap_name(uint32_t bit);
 

@@ -1,0 +1,329 @@
+/*
+ * attach.c - the loader of `httptape attach` (attach.h): check that BPF can
+ * be used here, open the bpftool skeleton of httptape.bpf.c, set its
+ * filters, load and attach it, then drain its ring buffer in batches until
+ * a signal, --duration or the process's exit; detach, drain what is left,
+ * end every connection and let the sink write its final record.
+ *
+ * The other files of the front end (attach_private.h) turn records into
+ * calls on the core (conns.c), read sendfile excerpts (files.c) and find
+ * what is open already (proc.c).
+ *
+ * Threading: the main thread only; signals just set a flag.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "attach/attach_private.h"
+#include "core/redact.h"
+#include "core/sink.h"
+#include "core/stats.h"
+#include "httptape.skel.h"
+
+#define POLL_MS 10                  /* batch interval when the ring is not filling */
+
+struct ht_attach_state ht_attach;
+
+static struct httptape_bpf *skel;
+static struct ring_buffer *rb;
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig) { (void)sig; stop_requested = 1; }
+
+static int64_t clock_ns(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void ht_attach_say(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("httptape attach: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+    if (!ht_attach.o || !ht_attach.o->verbose || level == LIBBPF_DEBUG)
+        return 0;
+    return vfprintf(stderr, fmt, ap);
+}
+
+/* ---- checks ---- */
+
+/* CAP_SYS_ADMIN, or CAP_BPF with CAP_PERFMON (kernel 5.8+). */
+static bool privileged(void)
+{
+    FILE *f = fopen("/proc/self/status", "re");
+    char line[256];
+    unsigned long long eff = 0;
+    bool found = false;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "CapEff: %llx", &eff) == 1) {
+            found = true;
+            break;
+        }
+    if (f)
+        fclose(f);
+    if (!found)
+        return geteuid() == 0;
+    bool sys_admin = eff & (1ull << 21), perfmon = eff & (1ull << 38), bpf = eff & (1ull << 39);
+    return sys_admin || (bpf && perfmon);
+}
+
+int ht_attach_preflight(char *err, size_t errlen)
+{
+    if (!privileged()) {
+        snprintf(err, errlen, "needs root (or CAP_BPF and CAP_PERFMON) to load BPF programs");
+        return HT_ATTACH_NO_PRIVILEGE;
+    }
+    if (access("/sys/kernel/btf/vmlinux", R_OK)) {
+        snprintf(err, errlen, "this kernel has no BTF (/sys/kernel/btf/vmlinux: %s); attach "
+                 "needs a kernel built with CONFIG_DEBUG_INFO_BTF", strerror(errno));
+        return HT_ATTACH_NO_KERNEL;
+    }
+    return HT_ATTACH_OK;
+}
+
+/* libbpf finds syscall tracepoints under tracefs: mount it where it is
+ * expected when nothing provides it (it stays mounted, as perf leaves it). */
+static int ensure_tracefs(char *err, size_t errlen)
+{
+    if (!access("/sys/kernel/tracing/events/syscalls", F_OK) ||
+        !access("/sys/kernel/debug/tracing/events/syscalls", F_OK))
+        return HT_ATTACH_OK;
+    if (access("/sys/kernel/tracing/events", F_OK) && access("/sys/kernel/debug/tracing", F_OK) &&
+        mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, NULL) && errno != EBUSY) {
+        snprintf(err, errlen, "cannot mount tracefs on /sys/kernel/tracing (%s); mount it "
+                 "and try again", strerror(errno));
+        return HT_ATTACH_FAILED;
+    }
+    if (access("/sys/kernel/tracing/events/syscalls", F_OK) &&
+        access("/sys/kernel/debug/tracing/events/syscalls", F_OK)) {
+        snprintf(err, errlen, "this kernel has no syscall tracepoints "
+                 "(CONFIG_FTRACE_SYSCALLS); attach cannot work here");
+        return HT_ATTACH_NO_KERNEL;
+    }
+    return HT_ATTACH_OK;
+}
+
+static bool is_pow2(uint64_t v) { return v && !(v & (v - 1)); }
+
+/* Open, size, load and attach the programs. */
+static int load(const struct ht_attach_opts *o, char *err, size_t errlen)
+{
+    int rc = ht_attach_preflight(err, errlen);
+    if (rc)
+        return rc;
+    rc = ensure_tracefs(err, errlen);
+    if (rc)
+        return rc;
+    libbpf_set_print(libbpf_print);
+    skel = httptape_bpf__open();
+    if (!skel) {
+        snprintf(err, errlen, "cannot open the BPF object: %s", strerror(errno));
+        return HT_ATTACH_FAILED;
+    }
+    uint64_t ring = o->ring_size ? o->ring_size : HT_ATTACH_DEFAULT_RING;
+    if (!is_pow2(ring) || ring < (uint64_t)sysconf(_SC_PAGESIZE) || ring > (1ull << 30)) {
+        snprintf(err, errlen, "--ring-size must be a power of 2 from the page size to 1g");
+        return HT_ATTACH_USAGE;
+    }
+    skel->rodata->targ_tgid = (uint32_t)o->pid;
+    skel->rodata->follow_children = o->children;
+    skel->rodata->wake_bytes = ring / 4;
+    bpf_map__set_max_entries(skel->maps.rb, (uint32_t)ring);
+    if (!o->children)
+        bpf_program__set_autoload(skel->progs.on_fork, false);
+
+    if ((rc = httptape_bpf__load(skel))) {
+        snprintf(err, errlen, "the kernel refused the BPF programs (%s)%s", strerror(-rc),
+                 o->verbose ? "" : "; --verbose shows why");
+        return -rc == EPERM || -rc == EACCES ? HT_ATTACH_NO_PRIVILEGE : HT_ATTACH_NO_KERNEL;
+    }
+    ht_attach.conns_fd = bpf_map__fd(skel->maps.conns);
+    ht_attach.skips_fd = bpf_map__fd(skel->maps.skips);
+    ht_attach.tgids_fd = bpf_map__fd(skel->maps.tgids);
+    ht_attach.files_fd = bpf_map__fd(skel->maps.files);
+    if ((rc = httptape_bpf__attach(skel))) {
+        snprintf(err, errlen, "cannot attach to the syscall tracepoints (%s)%s", strerror(-rc),
+                 o->verbose ? "" : "; --verbose shows why");
+        return HT_ATTACH_NO_KERNEL;
+    }
+    return HT_ATTACH_OK;
+}
+
+static void unload(void)
+{
+    ring_buffer__free(rb);
+    rb = NULL;
+    httptape_bpf__destroy(skel);
+    skel = NULL;
+}
+
+int ht_attach_check(const struct ht_attach_opts *o, char *err, size_t errlen)
+{
+    /* Every program, the one for --children too. */
+    struct ht_attach_opts all = *o;
+    all.children = true;
+    ht_attach.o = o;
+    int rc = load(&all, err, errlen);
+    unload();
+    return rc;
+}
+
+/* ---- the run ---- */
+
+static uint64_t kernel_counter(enum ht_counter which)
+{
+    int ncpu = libbpf_num_possible_cpus();
+    uint64_t sum = 0;
+    if (ncpu <= 0)
+        return 0;
+    uint64_t *v = calloc((size_t)ncpu, sizeof(*v));
+    uint32_t key = which;
+    if (v && bpf_map_lookup_elem(bpf_map__fd(skel->maps.counters), &key, v) == 0)
+        for (int i = 0; i < ncpu; i++)
+            sum += v[i];
+    free(v);
+    return sum;
+}
+
+static void comm_of(int pid, char *out, size_t len)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+    FILE *f = fopen(path, "re");
+    out[0] = 0;
+    if (f && fgets(out, (int)len, f))
+        out[strcspn(out, "\n")] = 0;
+    if (f)
+        fclose(f);
+}
+
+int ht_attach_run(const struct ht_attach_opts *o)
+{
+    char err[512], comm[32], logpath[sizeof(o->cfg.log_path) + 16];
+    int rc;
+
+    ht_attach.o = o;
+    ht_attach.ccfg = (struct ht_conn_cfg){ .max_body = o->cfg.max_body, .max_header = o->cfg.max_header,
+                                   .mode = "attach" };
+    ht_attach.wall_minus_mono = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC);
+    comm_of(o->pid, comm, sizeof(comm));
+
+    struct sigaction sa = { .sa_handler = on_signal };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    /* Secrets are redacted as in the other front ends (HTTPTAPE_REDACT*). */
+    if (ht_redact_configure(o->cfg.redact_headers, o->cfg.redact_query, o->cfg.redact_fields,
+                            o->cfg.redact_key, o->cfg.redact, err, sizeof(err))) {
+        ht_attach_say("%s", err);
+        return HT_ATTACH_USAGE;
+    }
+    if (!o->cfg.redact)
+        ht_attach_say("HTTPTAPE_REDACT=off: headers, query strings and bodies are logged as sent, "
+            "secrets included");
+    ht_sink_configure(&o->cfg, "attach");
+    if ((rc = ht_sink_start())) {
+        ht_attach_say("cannot start the log writer: %s", strerror(-rc));
+        return HT_ATTACH_FAILED;
+    }
+    if ((rc = load(o, err, sizeof(err)))) {
+        ht_attach_say("%s", err);
+        unload();
+        ht_sink_shutdown();
+        return rc;
+    }
+    rb = ring_buffer__new(bpf_map__fd(skel->maps.rb), ht_attach_on_record, NULL, NULL);
+    if (!rb) {
+        ht_attach_say("cannot map the ring buffer: %s", strerror(errno));
+        unload();
+        ht_sink_shutdown();
+        return HT_ATTACH_FAILED;
+    }
+    /* The programs are live: whatever is accepted from now on is ours;
+     * what was open before is joined at its next message boundary. */
+    ht_attach_follow_existing(o->pid, o->children);
+
+    if (ht_config_log_path(&o->cfg, getpid(), logpath, sizeof(logpath)))
+        snprintf(logpath, sizeof(logpath), "%s", o->cfg.log_path);
+    printf("httptape attach: attached to pid %d (%s)%s, logging to %s\n", o->pid, comm,
+           o->children ? " and its children" : "", logpath);
+    fflush(stdout);
+
+    int64_t start = clock_ns(CLOCK_MONOTONIC);
+    int64_t end = o->duration > 0 ? start + (int64_t)(o->duration * 1e9) : INT64_MAX;
+    int64_t next_check = start;
+    while (!stop_requested && !ht_attach.target_gone) {
+        int64_t t = clock_ns(CLOCK_MONOTONIC);
+        if (t >= end)
+            break;
+        int64_t left_ms = (end - t) / 1000000 + 1;
+        int wait = left_ms < POLL_MS ? (int)left_ms : POLL_MS;
+        /* Records do not wake us (unless the ring is filling): poll mostly
+         * sleeps, then one consume drains the batch. */
+        if (ring_buffer__poll(rb, wait) < 0 && errno != EINTR)
+            break;
+        ring_buffer__consume(rb);
+        if (t >= next_check) {
+            next_check = t + 1000000000LL;
+            if (kill(o->pid, 0) && errno == ESRCH)
+                ht_attach.target_gone = true;
+            ht_attach_files_expire(t, false);
+        }
+    }
+
+    double secs = (double)(clock_ns(CLOCK_MONOTONIC) - start) / 1e9;
+    /* Detach first, then drain: nothing new arrives, nothing is left behind. */
+    httptape_bpf__detach(skel);
+    ring_buffer__consume(rb);
+    uint64_t rb_drops = kernel_counter(HT_CNT_RB_DROPS);
+    uint64_t conns_full = kernel_counter(HT_CNT_CONNS_FULL);
+    /* Exchanges still in flight end here: we will not see the rest. */
+    ht_attach_finish_all(ht_attach.target_gone ? HT_GAP_PROCESS_EXIT : HT_GAP_CAPTURE_ENDED);
+    /* Records lost whole that no offset jump showed (an accept, a close):
+     * counted too. */
+    uint64_t unnoticed = rb_drops > ht_attach.lost_events ? rb_drops - ht_attach.lost_events : 0;
+    if (conns_full || unnoticed)
+        HT_STAT_ADD(capture_gaps, conns_full + unnoticed);
+    ht_attach_files_expire(0, true);
+    unload();
+    ht_sink_shutdown();
+
+    printf("httptape attach: detached from pid %d after %.1f s%s: %llu connections (%llu "
+           "joined), %llu exchanges logged\n", o->pid, secs, ht_attach.target_gone ? " (it exited)" : "",
+           (unsigned long long)HT_STAT_GET(connections), (unsigned long long)ht_attach.joined,
+           (unsigned long long)HT_STAT_GET(exchanges_written));
+    fflush(stdout);
+    if (rb_drops || ht_attach.lost_events || ht_attach.cut_events || conns_full || ht_attach.no_accept)
+        ht_attach_say("not everything was seen: %llu records lost to a full ring buffer (%llu bytes "
+            "missed; see --ring-size), %llu transfers not copied whole, %llu connections "
+            "not tracked (map full); the statistics record counts them in capture_gaps",
+            (unsigned long long)rb_drops, (unsigned long long)ht_attach.lost_bytes,
+            (unsigned long long)ht_attach.cut_events, (unsigned long long)conns_full);
+    if (o->verbose)
+        ht_attach_say("%llu body bytes past the excerpt cap were counted without being copied",
+                      (unsigned long long)ht_attach.skipped_bytes);
+    if (o->verbose && ht_attach.dropped_early)
+        ht_attach_say("%llu bytes of joined connections preceded their first whole message (not logged)",
+            (unsigned long long)ht_attach.dropped_early);
+    return HT_ATTACH_OK;
+}

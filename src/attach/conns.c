@@ -1,0 +1,474 @@
+/*
+ * conns.c - the attach front end's connections: each record from the ring
+ * buffer becomes calls on the shared core (attach_private.h).
+ *
+ * A connection is a struct ht_conn, found by the kernel side's id (and by
+ * process and fd, to notice a close record that was lost). Its bytes are
+ * fed in stream-offset order: a jump in the offsets is bytes lost to a full
+ * ring buffer, fed as unseen and marked as a gap, never passed over. This
+ * file also tells the kernel side which body bytes it need not copy any
+ * more, and finds the first message boundary of connections joined mid-way.
+ *
+ * Main thread only.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <bpf/bpf.h>
+
+#include "attach/attach_private.h"
+#include "core/sink.h"
+#include "core/stats.h"
+
+/* Exchanges of a connection that was open before we attached: we joined
+ * it at a message boundary and missed what came before. TODO(core): a gap
+ * of its own ("joined_mid_connection"); until then, capture_gap says it. */
+#define JOINED_GAP HT_GAP_JOINED
+
+#define SKIP_MIN (32u << 10)        /* tell the kernel to skip only this much or more */
+#define ID_BUCKETS (1u << 16)
+
+struct aconn {
+    uint64_t id;                    /* kernel id (HT_ID_JOINED set when joined) */
+    uint32_t tgid;
+    int fd;
+    uint64_t off[2];                /* next stream offset expected, per direction */
+    uint64_t skip_to[2];            /* what we last told the kernel */
+    bool joined;
+    bool waiting[2];                /* joined: no message boundary found yet */
+    struct aconn *next_id, *next_fd;
+    struct ht_conn conn;
+};
+
+static struct aconn *by_id[ID_BUCKETS];
+static struct aconn *by_fd[ID_BUCKETS];
+static uint64_t seq;                /* connection ids "<pid>-<seq>" */
+
+/* ---- small helpers ---- */
+
+static int64_t clock_ns(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static struct ht_clock rec_clock(const struct ht_rec *h)
+{
+    struct ht_clock c = { .mono_ns = (int64_t)h->ts_ns };
+    c.wall_ns = c.mono_ns + ht_attach.wall_minus_mono;
+    return c;
+}
+
+static struct ht_clock now_clock(void)
+{
+    struct ht_clock c = { .mono_ns = clock_ns(CLOCK_MONOTONIC) };
+    c.wall_ns = c.mono_ns + ht_attach.wall_minus_mono;
+    return c;
+}
+
+static unsigned hash_id(uint64_t id) { return (unsigned)((id * 0x9e3779b97f4a7c15ull) >> 48); }
+static unsigned hash_fd(uint32_t tgid, int fd)
+{
+    return hash_id(((uint64_t)tgid << 32) | (uint32_t)fd);
+}
+
+/* ---- endpoints ---- */
+
+void ht_attach_ep_inet(struct ht_endpoints *ep, int family, const uint8_t *laddr, int lport,
+                       const uint8_t *paddr, int pport)
+{
+    ep->transport = "tcp";
+    inet_ntop(family, laddr, ep->local_addr, sizeof(ep->local_addr));
+    inet_ntop(family, paddr, ep->peer_addr, sizeof(ep->peer_addr));
+    ep->local_port = lport;
+    ep->peer_port = pport;
+    /* An IPv4 peer on an IPv6 socket reads as ::ffff:a.b.c.d, as getpeername says. */
+}
+
+void ht_attach_ep_unix(struct ht_endpoints *ep, const char *path)
+{
+    ep->transport = "unix";
+    snprintf(ep->local_addr, sizeof(ep->local_addr), "%s", path);
+    ep->peer_addr[0] = 0;
+    ep->local_port = ep->peer_port = -1;
+}
+
+/* ---- the connection table ---- */
+
+static struct aconn *find_id(uint64_t id)
+{
+    struct aconn *c = by_id[hash_id(id) % ID_BUCKETS];
+    while (c && c->id != id)
+        c = c->next_id;
+    return c;
+}
+
+static struct aconn *find_fd(uint32_t tgid, int fd)
+{
+    struct aconn *c = by_fd[hash_fd(tgid, fd) % ID_BUCKETS];
+    while (c && !(c->tgid == tgid && c->fd == fd))
+        c = c->next_fd;
+    return c;
+}
+
+static void emit(void *ctx, struct ht_exchange *ex)
+{
+    struct aconn *c = ctx;
+    if (c->joined)
+        ex->gaps |= JOINED_GAP;
+    ht_sink_push(ex);
+}
+
+static void unlink_conn(struct aconn *c)
+{
+    struct aconn **pp = &by_id[hash_id(c->id) % ID_BUCKETS];
+    while (*pp && *pp != c)
+        pp = &(*pp)->next_id;
+    if (*pp)
+        *pp = c->next_id;
+    pp = &by_fd[hash_fd(c->tgid, c->fd) % ID_BUCKETS];
+    while (*pp && *pp != c)
+        pp = &(*pp)->next_fd;
+    if (*pp)
+        *pp = c->next_fd;
+}
+
+/* End a connection: emit what it holds, forget it. */
+static void finish_conn(struct aconn *c, const struct ht_clock *now, uint32_t extra_gaps)
+{
+    ht_conn_finish(&c->conn, now, extra_gaps);
+    HT_STAT_ADD(bytes_received, c->conn.bytes[HT_REQ]);
+    HT_STAT_ADD(bytes_sent, c->conn.bytes[HT_RESP]);
+    unlink_conn(c);
+    free(c);
+}
+
+static struct aconn *new_conn(uint64_t id, uint32_t tgid, int fd, const struct ht_endpoints *ep,
+                              bool joined, const struct ht_clock *now)
+{
+    /* A connection still at this fd lost its close record: it is over. */
+    struct aconn *old = find_fd(tgid, fd);
+    if (old)
+        finish_conn(old, now, HT_GAP_CAPTURE);
+    struct aconn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        HT_STAT_ADD(dropped_no_memory, 1);
+        return NULL;
+    }
+    c->id = id;
+    c->tgid = tgid;
+    c->fd = fd;
+    c->joined = joined;
+    c->waiting[HT_REQ] = c->waiting[HT_RESP] = joined;
+    char sid[32];
+    snprintf(sid, sizeof(sid), "%u-%llu", tgid, (unsigned long long)++seq);
+    ht_conn_init(&c->conn, &ht_attach.ccfg, ep, sid, (int)tgid, emit, c);
+    unsigned h = hash_id(id) % ID_BUCKETS;
+    c->next_id = by_id[h];
+    by_id[h] = c;
+    h = hash_fd(tgid, fd) % ID_BUCKETS;
+    c->next_fd = by_fd[h];
+    by_fd[h] = c;
+    HT_STAT_ADD(connections, 1);
+    return c;
+}
+
+bool ht_attach_join(uint64_t id, uint32_t tgid, int fd, const struct ht_endpoints *ep)
+{
+    struct ht_clock now = now_clock();
+    if (!new_conn(id, tgid, fd, ep, true, &now))
+        return false;
+    ht_attach.joined++;
+    return true;
+}
+
+void ht_attach_finish_all(uint32_t extra_gaps)
+{
+    struct ht_clock now = now_clock();
+    for (unsigned b = 0; b < ID_BUCKETS; b++)
+        while (by_id[b])
+            finish_conn(by_id[b], &now, extra_gaps);
+}
+
+/* ---- losses ---- */
+
+/* n bytes of direction d went by unseen (ring buffer full, or not copied).
+ * The exchange they belong to gets gap capture_gap, whatever they were:
+ * the core then counts them (inside a body, its size stays exact; wanted
+ * body bytes add body_not_captured) or, if they had to be parsed (a head,
+ * chunk lines), stops reading that direction. Always counted. */
+static void lose(struct aconn *c, enum ht_dir d, uint64_t n, const struct ht_clock *now)
+{
+    uint64_t before = HT_STAT_GET(capture_gaps);
+    ht_attach.lost_bytes += n;
+    if (!c->waiting[d] && !c->conn.stopped[d]) {
+        /* Marked before feeding: the feed may finish and emit it. */
+        struct ht_exchange *ex = d == HT_REQ ? c->conn.req_cur : c->conn.resp_cur;
+        if (ex)
+            ex->gaps |= HT_GAP_CAPTURE;
+        ht_conn_feed_unseen(&c->conn, d, n, HT_SRC_IO, NULL, NULL, now);
+    }
+    if (HT_STAT_GET(capture_gaps) == before)
+        HT_STAT_ADD(capture_gaps, 1);
+}
+
+/* Bring direction d up to stream offset off; anything between was lost. */
+static void catch_up(struct aconn *c, enum ht_dir d, uint64_t off, const struct ht_clock *now)
+{
+    if (off > c->off[d]) {
+        ht_attach.lost_events++;
+        lose(c, d, off - c->off[d], now);
+        c->off[d] = off;
+    }
+}
+
+/* ---- skipping what the excerpt no longer wants ---- */
+
+static void update_skip(struct aconn *c, enum ht_dir d)
+{
+    struct ht_conn *k = &c->conn;
+    if (k->finished || k->stopped[d] || c->waiting[d])
+        return;
+    struct ht_exchange *ex = d == HT_REQ ? k->req_cur : k->resp_cur;
+    if (!ex)
+        return;
+    const struct ht_body *b = d == HT_REQ ? &ex->req_body : &ex->resp_body;
+    if (!b->truncated && b->len < ht_attach.ccfg.max_body)
+        return;                     /* the excerpt still wants bytes */
+    uint64_t room = ht_parser_body_room(&k->p[d]);
+    if (room < SKIP_MIN)
+        return;
+    uint64_t to = room > UINT64_MAX - c->off[d] ? UINT64_MAX : c->off[d] + room;
+    if (to <= c->skip_to[d])
+        return;
+    c->skip_to[d] = to;
+    struct ht_conn_key key = { .tgid = c->tgid, .fd = c->fd };
+    struct ht_skip sk = { .id = c->id, .to = { c->skip_to[0], c->skip_to[1] } };
+    bpf_map_update_elem(ht_attach.skips_fd, &key, &sk, BPF_ANY);
+}
+
+/* ---- joined connections: find a message boundary ---- */
+
+static bool tchar(uint8_t ch)
+{
+    return isalnum(ch) || (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+/* Does p start a request line ("METHOD target HTTP/1.x")? */
+static bool starts_request(const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n && i < 32 && tchar(p[i]))
+        i++;
+    if (i == 0 || i >= n || p[i] != ' ')
+        return false;
+    const uint8_t *lf = memchr(p, '\n', n);
+    if (!lf)
+        return true;                /* a long target: the method is enough */
+    size_t e = (size_t)(lf - p);
+    if (e && p[e - 1] == '\r')
+        e--;
+    return e >= i + 10 && !memcmp(p + e - 8, "HTTP/1.", 7);
+}
+
+static bool starts_response(const uint8_t *p, size_t n)
+{
+    return n >= 7 && !memcmp(p, "HTTP/1.", 7);
+}
+
+/* A joined connection's bytes before its first whole message are dropped.
+ * True when this piece is to be fed. */
+static bool joined_ready(struct aconn *c, enum ht_dir d, const uint8_t *p, size_t n)
+{
+    if (!c->waiting[d])
+        return true;
+    if (d == HT_REQ ? starts_request(p, n) : (!c->waiting[HT_REQ] && starts_response(p, n))) {
+        c->waiting[d] = false;
+        return true;
+    }
+    ht_attach.dropped_early += n;
+    return false;
+}
+
+/* ---- records ---- */
+
+static struct aconn *conn_of(const struct ht_rec *h, const struct ht_clock *now)
+{
+    struct aconn *c = find_id(h->conn_id);
+    if (c || (h->conn_id & HT_ID_JOINED))
+        return c;
+    /* Its accept record was lost: the bytes are whole, the addresses unknown. */
+    struct ht_endpoints ep = { .peer_port = -1, .local_port = -1 };
+    ht_attach.no_accept++;
+    return new_conn(h->conn_id, h->tgid, h->fd, &ep, false, now);
+}
+
+static void on_accept(const struct ht_rec_accept *r)
+{
+    struct ht_clock now = rec_clock(&r->h);
+    struct ht_endpoints ep = { .peer_port = -1, .local_port = -1 };
+    if (find_id(r->h.conn_id))
+        return;
+    if (r->family == AF_UNIX) {
+        char path[HT_BPF_PATH_MAX + 1];
+        memcpy(path, r->path, HT_BPF_PATH_MAX);
+        path[HT_BPF_PATH_MAX] = 0;
+        ht_attach_ep_unix(&ep, path);
+    } else {
+        ht_attach_ep_inet(&ep, r->family, r->local_addr, r->local_port, r->peer_addr, r->peer_port);
+    }
+    new_conn(r->h.conn_id, r->h.tgid, r->h.fd, &ep, false, &now);
+}
+
+/* DATA, UNSEEN and SENDFILE records. size: for DATA the payload bytes at
+ * data, for SENDFILE the size of the whole record. */
+static void on_bytes(const struct ht_rec *h, const uint8_t *data, size_t size)
+{
+    struct ht_clock now = rec_clock(h);
+    struct aconn *c = conn_of(h, &now);
+    enum ht_dir d = h->dir ? HT_RESP : HT_REQ;
+    if (!c)
+        return;
+    if (h->off + h->span <= c->off[d] && h->span)
+        return;                     /* already had these (cannot happen; be safe) */
+    catch_up(c, d, h->off, &now);
+    c->off[d] = h->off + h->span;
+
+    switch (h->type) {
+    case HT_REC_DATA:
+        if (h->len > size)
+            return;
+        if (joined_ready(c, d, data, h->len))
+            ht_conn_feed(&c->conn, d, data, h->len, &now, 0);
+        break;
+    case HT_REC_UNSEEN:
+        if (h->reason == HT_UNSEEN_SKIP)
+            ht_attach.skipped_bytes += h->span;
+        if (h->reason == HT_UNSEEN_SKIP || h->reason == HT_UNSEEN_SPLICE) {
+            if (!c->waiting[d])
+                ht_conn_feed_unseen(&c->conn, d, h->span,
+                                    h->reason == HT_UNSEEN_SPLICE ? HT_SRC_SPLICE : HT_SRC_IO,
+                                    NULL, NULL, &now);
+        } else {
+            ht_attach.cut_events++;
+            lose(c, d, h->span, &now);
+        }
+        break;
+    case HT_REC_SENDFILE: {
+        if (c->waiting[d]) {
+            ht_attach.dropped_early += h->span;
+            break;
+        }
+        struct ht_attach_fetch f = { .r = (const struct ht_rec_sendfile *)h, .size = size, .fd = -2 };
+        ht_conn_feed_unseen(&c->conn, d, h->span, HT_SRC_SENDFILE, ht_attach_fetch_file, &f,
+                            &now);
+        break;
+    }
+    }
+    update_skip(c, d);
+}
+
+static void on_eof(const struct ht_rec *h)
+{
+    struct ht_clock now = rec_clock(h);
+    struct aconn *c = conn_of(h, &now);
+    if (!c)
+        return;
+    catch_up(c, HT_REQ, h->off, &now);
+    ht_conn_eof(&c->conn, HT_REQ, &now);
+}
+
+static void on_close(const struct ht_rec_close *r)
+{
+    struct ht_clock now = rec_clock(&r->h);
+    struct aconn *c = find_id(r->h.conn_id);
+    if (!c)
+        return;
+    catch_up(c, HT_REQ, r->end[0], &now);
+    catch_up(c, HT_RESP, r->end[1], &now);
+    finish_conn(c, &now, 0);
+}
+
+/* A followed process forked: the child has its own copy of a connection
+ * (joined at the next message if the parent had begun on it). */
+static void on_inherit(const struct ht_rec_inherit *r)
+{
+    struct ht_clock now = rec_clock(&r->h);
+    struct aconn *p = find_id(r->parent_id);
+    struct ht_endpoints ep = { .peer_port = -1, .local_port = -1 };
+    bool begun = r->parent_off[0] || r->parent_off[1] || !p || p->joined;
+    if (p)
+        ep = p->conn.ep;
+    struct aconn *c = new_conn(r->h.conn_id, r->h.tgid, r->h.fd, &ep, begun, &now);
+    if (c && begun)
+        ht_attach.joined++;
+}
+
+/* Every connection of a process that is gone (its fds closed without a
+ * close call we could see). */
+static void on_exit_rec(const struct ht_rec *h)
+{
+    struct ht_clock now = rec_clock(h);
+    for (unsigned b = 0; b < ID_BUCKETS; b++) {
+        struct aconn *c = by_id[b];
+        while (c) {
+            struct aconn *next = c->next_id;
+            if (c->tgid == h->tgid) {
+                struct ht_conn_key key = { .tgid = c->tgid, .fd = c->fd };
+                bpf_map_delete_elem(ht_attach.conns_fd, &key);
+                bpf_map_delete_elem(ht_attach.skips_fd, &key);
+                finish_conn(c, &now, HT_GAP_PROCESS_EXIT);
+            }
+            c = next;
+        }
+    }
+    if (h->tgid == (uint32_t)ht_attach.o->pid)
+        ht_attach.target_gone = true;
+}
+
+int ht_attach_on_record(void *ctx, void *data, size_t size)
+{
+    const struct ht_rec *h = data;
+    (void)ctx;
+    if (size < sizeof(*h))
+        return 0;
+    switch (h->type) {
+    case HT_REC_ACCEPT:
+        if (size >= sizeof(struct ht_rec_accept))
+            on_accept(data);
+        break;
+    case HT_REC_DATA:
+    case HT_REC_UNSEEN:
+        on_bytes(h, (const uint8_t *)data + sizeof(*h), size - sizeof(*h));
+        break;
+    case HT_REC_SENDFILE:
+        if (size >= offsetof(struct ht_rec_sendfile, path))
+            on_bytes(h, NULL, size);
+        break;
+    case HT_REC_EOF:
+        on_eof(h);
+        break;
+    case HT_REC_CLOSE:
+        if (size >= sizeof(struct ht_rec_close))
+            on_close(data);
+        break;
+    case HT_REC_EXIT:
+        on_exit_rec(h);
+        break;
+    case HT_REC_INHERIT:
+        if (size >= sizeof(struct ht_rec_inherit))
+            on_inherit(data);
+        break;
+    case HT_REC_FORK:
+        if (ht_attach.o->verbose)
+            ht_attach_say("pid %u forked %d: following it", h->tgid, h->fd);
+        break;
+    }
+    return 0;
+}

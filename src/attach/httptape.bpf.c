@@ -1,0 +1,639 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * httptape.bpf.c - the kernel side of `httptape attach`: syscall
+ * tracepoints that see what one process (and, with --children, the
+ * processes it forks) accepts, reads and writes on the sockets it
+ * accepted, and copy those bytes into a ring buffer for the user side
+ * (attach.c loads this, conns.c reads the records).
+ *
+ * Cost is the design constraint: every tracepoint fires for every process
+ * on the machine, so the first thing each program does is compare the tgid
+ * with the target (a read-only constant: the JIT folds it). Only fds that
+ * the target accepted while we watched (or that user space joined) are in
+ * "conns"; any other fd costs one hash lookup. Programs run at syscall exit
+ * only, reading the call's arguments from the registers the thread entered
+ * with; close is the one entry probe. Records never wake the reader
+ * (BPF_RB_NO_WAKEUP) unless the ring is filling up: user space drains it in
+ * batches.
+ *
+ * Bytes are copied when the return value says how many moved, in pieces
+ * of HT_BPF_CHUNK through a per-CPU scratch buffer, each piece tagged with
+ * its stream offset so that user space sees any record the ring had no
+ * room for. Bytes user space said it does not need (body past the excerpt
+ * cap, map "skips") are reported by count only.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "attach/httptape.h"
+
+#define AF_UNIX   1
+#define AF_INET   2
+#define AF_INET6  10
+#define SOCK_STREAM 1
+#define MSG_PEEK  2
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Set by the loader before load. */
+const volatile __u32 targ_tgid = 0;
+const volatile bool follow_children = false;
+const volatile __u64 wake_bytes = 1 << 20;  /* force a wake-up past this backlog */
+
+__u64 next_conn_id = 0;
+
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, 8 << 20);           /* resized by the loader */
+} rb SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, HT_BPF_MAX_CONNS);
+    __type(key, struct ht_conn_key);
+    __type(value, struct ht_conn_state);
+} conns SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, HT_BPF_MAX_CONNS);
+    __type(key, struct ht_conn_key);
+    __type(value, struct ht_skip);
+} skips SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, HT_BPF_MAX_TGIDS);
+    __type(key, __u32);
+    __type(value, __u8);
+} tgids SEC(".maps");
+
+struct scratch {
+    struct ht_rec h;
+    __u8 data[HT_BPF_CHUNK];
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct scratch);
+} scratch SEC(".maps");
+
+/* The walk over one transfer, for bpf_loop. It lives in a map value, not
+ * on the stack, so the verifier checks the loop body once instead of
+ * following the values it holds from iteration to iteration. */
+struct walk {
+    __u64 pid_tgid;
+    __u64 id;
+    __u64 off;          /* stream offset of the next byte */
+    __u64 left;         /* bytes still to report */
+    __u64 iov;          /* user pointer to the iovec array, 0 for flat */
+    __u64 iovcnt;
+    __u64 idx;          /* next iovec entry */
+    __u64 base;         /* current segment */
+    __u64 seg_left;
+    __u64 skip;         /* leading bytes to step over (already reported) */
+    __s32 fd;
+    __u8 dir;
+    __u8 failed;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct walk);
+} walks SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, HT_BPF_FILES_MAX);
+    __type(key, struct ht_file_key);
+    __type(value, __u8);
+} files SEC(".maps");
+
+/* The walk up a file's path (bpf_loop state, in a map for the same reason). */
+struct pwalk {
+    __u64 dentry;
+    __u64 mnt;          /* struct mount * */
+    __u32 len;
+    __u8 ok;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct pwalk);
+} pwalks SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, HT_CNT_MAX);
+    __type(key, __u32);
+    __type(value, __u64);
+} counters SEC(".maps");
+
+static __always_inline void count(__u32 which)
+{
+    __u64 *c = bpf_map_lookup_elem(&counters, &which);
+    if (c)
+        *c += 1;
+}
+
+/* Is this process one we watch? The common answer, "no", costs a compare. */
+static __always_inline bool watched(__u32 tgid)
+{
+    if (tgid == targ_tgid)
+        return true;
+    if (!follow_children)
+        return false;
+    return bpf_map_lookup_elem(&tgids, &tgid) != NULL;
+}
+
+static __always_inline __u64 rb_flags(void)
+{
+    return bpf_ringbuf_query(&rb, BPF_RB_AVAIL_DATA) > wake_bytes ? BPF_RB_FORCE_WAKEUP
+                                                                  : BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline void fill(struct ht_rec *h, __u8 type, __u8 dir, __u64 pid_tgid,
+                                 int fd, __u64 id, __u64 off, __u32 span)
+{
+    h->type = type;
+    h->dir = dir;
+    h->reason = 0;
+    h->pad = 0;
+    h->tgid = pid_tgid >> 32;
+    h->tid = (__u32)pid_tgid;
+    h->fd = fd;
+    h->conn_id = id;
+    h->ts_ns = bpf_ktime_get_ns();
+    h->off = off;
+    h->span = span;
+    h->len = 0;
+}
+
+static __always_inline void emit(void *rec, __u64 size)
+{
+    if (bpf_ringbuf_output(&rb, rec, size, rb_flags()))
+        count(HT_CNT_RB_DROPS);
+}
+
+/* The struct file behind fd in the current process, or NULL. */
+static __always_inline struct file *fd_file(int fd)
+{
+    struct task_struct *task = bpf_get_current_task_btf();
+    struct fdtable *fdt = task->files->fdt;
+    struct file **fds = fdt->fd;
+    unsigned int max = fdt->max_fds;
+    struct file *f = NULL;
+    if (fd < 0 || (unsigned int)fd >= max)
+        return NULL;
+    bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+    return f;
+}
+
+/* ---- accept: the connections we follow ---- */
+
+static __always_inline int on_accept_exit(struct trace_event_raw_sys_exit *ctx)
+{
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    __u32 tgid = pid_tgid >> 32;
+    long fd = ctx->ret;
+    if (!watched(tgid) || fd < 0)
+        return 0;
+
+    struct file *f = fd_file(fd);
+    if (!f)
+        return 0;
+    struct socket *sock = BPF_CORE_READ(f, private_data);
+    if (!sock || BPF_CORE_READ(sock, type) != SOCK_STREAM)
+        return 0;
+    struct sock *sk = BPF_CORE_READ(sock, sk);
+    if (!sk)
+        return 0;
+    __u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+    if (family != AF_INET && family != AF_INET6 && family != AF_UNIX)
+        return 0;
+
+    struct ht_conn_key key = { .tgid = tgid, .fd = fd };
+    struct ht_conn_state st = { .id = __sync_fetch_and_add(&next_conn_id, 1) + 1 };
+    if (bpf_map_update_elem(&conns, &key, &st, BPF_ANY)) {
+        count(HT_CNT_CONNS_FULL);
+        return 0;
+    }
+    bpf_map_delete_elem(&skips, &key);
+
+    __u32 zero = 0;
+    struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+    if (!s)
+        return 0;
+    struct ht_rec_accept *a = (struct ht_rec_accept *)s;
+    __builtin_memset((void *)a + sizeof(a->h), 0, sizeof(*a) - sizeof(a->h));
+    fill(&a->h, HT_REC_ACCEPT, 0, pid_tgid, fd, st.id, 0, 0);
+    a->family = family;
+    if (family == AF_INET) {
+        a->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+        a->peer_port = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
+        bpf_core_read(a->local_addr, 4, &sk->__sk_common.skc_rcv_saddr);
+        bpf_core_read(a->peer_addr, 4, &sk->__sk_common.skc_daddr);
+    } else if (family == AF_INET6) {
+        a->local_port = BPF_CORE_READ(sk, __sk_common.skc_num);
+        a->peer_port = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
+        bpf_core_read(a->local_addr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+        bpf_core_read(a->peer_addr, 16, &sk->__sk_common.skc_v6_daddr);
+    } else {
+        /* An accepted Unix socket carries its listener's address. */
+        struct unix_address *ua = BPF_CORE_READ((struct unix_sock *)sk, addr);
+        if (ua) {
+            int len = BPF_CORE_READ(ua, len) - (int)sizeof(__u16);
+            if (len > 0) {
+                if (len > HT_BPF_PATH_MAX - 1)
+                    len = HT_BPF_PATH_MAX - 1;
+                bpf_probe_read_kernel(a->path, len & 127, &ua->name[0].sun_path);
+            }
+        }
+    }
+    emit(a, sizeof(*a));
+    return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int exit_accept(struct trace_event_raw_sys_exit *ctx) { return on_accept_exit(ctx); }
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int exit_accept4(struct trace_event_raw_sys_exit *ctx) { return on_accept_exit(ctx); }
+
+/* One bpf_loop step over the transfer in "walks": load the next iovec
+ * entry, step over bytes already reported, or copy one piece (at most
+ * HT_BPF_CHUNK, never across a segment) into a DATA record. Stops when all
+ * is reported, or early (out of entries, unreadable memory): the caller
+ * reports the rest as cut. */
+static long copy_piece(__u64 i, void *ctx)
+{
+    __u32 zero = 0;
+    struct walk *w = bpf_map_lookup_elem(&walks, &zero);
+    if (!w || !w->left)
+        return 1;
+    if (!w->seg_left) {
+        struct iovec v;
+        if (!w->iov || w->idx >= w->iovcnt || w->idx >= HT_BPF_MAX_IOV)
+            return 1;                       /* out of segments: cut */
+        if (bpf_probe_read_user(&v, sizeof(v), (void *)(w->iov + w->idx * sizeof(v)))) {
+            w->failed = 1;
+            return 1;
+        }
+        w->idx++;
+        w->base = (__u64)v.iov_base;
+        w->seg_left = v.iov_len;
+        return 0;
+    }
+    if (w->skip) {
+        __u64 k = w->skip < w->seg_left ? w->skip : w->seg_left;
+        w->skip -= k;
+        w->base += k;
+        w->seg_left -= k;
+        return 0;
+    }
+    struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+    if (!s)
+        return 1;
+    __u64 n = w->seg_left < w->left ? w->seg_left : w->left;
+    if (n > HT_BPF_CHUNK)
+        n = HT_BPF_CHUNK;
+    __u32 len = n;
+    if (len > HT_BPF_CHUNK || len == 0)
+        return 1;
+    if (bpf_probe_read_user(s->data, len, (void *)w->base)) {
+        w->failed = 1;
+        return 1;
+    }
+    fill(&s->h, HT_REC_DATA, w->dir, w->pid_tgid, w->fd, w->id, w->off, len);
+    s->h.len = len;
+    emit(s, sizeof(s->h) + len);
+    w->base += len;
+    w->seg_left -= len;
+    w->left -= len;
+    w->off += len;
+    return 0;
+}
+
+static __always_inline void report_unseen(__u64 pid_tgid, int fd, __u64 id, __u8 dir,
+                                          __u64 off, __u64 n, __u8 reason)
+{
+    struct ht_rec h;
+    fill(&h, HT_REC_UNSEEN, dir, pid_tgid, fd, id, off, n > 0xffffffffull ? 0xffffffffu : n);
+    h.reason = reason;
+    emit(&h, sizeof(h));
+}
+
+/* One step up the path of a file: a name, or a mount crossed. The record
+ * being built is the scratch buffer. */
+static long path_step(__u64 i, void *ctx)
+{
+    __u32 zero = 0;
+    struct pwalk *p = bpf_map_lookup_elem(&pwalks, &zero);
+    struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+    if (!p || !s)
+        return 1;
+    struct ht_rec_sendfile *r = (struct ht_rec_sendfile *)s;
+    struct dentry *d = (struct dentry *)p->dentry;
+    struct mount *m = (struct mount *)p->mnt;
+    struct dentry *parent = BPF_CORE_READ(d, d_parent);
+    if (d == BPF_CORE_READ(m, mnt.mnt_root) || d == parent) {
+        struct mount *up = BPF_CORE_READ(m, mnt_parent);
+        if (!up || up == m) {
+            p->ok = 1;              /* the root of the namespace */
+            return 1;
+        }
+        p->dentry = (__u64)BPF_CORE_READ(m, mnt_mountpoint);
+        p->mnt = (__u64)up;
+        return 0;
+    }
+    __u32 n = BPF_CORE_READ(d, d_name.len);
+    const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+    __u32 off = p->len;
+    if (n == 0 || n > 255 || off > HT_BPF_FILE_PATH - 256 || off + 1 + n > HT_BPF_FILE_PATH)
+        return 1;                   /* too long: path not ok */
+    r->path[off] = n;
+    if (bpf_probe_read_kernel(&r->path[off + 1], n & 255, name))
+        return 1;
+    p->len = off + 1 + n;
+    p->dentry = (__u64)parent;
+    return 0;
+}
+
+/* A tracked call returned: its arguments are still in the registers the
+ * task entered the kernel with, so no entry probe is needed (and a call
+ * that was already blocked when we attached, a keep-alive connection
+ * waiting in read(), is seen too). */
+static __always_inline int on_exit(struct trace_event_raw_sys_exit *ctx, __u8 kind, __u8 dir)
+{
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    __u32 tgid = pid_tgid >> 32;
+    if (!watched(tgid))
+        return 0;
+    long ret = ctx->ret;
+    if (ret < 0)
+        return 0;
+    /* A trusted pointer: plain loads, no helper call per register. */
+    struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+    int fd = PT_REGS_PARM1_SYSCALL(regs);
+    struct ht_conn_key key = { .tgid = tgid, .fd = fd };
+    struct ht_conn_state *st = bpf_map_lookup_elem(&conns, &key);
+    if (!st)
+        return 0;
+    __u64 buf = PT_REGS_PARM2_SYSCALL(regs);
+    __u64 cnt = PT_REGS_PARM3_SYSCALL(regs);
+    if (kind == HT_IO_RECVFROM && (PT_REGS_PARM4_SYSCALL(regs) & MSG_PEEK))
+        return 0;                   /* read again later: not a transfer */
+    if (kind == HT_IO_MSG && dir == 0 && (cnt & MSG_PEEK))
+        return 0;
+    __u64 id = st->id;
+    if (ret == 0) {
+        if (dir == 0 && (kind == HT_IO_MSG || kind == HT_IO_IOV || cnt)) {
+            struct ht_rec h;
+            fill(&h, HT_REC_EOF, 0, pid_tgid, fd, id, st->off[0], 0);
+            emit(&h, sizeof(h));
+        }
+        return 0;
+    }
+
+    __u64 off = __sync_fetch_and_add(&st->off[dir], (__u64)ret);
+
+    if (kind == HT_IO_SENDFILE) {
+        /* The file was read from *offset, else from its position; both
+         * have moved past what was sent by now. */
+        __u32 zero = 0;
+        struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+        struct pwalk *p = bpf_map_lookup_elem(&pwalks, &zero);
+        if (!s || !p)
+            return 0;
+        struct ht_rec_sendfile *r = (struct ht_rec_sendfile *)s;
+        int in_fd = buf;
+        long long pos = 0;
+        struct file *f = fd_file(in_fd);
+        if (cnt)
+            bpf_probe_read_user(&pos, sizeof(pos), (void *)cnt);
+        else if (f)
+            pos = BPF_CORE_READ(f, f_pos);
+        fill(&r->h, HT_REC_SENDFILE, 1, pid_tgid, fd, id, off, ret);
+        r->file_off = pos - ret;
+        r->in_fd = in_fd;
+        r->ino = 0;
+        r->dev = 0;
+        r->path_len = 0;
+        r->path_ok = 0;
+        if (f) {
+            r->ino = BPF_CORE_READ(f, f_inode, i_ino);
+            r->dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev);
+        }
+        struct ht_file_key fk = { .ino = r->ino, .dev = r->dev };
+        if (f && !bpf_map_lookup_elem(&files, &fk)) {
+            /* A file user space has not opened yet: its path, so that it
+             * can be, even after the process closed it. */
+            struct vfsmount *vm = BPF_CORE_READ(f, f_path.mnt);
+            p->dentry = (__u64)BPF_CORE_READ(f, f_path.dentry);
+            p->mnt = (__u64)((void *)vm - bpf_core_field_offset(struct mount, mnt));
+            p->len = 0;
+            p->ok = 0;
+            bpf_loop(HT_BPF_PATH_DEPTH, path_step, NULL, 0);
+            r->path_len = p->len;
+            r->path_ok = p->ok;
+        }
+        __u32 size = r->path_len;
+        if (size > HT_BPF_FILE_PATH)
+            size = HT_BPF_FILE_PATH;
+        emit(r, offsetof(struct ht_rec_sendfile, path) + size);
+        return 0;
+    }
+
+    __u32 zero = 0;
+    struct walk *w = bpf_map_lookup_elem(&walks, &zero);
+    if (!w)
+        return 0;
+    __builtin_memset(w, 0, sizeof(*w));
+    w->pid_tgid = pid_tgid;
+    w->id = id;
+    w->off = off;
+    w->left = ret;
+    w->fd = fd;
+    w->dir = dir;
+    /* Leading bytes user space does not need: one record, no copy. */
+    struct ht_skip *sk = bpf_map_lookup_elem(&skips, &key);
+    if (sk && sk->id == id && off < sk->to[dir]) {
+        __u64 n = sk->to[dir] - off;
+        if (n > (__u64)ret)
+            n = ret;
+        report_unseen(pid_tgid, fd, id, dir, off, n, HT_UNSEEN_SKIP);
+        w->skip = n;
+        w->off += n;
+        w->left -= n;
+    }
+    if (!w->left)
+        return 0;
+
+    if (kind == HT_IO_BUF || kind == HT_IO_RECVFROM) {
+        w->base = buf + w->skip;
+        w->seg_left = ret - w->skip;
+        w->skip = 0;
+    } else if (kind == HT_IO_IOV) {
+        w->iov = buf;
+        w->iovcnt = cnt;
+    } else {
+        struct user_msghdr m;
+        if (bpf_probe_read_user(&m, sizeof(m), (void *)buf) == 0) {
+            w->iov = (__u64)m.msg_iov;
+            w->iovcnt = m.msg_iovlen;
+        }
+    }
+    bpf_loop(HT_BPF_MAX_PIECES + HT_BPF_MAX_IOV * 2, copy_piece, NULL, 0);
+    if (w->left) {
+        count(HT_CNT_CUT);
+        report_unseen(pid_tgid, fd, id, dir, w->off, w->left, HT_UNSEEN_CUT);
+    }
+    return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_read")
+int exit_read(struct trace_event_raw_sys_exit *ctx) { return on_exit(ctx, HT_IO_BUF, 0); }
+SEC("tracepoint/syscalls/sys_exit_readv")
+int exit_readv(struct trace_event_raw_sys_exit *ctx) { return on_exit(ctx, HT_IO_IOV, 0); }
+SEC("tracepoint/syscalls/sys_exit_recvfrom")
+int exit_recvfrom(struct trace_event_raw_sys_exit *ctx) { return on_exit(ctx, HT_IO_RECVFROM, 0); }
+SEC("tracepoint/syscalls/sys_exit_recvmsg")
+int exit_recvmsg(struct trace_event_raw_sys_exit *ctx) { return on_exit(ctx, HT_IO_MSG, 0); }
+SEC("tracepoint/syscalls/sys_exit_write")
+int exit_write(struct trace_event_raw_sys_exit *ctx) { return on_exit(ctx, HT_IO_BUF, 1); }
+SEC("tracepoint/syscalls/sys_exit_writev")
+int exit_writev(struct trace_event_raw_sys_exit *ctx) { return on_exit(ctx, HT_IO_IOV, 1); }
+SEC("tracepoint/syscalls/sys_exit_sendto")
+int exit_sendto(struct trace_event_raw_sys_exit *ctx) { return on_exit(ctx, HT_IO_BUF, 1); }
+SEC("tracepoint/syscalls/sys_exit_sendmsg")
+int exit_sendmsg(struct trace_event_raw_sys_exit *ctx) { return on_exit(ctx, HT_IO_MSG, 1); }
+SEC("tracepoint/syscalls/sys_exit_sendfile64")
+int exit_sendfile64(struct trace_event_raw_sys_exit *ctx) { return on_exit(ctx, HT_IO_SENDFILE, 1); }
+
+/* splice(2) to or from a tracked socket: counted, never seen (as in
+ * preload: the bytes go from a pipe to the socket inside the kernel). */
+SEC("tracepoint/syscalls/sys_exit_splice")
+int exit_splice(struct trace_event_raw_sys_exit *ctx)
+{
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    __u32 tgid = pid_tgid >> 32;
+    long ret = ctx->ret;
+    if (!watched(tgid) || ret <= 0)
+        return 0;
+    struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+    struct ht_conn_key key = { .tgid = tgid, .fd = PT_REGS_PARM3_SYSCALL(regs) };
+    __u8 dir = 1;
+    struct ht_conn_state *st = bpf_map_lookup_elem(&conns, &key);
+    if (!st) {
+        key.fd = PT_REGS_PARM1_SYSCALL(regs);
+        dir = 0;
+        st = bpf_map_lookup_elem(&conns, &key);
+        if (!st)
+            return 0;
+    }
+    __u64 off = __sync_fetch_and_add(&st->off[dir], (__u64)ret);
+    report_unseen(pid_tgid, key.fd, st->id, dir, off, ret, HT_UNSEEN_SPLICE);
+    return 0;
+}
+
+/* ---- close, fork, exit ---- */
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int enter_close(struct trace_event_raw_sys_enter *ctx)
+{
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    __u32 tgid = pid_tgid >> 32;
+    if (!watched(tgid))
+        return 0;
+    struct ht_conn_key key = { .tgid = tgid, .fd = ctx->args[0] };
+    struct ht_conn_state *st = bpf_map_lookup_elem(&conns, &key);
+    if (!st)
+        return 0;
+    struct ht_rec_close r = { .end = { st->off[0], st->off[1] } };
+    fill(&r.h, HT_REC_CLOSE, 0, pid_tgid, key.fd, st->id, 0, 0);
+    bpf_map_delete_elem(&conns, &key);
+    bpf_map_delete_elem(&skips, &key);
+    emit(&r, sizeof(r));
+    return 0;
+}
+
+struct inherit_ctx {
+    __u32 parent;
+    __u32 n;
+    __s32 fd[HT_BPF_INHERIT_MAX];
+};
+
+static long collect_conn(struct bpf_map *map, struct ht_conn_key *key,
+                         struct ht_conn_state *st, struct inherit_ctx *ctx)
+{
+    if (key->tgid != ctx->parent)
+        return 0;
+    if (ctx->n >= HT_BPF_INHERIT_MAX)
+        return 1;
+    ctx->fd[ctx->n & (HT_BPF_INHERIT_MAX - 1)] = key->fd;
+    ctx->n++;
+    return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
+{
+    __u32 ptgid = parent->tgid, ctgid = child->tgid;
+    if (!follow_children || ptgid == ctgid || !watched(ptgid))
+        return 0;
+    __u8 one = 1;
+    bpf_map_update_elem(&tgids, &ctgid, &one, BPF_ANY);
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    struct ht_rec h;
+    fill(&h, HT_REC_FORK, 0, pid_tgid, ctgid, 0, 0, 0);
+    emit(&h, sizeof(h));
+
+    /* The child holds the parent's descriptors: its connections too. */
+    struct inherit_ctx ic = { .parent = ptgid };
+    bpf_for_each_map_elem(&conns, collect_conn, &ic, 0);
+    for (int i = 0; i < HT_BPF_INHERIT_MAX; i++) {
+        if (i >= ic.n)
+            break;
+        struct ht_conn_key pk = { .tgid = ptgid, .fd = ic.fd[i] };
+        struct ht_conn_state *pst = bpf_map_lookup_elem(&conns, &pk);
+        if (!pst)
+            continue;
+        struct ht_conn_key ck = { .tgid = ctgid, .fd = ic.fd[i] };
+        struct ht_conn_state cst = { .id = __sync_fetch_and_add(&next_conn_id, 1) + 1 };
+        if (bpf_map_update_elem(&conns, &ck, &cst, BPF_ANY)) {
+            count(HT_CNT_CONNS_FULL);
+            continue;
+        }
+        struct ht_rec_inherit r = {
+            .parent_id = pst->id, .parent_off = { pst->off[0], pst->off[1] },
+        };
+        fill(&r.h, HT_REC_INHERIT, 0, pid_tgid, ck.fd, cst.id, 0, 0);
+        r.h.tgid = ctgid;
+        emit(&r, sizeof(r));
+    }
+    return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_exit_task, struct task_struct *task)
+{
+    __u32 tgid = task->tgid;
+    /* The process is gone when its last thread goes. */
+    if (!watched(tgid) || task->signal->live.counter > 0)
+        return 0;
+    if (follow_children && tgid != targ_tgid)
+        bpf_map_delete_elem(&tgids, &tgid);
+    struct ht_rec h;
+    fill(&h, HT_REC_EXIT, 0, bpf_get_current_pid_tgid(), -1, 0, 0, 0);
+    h.tgid = tgid;
+    emit(&h, sizeof(h));
+    return 0;
+}
