@@ -21,6 +21,8 @@ PACKAGES=(
     python3 python3-fastapi python3-uvicorn
     # tests: process inspection (ps, pgrep) and listening sockets (ss)
     procps iproute2
+    # make bench: the strace baseline row
+    strace
     # tests: real prefork servers (nginx's sendfile, gunicorn's workers) and
     # mount(8) for the disk-full test on a tiny tmpfs
     nginx-light gunicorn util-linux

@@ -1,0 +1,774 @@
+#!/usr/bin/env bash
+# bench.sh - `make bench`: what httptape costs a server, next to the other
+# ways to get the same HTTP audit log (issue 5). docs/benchmarks.md explains
+# every row and how to read the ratios.
+#
+# Every server runs pinned to one CPU (BENCH_SERVER_CPU, default 0) with all
+# its threads (httptape's writer, strace), so their work is charged to the
+# server's own CPU budget; wrk runs pinned to the other (BENCH_CLIENT_CPU,
+# default 1): `wrk -t1 -c16 -d$BENCH_SECONDS`. The servers of one group are
+# started together, warmed up, and measured in cycles: one round of each
+# configuration per cycle, the order reversed every other cycle, so drift
+# cancels; a ratio is this configuration / untapped within one cycle, and the
+# table shows the median over BENCH_PAIRS cycles.
+#
+# Progress goes to stderr; the table, resource figures, targets and warnings
+# to stdout. Exit 0 when everything ran (targets missed or not), 1 when
+# something failed to run, 2 on a bad setting. Every server started is
+# stopped on every exit path; every wait and every wrk is bounded, and so is
+# the whole run (BENCH_TIMEOUT).
+#
+# Settings (environment):
+#   BENCH_PAIRS=5          cycles (pairs of tapped/untapped rounds)
+#   BENCH_SECONDS=5        seconds per wrk round
+#   BENCH_WARMUP_SECONDS=1 wrk warm-up per server and workload, not counted
+#   BENCH_IDLE_CONNS=2000  idle keep-alive connections for the RSS figure
+#   BENCH_REPLAY_EVENTS=300000  exchanges in the synthetic replay figure
+#   BENCH_TIMEOUT=...      seconds before the whole run is abandoned
+#                          (default: twice the estimate plus 5 minutes)
+#   BENCH_KEEP=1           keep the scratch directory (logs, wrk output)
+#   BENCH_SERVER_CPU=0, BENCH_CLIENT_CPU=1
+set -uo pipefail      # no -e: a failed round is recorded and the run goes on
+cd "$(dirname "$0")/.." || exit 1
+REPO=$PWD
+
+PY=/usr/bin/python3       # Debian's python: python3-fastapi, python3-uvicorn
+export PYTHONDONTWRITEBYTECODE=1     # no __pycache__ in bench/ or examples/
+HTTPTAPE=$REPO/build/httptape
+BENCH=$REPO/bench
+WRK_DIR=$BENCH/wrk
+CONNS=16
+
+PAIRS=${BENCH_PAIRS:-5}
+DUR=${BENCH_SECONDS:-5}
+WARM=${BENCH_WARMUP_SECONDS:-1}
+IDLE_CONNS=${BENCH_IDLE_CONNS:-2000}
+REPLAY_EVENTS=${BENCH_REPLAY_EVENTS:-300000}
+SRV_CPU=${BENCH_SERVER_CPU:-0}
+CLI_CPU=${BENCH_CLIENT_CPU:-1}
+
+say() { printf '[bench %4ds] %s\n' "$SECONDS" "$*" >&2; }
+
+for var in PAIRS DUR WARM IDLE_CONNS REPLAY_EVENTS SRV_CPU CLI_CPU; do
+    if ! [[ ${!var} =~ ^[0-9]+$ ]]; then
+        echo "bench: $var='${!var}': expected a whole number" >&2
+        exit 2
+    fi
+done
+if ((PAIRS < 1 || DUR < 1)); then
+    echo "bench: BENCH_PAIRS and BENCH_SECONDS must be at least 1" >&2
+    exit 2
+fi
+
+# ---- what the run needs ---------------------------------------------------
+
+missing=()
+for tool in wrk taskset jq curl timeout nginx; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+"$PY" -c 'import fastapi, uvicorn' 2>/dev/null || missing+=("python3-fastapi python3-uvicorn")
+[[ -x $HTTPTAPE && -f $REPO/build/libhttptape.so ]] || missing+=("build/httptape (run make)")
+if ((${#missing[@]})); then
+    echo "bench: missing: ${missing[*]} (scripts/install-deps.sh installs the packages)" >&2
+    exit 1
+fi
+HAVE_STRACE=1
+command -v strace >/dev/null 2>&1 || HAVE_STRACE=0
+ncpu=$(nproc --all)
+if ((SRV_CPU >= ncpu || CLI_CPU >= ncpu || SRV_CPU == CLI_CPU)); then
+    echo "bench: needs two distinct CPUs (server $SRV_CPU, client $CLI_CPU; this machine has $ncpu)" >&2
+    exit 1
+fi
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/httptape-bench.XXXXXX") || exit 1
+mkdir -p "$WORK/logs" "$WORK/wrk" "$WORK/out" "$WORK/www" "$WORK/temp" "$WORK/bin"
+
+# The run measures one build from start to end: a copy of it, so that a
+# rebuild during the run cannot mix versions between rounds. `httptape run`
+# finds the library beside the executable.
+for f in httptape libhttptape.so bench_encoder; do
+    [[ -e $REPO/build/$f ]] && cp "$REPO/build/$f" "$WORK/bin/$f"
+done
+HTTPTAPE=$WORK/bin/httptape
+if ! "$HTTPTAPE" run --log "$WORK/bin/check.jsonl" -- true 2>"$WORK/bin/check.err"; then
+    echo "bench: the build does not run ($(head -n 1 "$WORK/bin/check.err")); is make still running?" >&2
+    rm -rf "$WORK"
+    exit 1
+fi
+BUILD_ID="$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$([[ -z $(git -C "$REPO" status --porcelain -- src 2>/dev/null) ]] || echo '+changes'),\
+ libhttptape.so sha256 $(sha256sum "$WORK/bin/libhttptape.so" | cut -c1-12)"
+: >"$WORK/results.tsv"
+: >"$WORK/rows.tsv"
+: >"$WORK/resources.tsv"
+: >"$WORK/notes.txt"
+
+FAILED=0
+note() {            # a warning for the final report (and stderr now)
+    say "WARNING: $*"
+    printf '%s\n' "$*" >>"$WORK/notes.txt"
+}
+failed() {          # something did not run: the exit status will be 1
+    FAILED=1
+    note "FAILED: $*"
+}
+resource() { printf '%s\t%s\n' "$1" "$2" >>"$WORK/resources.tsv"; }
+
+# ---- servers: start, wait, stop ---------------------------------------------
+
+declare -A SERVER_PID=()    # name -> pid (what taskset exec'd into)
+declare -A SERVER_LOG=()    # name -> httptape log, for the count checks
+declare -A SERVER_REQS=()   # name -> requests wrk completed, warm-ups included
+declare -A SERVER_RUNS=()   # name -> wrk runs against it
+declare -A SERVER_EXTRA=()  # name -> requests sent by other clients (curl, idle_conns.py)
+declare -A ROUND_HOOK=()    # name -> function run as `F start NAME` before each wrk run
+                            # against NAME and `F stop NAME` after it (httptape attach)
+WATCHDOG=
+
+free_port() {
+    "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# The pids of PID's descendants, children before grandchildren.
+descendants() {
+    ps -e -o pid=,ppid= | awk -v root="$1" '
+        { parent[$1] = $2; pids[NR] = $1 }
+        END {
+            want[root] = 1
+            do {
+                grew = 0
+                for (i in pids) {
+                    p = pids[i]
+                    if (!(p in want) && (parent[p] in want)) { want[p] = 1; grew = 1; print p }
+                }
+            } while (grew)
+        }'
+}
+
+# A bare TCP connect: no HTTP request, so nothing reaches a log.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# start_server NAME PORT CMD...: CMD pinned to the server CPU, output in
+# out/NAME.out; waits (30 s at most) until PORT accepts connections.
+start_server() {
+    local name=$1 port=$2; shift 2
+    taskset -c "$SRV_CPU" "$@" >"$WORK/out/$name.out" 2>&1 </dev/null &
+    SERVER_PID[$name]=$!
+    SERVER_REQS[$name]=0
+    SERVER_RUNS[$name]=0
+    SERVER_EXTRA[$name]=0
+    local deadline=$((SECONDS + 30))
+    until port_open "$port"; do
+        if ! kill -0 "${SERVER_PID[$name]}" 2>/dev/null || ((SECONDS > deadline)); then
+            failed "server $name did not start listening on port $port (its output: $(tail -n 3 "$WORK/out/$name.out" | tr '\n' ' '))"
+            stop_server "$name"
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+# stop_server NAME: SIGTERM to the server and everything it started (uvicorn
+# shuts down cleanly and httptape writes its final statistics record; nginx's
+# worker exits through exit() too; strace's tracee gets its own signal), up
+# to 15 s, then SIGKILL.
+stop_server() {
+    local name=$1 pid=${SERVER_PID[$1]:-}
+    [[ -n $pid ]] || return 0
+    local all
+    all="$(descendants "$pid") $pid"
+    # shellcheck disable=SC2086
+    kill -TERM $all 2>/dev/null
+    local deadline=$((SECONDS + 15)) p alive
+    while :; do
+        alive=
+        for p in $all; do kill -0 "$p" 2>/dev/null && alive+=" $p"; done
+        [[ -z $alive ]] && break
+        if ((SECONDS > deadline)); then
+            note "server $name did not stop within 15 s; killed (pids$alive)"
+            # shellcheck disable=SC2086
+            kill -KILL $alive 2>/dev/null
+            break
+        fi
+        sleep 0.1
+    done
+    wait "$pid" 2>/dev/null
+    unset "SERVER_PID[$name]"
+}
+
+# shellcheck disable=SC2317  # reached through the traps
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if [[ -n $WATCHDOG ]]; then
+        # shellcheck disable=SC2046
+        kill $(descendants "$WATCHDOG") "$WATCHDOG" 2>/dev/null
+        wait "$WATCHDOG" 2>/dev/null
+    fi
+    local name
+    for name in "${!SERVER_PID[@]}"; do stop_server "$name"; done
+    [[ -n ${IDLE_PID:-} ]] && kill "$IDLE_PID" 2>/dev/null
+    if [[ ${BENCH_KEEP:-0} == 1 || $rc -ne 0 ]]; then
+        say "scratch directory kept: $WORK ($(du -sh "$WORK" 2>/dev/null | cut -f1))"
+    else
+        rm -rf "$WORK"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'say "interrupted"; exit 130' INT
+trap 'say "stopped (SIGTERM or BENCH_TIMEOUT)"; exit 143' TERM
+trap 'exit 141' PIPE     # stdout closed early (| head): still clean up
+
+# All threads of a server's processes must be on the server CPU (ours too).
+check_affinity() {
+    local name=$1 pid=${SERVER_PID[$1]:-} p t cpus
+    [[ -n $pid ]] || return 0
+    for p in $pid $(descendants "$pid"); do
+        for t in /proc/"$p"/task/*; do
+            cpus=$(awk '/^Cpus_allowed_list/ { print $2 }' "$t/status" 2>/dev/null) || continue
+            [[ -z $cpus || $cpus == "$SRV_CPU" ]] ||
+                note "server $name: thread ${t##*/} may run on CPUs $cpus, not only $SRV_CPU"
+        done
+    done
+}
+
+# ---- wrk ----------------------------------------------------------------------
+
+# How much of each CPU something other than the server (CPU 0) or wrk
+# (CPU 1) used during a round: the machine may be shared, and a round that
+# lost its CPU to someone else says little. busy(cpu) counts user, system and
+# steal ticks (steal: other VMs), and nice ticks only when this script itself
+# runs niced: work at a positive nice value yields to the servers and wrk,
+# so it is reported apart (W_NICED*). The server's own time comes from its
+# threads' schedstat, wrk's from the shell's reaped-children times.
+TICK_MS=$((1000 / $(getconf CLK_TCK)))
+OUR_NICE=$(($(nice)))
+cpu_busy_ms() {     # prints "busy niced" in ms
+    local name u n sy _idle _iow _irq _sirq steal _rest
+    while read -r name u n sy _idle _iow _irq _sirq steal _rest; do
+        if [[ $name == "cpu$1" ]]; then
+            if ((OUR_NICE == 0)); then
+                echo "$(((u + sy + steal) * TICK_MS)) $((n * TICK_MS))"
+            else
+                echo "$(((u + n + sy + steal) * TICK_MS)) 0"
+            fi
+            return
+        fi
+    done </proc/stat
+}
+tree_run_us() {     # CPU time of PID's processes, all threads, in us
+    local total=0 p t ns
+    for p in "$1" $(descendants "$1"); do
+        for t in /proc/"$p"/task/*/schedstat; do
+            read -r ns _ <"$t" 2>/dev/null && total=$((total + ns / 1000))
+        done
+    done
+    echo "$total"
+}
+# Sets CHILD_MS to the CPU time of the children this shell reaped (`times`);
+# runs in this shell, not a subshell, or it would see none.
+child_cpu_ms() {
+    times >"$WORK/times.txt"
+    local u s ms=0 f
+    { read -r _; read -r u s; } <"$WORK/times.txt"
+    for f in "$u" "$s"; do
+        [[ $f =~ ^([0-9]+)m([0-9]+)\.([0-9]{3})s$ ]] &&
+            ms=$((ms + 10#${BASH_REMATCH[1]} * 60000 + 10#${BASH_REMATCH[2]} * 1000 + 10#${BASH_REMATCH[3]}))
+    done
+    CHILD_MS=$ms
+}
+
+# run_wrk NAME TAG URL SCRIPT SECONDS: one bounded wrk run against server
+# NAME; sets W_RPS W_P50 W_P99 W_REQS W_ERRS. Returns 1 if wrk failed.
+run_wrk() {
+    local name=$1 tag=$2 url=$3 script=$4 secs=$5
+    local out="$WORK/wrk/$tag.txt" line
+    local srv_a cpu0_a cpu1_a nice0_a nice1_a wrk_a t0 srv_b cpu0_b cpu1_b nice0_b nice1_b t1 win
+    local hook=${ROUND_HOOK[$name]:-}
+    [[ -n $hook ]] && "$hook" start "$name"
+    srv_a=$(tree_run_us "${SERVER_PID[$name]}")
+    read -r cpu0_a nice0_a < <(cpu_busy_ms "$SRV_CPU")
+    read -r cpu1_a nice1_a < <(cpu_busy_ms "$CLI_CPU")
+    child_cpu_ms; wrk_a=$CHILD_MS
+    t0=${EPOCHREALTIME/./}
+    timeout -k 5 $((secs + 30)) taskset -c "$CLI_CPU" \
+        wrk -t1 -c"$CONNS" -d"${secs}s" --timeout 10s --latency -s "$script" "$url" >"$out" 2>&1
+    local rc=$?
+    t1=${EPOCHREALTIME/./}
+    child_cpu_ms
+    read -r cpu0_b nice0_b < <(cpu_busy_ms "$SRV_CPU")
+    read -r cpu1_b nice1_b < <(cpu_busy_ms "$CLI_CPU")
+    srv_b=$(tree_run_us "${SERVER_PID[$name]}")
+    [[ -n $hook ]] && "$hook" stop "$name"
+    win=$(((t1 - t0) / 1000))
+    ((win > 0)) || win=1
+    local srv_ms=$(((srv_b - srv_a) / 1000))
+    W_OTHER0=$((100 * (cpu0_b - cpu0_a - srv_ms) / win))
+    W_OTHER1=$((100 * (cpu1_b - cpu1_a - (CHILD_MS - wrk_a)) / win))
+    W_SRV=$((100 * srv_ms / win))       # the server's own use of its CPU
+    W_NICED0=$((100 * (nice0_b - nice0_a) / win))
+    W_NICED1=$((100 * (nice1_b - nice1_a) / win))
+    ((W_OTHER0 > 0)) || W_OTHER0=0
+    ((W_OTHER1 > 0)) || W_OTHER1=0
+    line=$(grep -m1 '^BENCH ' "$out")
+    if ((rc != 0)) || [[ -z $line ]]; then
+        failed "wrk $tag (server $name) exited $rc: $(tail -n 2 "$out" | tr '\n' ' ')"
+        return 1
+    fi
+    field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" $line"; }
+    W_RPS=$(field rps)
+    W_P50=$(field p50_us)
+    W_P99=$(field p99_us)
+    W_REQS=$(field requests)
+    W_ERRS=$(($(field errors_connect) + $(field errors_read) + $(field errors_write) +
+              $(field errors_status) + $(field errors_timeout)))
+    SERVER_REQS[$name]=$((SERVER_REQS[$name] + W_REQS))
+    SERVER_RUNS[$name]=$((SERVER_RUNS[$name] + 1))
+    if ((W_ERRS > 0)); then
+        note "wrk $tag (server $name): $W_ERRS errors (${line#BENCH })"
+    fi
+    if ((W_REQS == 0)); then
+        failed "wrk $tag (server $name): no request completed"
+        return 1
+    fi
+    W_CPU_US=$(((srv_b - srv_a) / W_REQS))     # server CPU per request, us
+}
+
+# measure_cycles WORKLOAD PATH SCRIPT SERVER...: warm every server up, then
+# BENCH_PAIRS cycles of one round each (order reversed on even cycles).
+measure_cycles() {
+    local workload=$1 path=$2 script=$3; shift 3
+    local servers=("$@") name c i order
+    for name in "${servers[@]}"; do
+        [[ -n ${SERVER_PID[$name]:-} ]] || continue
+        say "  warm-up $workload on $name (${WARM}s)"
+        run_wrk "$name" "$workload-$name-warmup" "http://127.0.0.1:${PORT[$name]}$path" "$script" "$WARM"
+    done
+    for ((c = 1; c <= PAIRS; c++)); do
+        order=("${servers[@]}")
+        if ((c % 2 == 0)); then
+            order=()
+            for ((i = ${#servers[@]} - 1; i >= 0; i--)); do order+=("${servers[$i]}"); done
+        fi
+        for name in "${order[@]}"; do
+            [[ -n ${SERVER_PID[$name]:-} ]] || continue
+            if run_wrk "$name" "$workload-$name-c$c" "http://127.0.0.1:${PORT[$name]}$path" "$script" "$DUR"; then
+                printf '%s/%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$workload" "$name" "$c" \
+                    "$W_RPS" "$W_P50" "$W_P99" "$W_REQS" "$W_ERRS" "$W_OTHER0" "$W_OTHER1" "$W_SRV" \
+                    "$W_CPU_US" >>"$WORK/results.tsv"
+                say "  cycle $c/$PAIRS $workload $name: $(printf '%.0f' "$W_RPS") req/s, p50 ${W_P50}us," \
+                    "p99 ${W_P99}us; server used ${W_SRV}% of CPU $SRV_CPU, ${W_CPU_US}us per request; others used ${W_OTHER0}%" \
+                    "of CPU $SRV_CPU, ${W_OTHER1}% of CPU $CLI_CPU (niced: ${W_NICED0}%, ${W_NICED1}%)"
+            fi
+        done
+    done
+}
+
+row() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$WORK/rows.tsv"; }
+
+# CPU busy share (all CPUs) over one second while this script runs nothing:
+# anything else running on the machine skews the ratios. Work at a positive
+# nice value (column 2 of /proc/stat) is reported apart: it yields the CPU
+# to the servers and wrk, so it matters far less.
+check_idle() {
+    local a b
+    read -ra a </proc/stat; sleep 1; read -ra b </proc/stat
+    local total=0 idle nice i
+    for ((i = 1; i < ${#a[@]}; i++)); do total=$((total + b[i] - a[i])); done
+    ((total > 0)) || total=1
+    idle=$((b[4] - a[4] + b[5] - a[5]))
+    nice=$((b[2] - a[2]))
+    local busy=$((100 * (total - idle - nice) / total)) niced=$((100 * nice / total))
+    if ((busy > 10)); then
+        note "the machine was ${busy}% busy with other work $1 (plus ${niced}% niced; one-second sample): ratios are noisier than usual"
+    else
+        say "machine idle check $1: ${busy}% busy, ${niced}% niced"
+    fi
+}
+
+# ---- logs: valid JSON lines, and counts that add up ---------------------------------
+
+declare -A APP_LOG=()       # name -> the baseline app's own JSON-lines log
+JQ_FULL_MAX=$((64 * 1024 * 1024))
+
+# check_file LOG: every line strict JSON (bench/check_log.py, which also
+# counts records; its summary is appended to logcheck.jsonl) and, as a second
+# opinion, jq: over the whole log when it is small, over its first and last
+# 20000 lines otherwise (jq reads ~15 MB/s here; the Python check reads all).
+check_file() {
+    local log=$1
+    [[ -e $log ]] || return 0
+    local jq_in
+    if (($(stat -c %s "$log") <= JQ_FULL_MAX)); then
+        jq_in=(cat "$log")
+    else
+        # shellcheck disable=SC2016  # $1 is sh's
+        jq_in=(sh -c 'head -n 20000 "$1"; tail -n 20000 "$1"' sh "$log")
+    fi
+    if ! "${jq_in[@]}" | jq -c 'if type == "object" then empty else error("not an object") end' \
+            >/dev/null 2>"$WORK/out/jq.err"; then
+        note "${log##*/}: jq: not valid JSON lines: $(head -n 1 "$WORK/out/jq.err")"
+    fi
+    "$PY" "$BENCH/check_log.py" "$log" >>"$WORK/logcheck.jsonl" ||
+        failed "bench/check_log.py failed on ${log##*/}"
+}
+
+# check_counts NAME: the server's httptape log against what wrk and the other
+# clients sent. Every request wrk completed must be there; at most CONNS more
+# per wrk run (requests in flight when wrk stopped). Records the drops as the
+# resource drops_NAME ("dropped seen queue_full").
+check_counts() {
+    local name=$1 log=${SERVER_LOG[$1]}
+    local s
+    s=$(jq -c --arg f "$log" 'select(.file == $f)' "$WORK/logcheck.jsonl")
+    [[ -n $s ]] || { note "$name: no log at ${log##*/}"; return; }
+    local ex inc bad nfinal seen written dropped perr gaps qfull
+    read -r ex inc bad nfinal seen written dropped qfull perr gaps < <(jq -r '
+        [.exchanges, .incomplete, .bad_lines, (.final | length),
+         ([.final[].exchanges_seen] | add // 0), ([.final[].exchanges_written] | add // 0),
+         ([.final[].exchanges_dropped] | add // 0), ([.final[].dropped_queue_full] | add // 0),
+         ([.final[].parse_errors] | add // 0), ([.final[].capture_gaps] | add // 0)] | @tsv' <<<"$s")
+    local sent=$((SERVER_REQS[$name] + SERVER_EXTRA[$name])) slack=$((CONNS * SERVER_RUNS[$name]))
+    say "  $name: $ex exchanges logged ($inc incomplete); final stats: seen $seen, written $written," \
+        "dropped $dropped; clients completed $sent requests"
+    ((bad == 0)) || note "$name: $bad lines of ${log##*/} are not JSON objects ($(jq -r .first_bad <<<"$s"))"
+    if ((nfinal == 0)); then
+        note "$name: no final statistics record in ${log##*/}"
+        return
+    fi
+    resource "drops_$name" "$dropped $seen $qfull"
+    ((seen == written + dropped)) ||
+        note "$name: final stats do not add up: seen $seen != written $written + dropped $dropped"
+    ((written == ex)) || note "$name: final stats say $written written but the log holds $ex exchanges"
+    ((seen >= sent && seen <= sent + slack)) ||
+        note "$name: httptape saw $seen exchanges; clients completed $sent (expected $sent..$((sent + slack)))"
+    ((inc <= slack)) || note "$name: $inc incomplete exchanges (more than the $slack requests wrk can leave in flight)"
+    ((perr == 0)) || note "$name: $perr parse errors"
+    ((gaps == 0)) || note "$name: $gaps capture gaps"
+    ((dropped == 0)) || note "$name: $dropped of $seen exchanges dropped ($qfull because the queue was full)"
+}
+
+# check_app_log NAME: a baseline app's own log, one line per request answered.
+check_app_log() {
+    local name=$1 log=${APP_LOG[$1]} lines bad
+    [[ -e $log ]] || { note "$name: no app log ${log##*/}"; return; }
+    read -r lines bad < <(jq -r --arg f "$log" 'select(.file == $f) | [.lines, .bad_lines] | @tsv' \
+        "$WORK/logcheck.jsonl")
+    local sent=${SERVER_REQS[$name]:-0} slack=$((CONNS * ${SERVER_RUNS[$name]:-0}))
+    say "  $name: $lines lines in its own log; wrk completed $sent requests"
+    ((bad == 0)) || note "$name: $bad lines of ${log##*/} are not JSON objects"
+    ((lines >= sent && lines <= sent + slack)) ||
+        note "$name: its log has $lines lines; wrk completed $sent requests"
+}
+
+# check_logs NAME...: once the servers have stopped, check their logs, then
+# delete them (unless BENCH_KEEP=1): gigabytes of logs left for the kernel
+# to write back would disturb the next group.
+check_logs() {
+    local name
+    for name in "$@"; do
+        if [[ -n ${SERVER_LOG[$name]:-} ]]; then
+            check_file "${SERVER_LOG[$name]}"
+            check_counts "$name"
+            [[ ${BENCH_KEEP:-0} == 1 ]] || rm -f "${SERVER_LOG[$name]}"
+        fi
+        if [[ -n ${APP_LOG[$name]:-} ]]; then
+            check_file "${APP_LOG[$name]}"
+            check_app_log "$name"
+            [[ ${BENCH_KEEP:-0} == 1 ]] || rm -f "${APP_LOG[$name]}"
+        fi
+    done
+}
+
+# ---- plan -----------------------------------------------------------------------
+
+rounds=$((PAIRS * (5 + 3 + 3 + 2)))
+warmups=$((5 + 3 + 3 + 2))
+estimate=$((rounds * DUR + rounds / 2 + warmups * WARM + warmups / 2 + 90))
+LIMIT=${BENCH_TIMEOUT:-$((2 * estimate + 300))}
+say "$rounds measured rounds of ${DUR}s ($PAIRS cycles), warm-ups, resource figures and log checks:" \
+    "expect about $((estimate / 60)) min $((estimate % 60)) s; abandoned after ${LIMIT}s"
+say "scratch directory: $WORK"
+(sleep "$LIMIT" && say "BENCH_TIMEOUT (${LIMIT}s) reached" && kill -TERM $$) 2>/dev/null &
+WATCHDOG=$!
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
+# This script and its helpers (checks, jq, python) stay off the server's CPU.
+taskset -p -c "$CLI_CPU" $$ >/dev/null
+check_idle "before the run"
+
+# ---- 1. uvicorn + FastAPI, POST /submit, small JSON --------------------------------
+
+UVICORN=("$PY" -m uvicorn --app-dir "$BENCH" --host 127.0.0.1 --no-access-log --log-level warning)
+declare -A PORT=()
+
+say "uvicorn + FastAPI: starting 5 servers on CPU $SRV_CPU"
+for name in fa_bare fa_tape fa_mw fa_asgi fa_strace; do PORT[$name]=$(free_port); done
+start_server fa_bare "${PORT[fa_bare]}" "${UVICORN[@]}" --port "${PORT[fa_bare]}" app_bare:app
+SERVER_LOG[fa_tape]=$WORK/logs/fastapi-httptape.jsonl
+start_server fa_tape "${PORT[fa_tape]}" "$HTTPTAPE" run --log "${SERVER_LOG[fa_tape]}" -- \
+    "${UVICORN[@]}" --port "${PORT[fa_tape]}" app_bare:app
+APP_LOG[fa_mw]=$WORK/logs/fastapi-middleware.app.jsonl
+APP_LOG[fa_asgi]=$WORK/logs/fastapi-asgi.app.jsonl
+start_server fa_mw "${PORT[fa_mw]}" env BENCH_APP_LOG="${APP_LOG[fa_mw]}" \
+    "${UVICORN[@]}" --port "${PORT[fa_mw]}" app_middleware:app
+start_server fa_asgi "${PORT[fa_asgi]}" env BENCH_APP_LOG="${APP_LOG[fa_asgi]}" \
+    "${UVICORN[@]}" --port "${PORT[fa_asgi]}" app_asgi:app
+if ((HAVE_STRACE)); then
+    start_server fa_strace "${PORT[fa_strace]}" strace -f -s 65536 -o "$WORK/logs/fastapi.strace" \
+        "${UVICORN[@]}" --port "${PORT[fa_strace]}" app_bare:app
+else
+    note "strace is not installed: the strace row is skipped (apt-get install strace)"
+fi
+for name in fa_bare fa_tape fa_mw fa_asgi fa_strace; do check_affinity "$name"; done
+
+row fastapi/fa_bare   "uvicorn+FastAPI POST /submit: untapped"                      fastapi/fa_bare
+row fastapi/fa_tape   "uvicorn+FastAPI: httptape run (default: bodies up to 4 KiB)"  fastapi/fa_bare
+row fastapi/fa_mw     "uvicorn+FastAPI: body-logging @app.middleware(\"http\")"      fastapi/fa_bare
+row fastapi/fa_asgi   "uvicorn+FastAPI: raw-ASGI stack (body cache, timing, JSON log)" fastapi/fa_bare
+row fastapi/fa_strace "uvicorn+FastAPI: strace -f -s 65536 -o FILE"                  fastapi/fa_bare
+
+# ---- PLACEHOLDER, not run: httptape attach rows -------------------------------------
+# attach mode (eBPF) is being built; its CLI will be
+#   build/httptape attach --pid PID --log FILE [--duration S]
+# When it exists: start one more plain server per group (fa_attach like fa_bare;
+# ng_attach like ng_plain, attaching to its worker), give it this round hook,
+# add its row(s), and add it to the measure_cycles list. attach runs pinned to
+# the server's CPU (charged to its budget); note that its CPU time then shows
+# as "other load" on that CPU unless tree_run_us is taught to add it.
+#
+# attach_hook() {       # start|stop NAME: attach for the length of one wrk run
+#     case $1 in
+#     start) taskset -c "$SRV_CPU" "$HTTPTAPE" attach --pid "${ATTACH_TARGET[$2]}" \
+#                --log "$WORK/logs/$2-attach.jsonl" --duration $((DUR + 10)) \
+#                >>"$WORK/out/$2-attach.out" 2>&1 &
+#            ATTACH_PID=$!
+#            sleep 1 ;;                       # until its probes are in place
+#     stop)  kill -INT "$ATTACH_PID" 2>/dev/null; wait "$ATTACH_PID" ;;
+#     esac
+# }
+# ROUND_HOOK[fa_attach]=attach_hook; ATTACH_TARGET[fa_attach]=${SERVER_PID[fa_attach]}
+# row fastapi/fa_attach "uvicorn+FastAPI: httptape attach" fastapi/fa_bare
+say "httptape attach rows: not run yet (placeholder in scripts/bench.sh)"
+# ---- end of placeholder -------------------------------------------------------------------
+
+measure_cycles fastapi /submit "$WRK_DIR/post_json.lua" fa_bare fa_tape fa_mw fa_asgi fa_strace
+for name in fa_bare fa_tape fa_mw fa_asgi fa_strace; do stop_server "$name"; done
+say "checking the FastAPI logs"
+check_logs fa_tape fa_mw fa_asgi
+[[ ${BENCH_KEEP:-0} == 1 ]] || rm -f "$WORK/logs/fastapi.strace"
+check_idle "after the FastAPI rounds"
+
+# ---- 2. nginx, 1 worker: 100-byte and 20 KB static files (sendfile) ----------------------
+
+head -c 100 /dev/urandom | base64 -w0 | head -c 100 >"$WORK/www/small.txt"
+head -c 20480 /dev/urandom >"$WORK/www/big.bin"
+
+# nginx_conf NAME PORT: writes conf/NAME/nginx.conf from bench/nginx.conf.in.
+nginx_conf() {
+    local dir=$WORK/nginx/$1
+    mkdir -p "$dir/temp"
+    ln -sfn "$WORK/www" "$dir/www"
+    sed -e "s#@DIR@#$dir#g" -e "s#@PORT@#$2#g" "$BENCH/nginx.conf.in" >"$dir/nginx.conf"
+    NGINX=(nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf")
+}
+
+# nginx_group WORKLOAD PATH LABEL: three fresh nginx (untapped, httptape
+# default, httptape --max-body 0) measured on one file, then stopped and
+# their logs checked. One group per file keeps each tapped log (and its
+# drop count) to one workload.
+nginx_group() {
+    local w=$1 path=$2 label=$3 name
+    local plain=${w/nginx/ng}_plain tape=${w/nginx/ng}_tape tape0=${w/nginx/ng}_tape0
+    say "nginx, $label: starting 3 servers (1 worker each) on CPU $SRV_CPU"
+    for name in "$plain" "$tape" "$tape0"; do PORT[$name]=$(free_port); done
+    nginx_conf "$plain" "${PORT[$plain]}"
+    start_server "$plain" "${PORT[$plain]}" "${NGINX[@]}"
+    nginx_conf "$tape" "${PORT[$tape]}"
+    SERVER_LOG[$tape]=$WORK/logs/$w-httptape.jsonl
+    start_server "$tape" "${PORT[$tape]}" "$HTTPTAPE" run --log "${SERVER_LOG[$tape]}" -- "${NGINX[@]}"
+    nginx_conf "$tape0" "${PORT[$tape0]}"
+    SERVER_LOG[$tape0]=$WORK/logs/$w-httptape-maxbody0.jsonl
+    start_server "$tape0" "${PORT[$tape0]}" "$HTTPTAPE" run --log "${SERVER_LOG[$tape0]}" --max-body 0 -- \
+        "${NGINX[@]}"
+    sleep 0.5     # the workers
+    for name in "$plain" "$tape" "$tape0"; do check_affinity "$name"; done
+    row "$w/$plain" "$label: untapped" "$w/$plain"
+    row "$w/$tape" "$label: httptape (bodies up to 4 KiB)" "$w/$plain"
+    row "$w/$tape0" "$label: httptape --max-body 0" "$w/$plain"
+    # PLACEHOLDER, not run: the nginx httptape attach row (see the FastAPI placeholder):
+    #   row "$w/${w/nginx/ng}_attach" "$label: httptape attach" "$w/$plain"
+    measure_cycles "$w" "$path" "$WRK_DIR/get.lua" "$plain" "$tape" "$tape0"
+    for name in "$plain" "$tape" "$tape0"; do stop_server "$name"; done
+    say "checking the nginx logs"
+    check_logs "$tape" "$tape0"
+}
+nginx_group nginx100 /small.txt "nginx 100 B file"
+nginx_group nginx20k /big.bin "nginx 20 KB file (sendfile)"
+
+# ---- 3. 1 MiB POST to an echo app (the copying cost) --------------------------------------
+
+say "echo app: starting 2 servers on CPU $SRV_CPU"
+for name in echo_plain echo_tape; do PORT[$name]=$(free_port); done
+start_server echo_plain "${PORT[echo_plain]}" "${UVICORN[@]}" --port "${PORT[echo_plain]}" echo_app:app
+SERVER_LOG[echo_tape]=$WORK/logs/echo-httptape.jsonl
+start_server echo_tape "${PORT[echo_tape]}" "$HTTPTAPE" run --log "${SERVER_LOG[echo_tape]}" -- \
+    "${UVICORN[@]}" --port "${PORT[echo_tape]}" echo_app:app
+for name in echo_plain echo_tape; do check_affinity "$name"; done
+row echo1m/echo_plain "uvicorn echo app, 1 MiB POST: untapped"      echo1m/echo_plain
+row echo1m/echo_tape  "uvicorn echo app, 1 MiB POST: httptape run"  echo1m/echo_plain
+measure_cycles echo1m /echo "$WRK_DIR/post_1m.lua" echo_plain echo_tape
+for name in echo_plain echo_tape; do stop_server "$name"; done
+check_logs echo_tape
+check_idle "after the throughput rounds"
+
+# ---- 4. resource figures ----------------------------------------------------------------
+
+# rss_kb PID: VmRSS of PID and all its descendants, in kB.
+rss_kb() {
+    local total=0 p v
+    for p in "$1" $(descendants "$1"); do
+        v=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null)
+        total=$((total + ${v:-0}))
+    done
+    echo "$total"
+}
+
+# idle_rss NAME: opens IDLE_CONNS keep-alive connections to nginx NAME (one
+# request each); sets IDLE_PER to the RSS added per connection, in bytes.
+IDLE_PID=
+idle_rss() {
+    local name=$1 port=${PORT[$1]} before after
+    curl -s -o /dev/null "http://127.0.0.1:$port/small.txt"   # starts httptape's writer, if any
+    SERVER_EXTRA[$name]=$((SERVER_EXTRA[$name] + 1))
+    sleep 0.5
+    before=$(rss_kb "${SERVER_PID[$name]}")
+    local fifo=$WORK/idle-$name.fifo
+    mkfifo "$fifo"
+    # stdin: the fifo, held open by fd 8 below until we are done.
+    taskset -c "$CLI_CPU" "$PY" "$BENCH/idle_conns.py" 127.0.0.1 "$port" "$IDLE_CONNS" /small.txt \
+        <"$fifo" >"$WORK/out/idle-$name.out" 2>&1 &
+    IDLE_PID=$!
+    exec 8>"$fifo"
+    local deadline=$((SECONDS + 60))
+    until grep -q '^ready' "$WORK/out/idle-$name.out" 2>/dev/null; do
+        if ! kill -0 "$IDLE_PID" 2>/dev/null || ((SECONDS > deadline)); then
+            exec 8>&-
+            kill "$IDLE_PID" 2>/dev/null; wait "$IDLE_PID" 2>/dev/null; IDLE_PID=
+            failed "idle connections to $name: $(tail -n 2 "$WORK/out/idle-$name.out" | tr '\n' ' ')"
+            return 1
+        fi
+        sleep 0.2
+    done
+    SERVER_EXTRA[$name]=$((SERVER_EXTRA[$name] + IDLE_CONNS))
+    sleep 1       # let the writer log the exchanges and settle
+    after=$(rss_kb "${SERVER_PID[$name]}")
+    exec 8>&-     # EOF on the script's stdin: it closes its connections
+    wait "$IDLE_PID" 2>/dev/null; IDLE_PID=
+    say "  $name: RSS ${before} kB -> ${after} kB with $IDLE_CONNS idle connections"
+    IDLE_PER=$(( (after - before) * 1024 / IDLE_CONNS ))
+}
+
+say "resources: RSS per idle keep-alive connection ($IDLE_CONNS connections, nginx)"
+resource idle_conns "$IDLE_CONNS"
+for name in ng_idle_plain ng_idle_tape; do PORT[$name]=$(free_port); done
+nginx_conf ng_idle_plain "${PORT[ng_idle_plain]}"
+start_server ng_idle_plain "${PORT[ng_idle_plain]}" "${NGINX[@]}"
+nginx_conf ng_idle_tape "${PORT[ng_idle_tape]}"
+SERVER_LOG[ng_idle_tape]=$WORK/logs/nginx-idle-httptape.jsonl
+start_server ng_idle_tape "${PORT[ng_idle_tape]}" "$HTTPTAPE" run --log "${SERVER_LOG[ng_idle_tape]}" -- "${NGINX[@]}"
+sleep 0.5
+if [[ -n ${SERVER_PID[ng_idle_plain]:-} && -n ${SERVER_PID[ng_idle_tape]:-} ]]; then
+    idle_rss ng_idle_plain && resource idle_rss_per_conn_plain "$IDLE_PER"
+    idle_rss ng_idle_tape && resource idle_rss_per_conn_tape "$IDLE_PER"
+else
+    resource idle_error "a server did not start"
+fi
+stop_server ng_idle_plain
+stop_server ng_idle_tape
+check_logs ng_idle_tape
+
+# The writer: nginx tapped at full rate on the 100 B file, then the writer
+# thread's CPU time (schedstat, ns) and the final statistics record.
+WRITER_SECS=$((DUR > 5 ? DUR : 5))
+say "resources: one writer thread under nginx at full rate (${WRITER_SECS}s)"
+PORT[ng_writer]=$(free_port)
+nginx_conf ng_writer "${PORT[ng_writer]}"
+SERVER_LOG[ng_writer]=$WORK/logs/nginx-writer-httptape.jsonl
+if start_server ng_writer "${PORT[ng_writer]}" "$HTTPTAPE" run --log "${SERVER_LOG[ng_writer]}" -- "${NGINX[@]}"; then
+    sleep 0.5
+    check_affinity ng_writer
+    if run_wrk ng_writer writer "http://127.0.0.1:${PORT[ng_writer]}/small.txt" "$WRK_DIR/get.lua" "$WRITER_SECS"; then
+        resource writer_seconds "$WRITER_SECS"
+        resource writer_wrk_rps "$W_RPS"
+        sleep 0.5      # the writer drains its queue
+        writer_ns=0
+        for worker in $(descendants "${SERVER_PID[ng_writer]}"); do
+            for t in /proc/"$worker"/task/*; do
+                [[ ${t##*/} == "$worker" ]] && continue    # nginx's own thread
+                read -r ns _ <"$t/schedstat" && writer_ns=$((writer_ns + ns))
+            done
+        done
+        stop_server ng_writer
+        final=$(grep '"final":true' "${SERVER_LOG[ng_writer]}" | jq -s '[.[].httptape.stats.exchanges_written] | add // 0')
+        if ((writer_ns > 0 && final > 0)); then
+            resource writer_written "$final"
+            resource writer_wall_rate "$("$PY" -c "print($final / ($WRITER_SECS))")"
+            resource writer_cpu_s "$("$PY" -c "print('%.3f' % ($writer_ns / 1e9))")"
+            resource writer_cpu_rate "$("$PY" -c "print($final / ($writer_ns / 1e9))")"
+            resource writer_cpu_share "$("$PY" -c "print('%.0f' % (100 * $writer_ns / 1e9 / $WRITER_SECS))")"
+        else
+            failed "writer figure: no writer thread CPU time ($writer_ns ns) or no final stats record ($final written)"
+            resource writer_error "no writer thread or no final statistics record"
+        fi
+    fi
+    stop_server ng_writer
+    check_logs ng_writer
+fi
+
+# Synthetic: one thread parsing, building and writing typical events
+# (httptape replay over a long keep-alive connection of FastAPI exchanges).
+say "resources: synthetic replay of $REPLAY_EVENTS exchanges"
+mkdir -p "$WORK/replay"
+if "$PY" "$BENCH/mkstream.py" "$WORK/replay" "$REPLAY_EVENTS"; then
+    c2s=$WORK/replay/127.000.000.001.40000-127.000.000.001.08000
+    s2c=$WORK/replay/127.000.000.001.08000-127.000.000.001.40000
+    cat "$c2s" "$s2c" >/dev/null     # into the page cache before the clock starts
+    t0=$(date +%s%N)
+    timeout 120 taskset -c "$SRV_CPU" "$HTTPTAPE" replay "$c2s" "$s2c" >"$WORK/logs/replay.jsonl"
+    rc=$?
+    t1=$(date +%s%N)
+    lines=$(wc -l <"$WORK/logs/replay.jsonl")
+    bytes=$(wc -c <"$WORK/logs/replay.jsonl")
+    if ((rc == 0 && lines == REPLAY_EVENTS)); then
+        resource replay_events "$REPLAY_EVENTS"
+        resource replay_rate "$("$PY" -c "print($lines / (($t1 - $t0) / 1e9))")"
+        resource replay_event_bytes $((bytes / lines))
+    else
+        failed "httptape replay exited $rc with $lines of $REPLAY_EVENTS events"
+        resource replay_error "replay exited $rc, $lines events"
+    fi
+    rm -f "$c2s" "$s2c"
+    check_file "$WORK/logs/replay.jsonl"
+    [[ ${BENCH_KEEP:-0} == 1 ]] || rm -f "$WORK/logs/replay.jsonl"
+fi
+if [[ -x $WORK/bin/bench_encoder ]]; then
+    say "resources: build/bench_encoder"
+    if enc=$(timeout 120 taskset -c "$SRV_CPU" "$WORK/bin/bench_encoder" 2>"$WORK/out/bench_encoder.err"); then
+        resource encoder_line "$(tail -n 1 <<<"$enc")"
+    else
+        failed "build/bench_encoder failed: $(tail -n 2 "$WORK/out/bench_encoder.err" | tr '\n' ' ')"
+    fi
+fi
+
+# ---- report ---------------------------------------------------------------------------------
+
+say "done in $((SECONDS / 60)) min $((SECONDS % 60)) s"
+{
+    echo "httptape benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'): $(nproc --all) CPUs," \
+        "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r);" \
+        "server on CPU $SRV_CPU, wrk -t1 -c$CONNS on CPU $CLI_CPU; $PAIRS cycles of ${DUR}s rounds;" \
+        "run took $((SECONDS / 60)) min $((SECONDS % 60)) s; build $BUILD_ID"
+    echo
+    "$PY" "$BENCH/report.py" "$WORK"
+} || failed "bench/report.py failed"
+exit "$FAILED"
