@@ -113,7 +113,4 @@ void ht_conn_lost(struct ht_conn *c, enum ht_dir d);
  * Idempotent. */
 void ht_conn_finish(struct ht_conn *c, const struct ht_clock *now, uint32_t extra_gaps);
 
-/* True when an exchange is being held (begun, not yet emitted). */
-static inline bool ht_conn_busy(const struct ht_conn *c) { return c->fifo_len > 0; }
-
 #endif

@@ -380,6 +380,8 @@ void ht_stats_record_take(struct ht_stats_record *r, int64_t wall_ns, int pid,
     r->dropped_no_memory = HT_STAT_GET(dropped_no_memory);
     r->dropped_pipeline = HT_STAT_GET(dropped_pipeline);
     r->dropped_unparsed = HT_STAT_GET(dropped_unparsed);
+    r->dropped = r->dropped_queue_full + r->dropped_write_error + r->dropped_no_memory +
+                 r->dropped_pipeline + r->dropped_unparsed;
     r->parse_errors = HT_STAT_GET(parse_errors);
     r->capture_gaps = HT_STAT_GET(capture_gaps);
     r->bytes_received = HT_STAT_GET(bytes_received);
@@ -391,8 +393,6 @@ int ht_event_format_stats(const struct ht_stats_record *r, struct ht_buf *out)
     struct ht_jw w;
     size_t mark = out->len;
     char ts[HT_RFC3339_LEN];
-    uint64_t dropped = r->dropped_queue_full + r->dropped_write_error + r->dropped_no_memory +
-                       r->dropped_pipeline + r->dropped_unparsed;
 
     ht_jw_init(&w, out);
     ht_jw_open(&w, NULL);
@@ -409,7 +409,7 @@ int ht_event_format_stats(const struct ht_stats_record *r, struct ht_buf *out)
     ht_jw_u64(&w, "connections", r->connections);
     ht_jw_u64(&w, "exchanges_seen", r->exchanges_seen);
     ht_jw_u64(&w, "exchanges_written", r->exchanges_written);
-    ht_jw_u64(&w, "exchanges_dropped", dropped);
+    ht_jw_u64(&w, "exchanges_dropped", r->dropped);
     ht_jw_u64(&w, "dropped_queue_full", r->dropped_queue_full);
     ht_jw_u64(&w, "dropped_write_error", r->dropped_write_error);
     ht_jw_u64(&w, "dropped_no_memory", r->dropped_no_memory);

@@ -28,6 +28,7 @@ struct ht_stats_record {
     uint64_t connections, exchanges_seen, exchanges_written;
     uint64_t dropped_queue_full, dropped_write_error, dropped_no_memory;
     uint64_t dropped_pipeline, dropped_unparsed;
+    uint64_t dropped;           /* the sum of the dropped_* above */
     uint64_t parse_errors, capture_gaps, bytes_received, bytes_sent;
 };
 

@@ -136,7 +136,8 @@ static inline void ht_jw_cstr(struct ht_jw *w, const char *key, const char *s)
     ht_jw_str(w, key, s, strlen(s));
 }
 
-static inline void ht_jw_u64(struct ht_jw *w, const char *key, uint64_t v)
+/* The decimal digits of v, no separator or key. */
+static inline void ht_jw_digits(struct ht_jw *w, uint64_t v)
 {
     char d[24];
     int i = (int)sizeof(d);
@@ -144,21 +145,22 @@ static inline void ht_jw_u64(struct ht_jw *w, const char *key, uint64_t v)
         d[--i] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    ht_jw_member(w, key);
     ht_jw_put(w, d + i, sizeof(d) - (size_t)i);
 }
 
+static inline void ht_jw_u64(struct ht_jw *w, const char *key, uint64_t v)
+{
+    ht_jw_member(w, key);
+    ht_jw_digits(w, v);
+}
+
+/* Negative only for a clock step backwards; written as it is, not hidden. */
 static inline void ht_jw_i64(struct ht_jw *w, const char *key, int64_t v)
 {
-    if (v < 0) {
-        /* only ever a clock step backwards; written as 0 would hide it */
-        ht_jw_member(w, key);
+    ht_jw_member(w, key);
+    if (v < 0)
         ht_jw_putc(w, '-');
-        w->first[w->depth] = true;          /* the digits follow directly */
-        ht_jw_u64(w, NULL, (uint64_t)0 - (uint64_t)v);
-        return;
-    }
-    ht_jw_u64(w, key, (uint64_t)v);
+    ht_jw_digits(w, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v);
 }
 
 static inline void ht_jw_bool(struct ht_jw *w, const char *key, bool v)

@@ -834,7 +834,6 @@ void ht_parser_free(struct ht_parser *p)
 
 bool ht_parser_paused(const struct ht_parser *p) { return p->state == S_PAUSED; }
 bool ht_parser_dead(const struct ht_parser *p) { return p->state == S_DEAD; }
-bool ht_parser_idle(const struct ht_parser *p) { return p->state == S_START; }
 
 void ht_parser_resume(struct ht_parser *p)
 {

@@ -160,7 +160,4 @@ void ht_parser_skip_body(struct ht_parser *p, uint64_t n);
 void ht_parser_kill(struct ht_parser *p);
 bool ht_parser_dead(const struct ht_parser *p);
 
-/* True between messages (nothing of a next message seen yet). */
-bool ht_parser_idle(const struct ht_parser *p);
-
 #endif

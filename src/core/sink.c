@@ -314,13 +314,6 @@ struct writer {
     int64_t last_stats, last_check;
 };
 
-static uint64_t dropped_total(void)
-{
-    return HT_STAT_GET(dropped_queue_full) + HT_STAT_GET(dropped_write_error) +
-           HT_STAT_GET(dropped_no_memory) + HT_STAT_GET(dropped_pipeline) +
-           HT_STAT_GET(dropped_unparsed);
-}
-
 static void write_stats(struct writer *w, bool final)
 {
     struct ht_stats_record r;
@@ -329,8 +322,7 @@ static void write_stats(struct writer *w, bool final)
     w->last_stats = r.wall_ns;
     /* Drops count as reported only once the record is in the file. */
     if (ht_event_format_stats(&r, &w->buf) == 0 && log_write(&w->log, &w->buf) >= 1)
-        w->dropped_reported = r.dropped_queue_full + r.dropped_write_error + r.dropped_no_memory +
-                              r.dropped_pipeline + r.dropped_unparsed;
+        w->dropped_reported = r.dropped;
 }
 
 /* Drain up to one batch into the buffer and write it; returns how many
@@ -371,7 +363,7 @@ static void housekeeping(struct writer *w)
     log_check(&w->log);
     bool periodic = s.cfg.stats_interval &&
                     now - w->last_stats >= (int64_t)s.cfg.stats_interval * 1000000000LL;
-    if (periodic || dropped_total() != w->dropped_reported)
+    if (periodic || ht_stats_dropped() != w->dropped_reported)
         write_stats(w, false);
 }
 

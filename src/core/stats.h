@@ -33,6 +33,14 @@ extern struct ht_stats ht_stats;
 #define HT_STAT_GET(field) \
     atomic_load_explicit(&ht_stats.field, memory_order_relaxed)
 
+/* Exchanges dropped, all causes: the one sum everything reports. */
+static inline uint64_t ht_stats_dropped(void)
+{
+    return HT_STAT_GET(dropped_queue_full) + HT_STAT_GET(dropped_write_error) +
+           HT_STAT_GET(dropped_no_memory) + HT_STAT_GET(dropped_pipeline) +
+           HT_STAT_GET(dropped_unparsed);
+}
+
 /* Zero every counter (a forked child starts its own accounting). */
 void ht_stats_reset(void);
 

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -48,15 +49,23 @@ static inline ssize_t received(int fd, ssize_t r, void *buf, size_t want)
     return r;
 }
 
-static inline ssize_t received_flags(int fd, ssize_t r, void *buf, size_t want, int flags)
+/* recv flags that keep the bytes from us: MSG_PEEK (they will be read
+ * again) and MSG_TRUNC on a stream (discarded by the kernel, never seen:
+ * a capture gap). True when the bytes must not be fed. */
+static inline bool not_fed(int fd, ssize_t r, int flags)
 {
     if (flags & MSG_PEEK)
-        return r;                   /* the bytes will be read again */
+        return true;
     if ((flags & MSG_TRUNC) && r > 0 && ht_tracked(fd)) {
-        ht_tap_lost(fd, HT_REQ);    /* discarded by the kernel, never seen */
-        return r;
+        ht_tap_lost(fd, HT_REQ);
+        return true;
     }
-    return received(fd, r, buf, want);
+    return false;
+}
+
+static inline ssize_t received_flags(int fd, ssize_t r, void *buf, size_t want, int flags)
+{
+    return not_fed(fd, r, flags) ? r : received(fd, r, buf, want);
 }
 
 static inline size_t iov_total(const struct iovec *iov, int n)
@@ -174,13 +183,7 @@ HT_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
     ssize_t r = REAL(recvmsg)(fd, msg, flags);
     if (r >= 0 && msg->msg_controllen > 0 && ht_fdtab_size)
         received_fds(msg);
-    if (flags & MSG_PEEK)
-        return r;
-    if ((flags & MSG_TRUNC) && r > 0 && ht_tracked(fd)) {
-        ht_tap_lost(fd, HT_REQ);
-        return r;
-    }
-    return received_iov(fd, r, msg->msg_iov, (int)msg->msg_iovlen);
+    return not_fed(fd, r, flags) ? r : received_iov(fd, r, msg->msg_iov, (int)msg->msg_iovlen);
 }
 
 /* ---- sending ---- */

@@ -26,7 +26,6 @@
 #include "preload/real.h"
 #include "preload/tap.h"
 
-void ht_tap_activate(void);
 
 static struct ht_conn_cfg conn_cfg;
 static bool active;

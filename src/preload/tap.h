@@ -35,6 +35,9 @@ static inline bool ht_tracked(int fd)
 /* Set up the table (size from RLIMIT_NOFILE). 0 or -errno. */
 int ht_tap_init(void);
 
+/* Start tracking (after the configuration was accepted). */
+void ht_tap_activate(void);
+
 /* The app accepted fd (peer address as accept returned it, may be NULL). */
 void ht_tap_accepted(int fd, const struct sockaddr *peer, socklen_t peer_len);
 
