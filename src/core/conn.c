@@ -202,14 +202,14 @@ static bool on_request(struct ht_conn *c, const struct ht_pev *ev, const struct 
     }
     switch (ev->type) {
     case HT_PEV_HEAD:
-        if (ht_head_copy(&ex->req_head, &ex->req_head_len, p->head, p->head_len))
+        if (ht_head_copy(ex, &ex->req_head, &ex->req_head_len, p->head, p->head_len))
             ex->gaps |= HT_GAP_CAPTURE;
         else
             ex->req_head_done = true;
         ex->req_msg = p->msg;
         return false;
     case HT_PEV_BODY:
-        ht_body_append(&ex->req_body, ev->data, ev->len, c->cfg->max_body);
+        ht_body_append(ex, &ex->req_body, ev->data, ev->len, c->cfg->max_body);
         return false;
     case HT_PEV_END:
         ex->req_msg.anomalies |= p->msg.anomalies;
@@ -338,13 +338,13 @@ static bool on_response(struct ht_conn *c, const struct ht_pev *ev, const struct
             ex->resp_msg = p->msg;
             ex->resp_msg.anomalies = an;
         }
-        if (ht_head_copy(&ex->resp_head, &ex->resp_head_len, p->head, p->head_len))
+        if (ht_head_copy(ex, &ex->resp_head, &ex->resp_head_len, p->head, p->head_len))
             ex->gaps |= HT_GAP_CAPTURE;
         else
             ex->resp_head_done = true;
         return false;
     case HT_PEV_BODY:
-        ht_body_append(&ex->resp_body, ev->data, ev->len, c->cfg->max_body);
+        ht_body_append(ex, &ex->resp_body, ev->data, ev->len, c->cfg->max_body);
         return false;
     case HT_PEV_END:
         ex->resp_msg.anomalies |= p->msg.anomalies;

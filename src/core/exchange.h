@@ -10,6 +10,7 @@
 #ifndef HT_EXCHANGE_H
 #define HT_EXCHANGE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -51,6 +52,11 @@ struct ht_endpoints {
     int  peer_port, local_port;     /* -1 when not applicable */
 };
 
+/* Bytes inside each exchange for its heads and small body excerpts: a
+ * typical exchange (two heads, bodies of a few hundred bytes) needs no
+ * other allocation. */
+#define HT_EXCHANGE_INLINE 2048
+
 struct ht_exchange {
     /* who */
     const char *mode;               /* "preload", "replay", ... (static) */
@@ -87,20 +93,48 @@ struct ht_exchange {
         uint8_t count;
         bool more, done;
     } redacted;
+
+    /* Memory (exchange.c): heads and body excerpts come first from inl[],
+     * then from malloc; the exchange itself comes from a recycling pool.
+     * ht_exchange_new zeroes everything above this line only. */
+    uint32_t inl_used;
+    _Atomic uint32_t pool_depth;
+    struct ht_exchange *pool_next;
+    uint8_t inl[HT_EXCHANGE_INLINE];
 };
 
-/* Allocate a zeroed exchange; NULL on allocation failure. */
+/* A zeroed exchange; NULL on allocation failure. Exchanges are recycled
+ * through a lock-free pool: an exchange made on an app thread and freed on
+ * the writer thread comes back to the app thread without malloc or free
+ * (a cross-thread free costs glibc an arena lock on both sides). The pool
+ * holds at most HT_EXCHANGE_POOL_MAX idle exchanges, each thread's own
+ * cache at most HT_EXCHANGE_CACHE_MAX (given back when the thread exits).
+ * Thread-safe; not async-signal-safe. */
+#define HT_EXCHANGE_POOL_MAX 256
+#define HT_EXCHANGE_CACHE_MAX 64
 struct ht_exchange *ht_exchange_new(void);
 
-/* Free an exchange and everything it owns. NULL is fine. */
+/* Free an exchange and everything it owns (to the pool, or to malloc when
+ * the pool is full). NULL is fine. Thread-safe. */
 void ht_exchange_free(struct ht_exchange *ex);
 
-/* Keep up to cap bytes of body data in b; always count them. Returns 0, or
- * -ENOMEM (the excerpt is then marked truncated and the size still counts). */
-int ht_body_append(struct ht_body *b, const uint8_t *data, size_t len, uint32_t cap);
+/* n bytes owned by ex: from its inline space when they fit, else malloc;
+ * NULL on allocation failure. */
+void *ht_exchange_alloc(struct ht_exchange *ex, size_t n);
 
-/* Copy a head into *dst; 0 or -ENOMEM. */
-int ht_head_copy(uint8_t **dst, uint32_t *dst_len, const uint8_t *src, uint32_t len);
+/* Give back p (from ht_exchange_alloc, or malloc'd and handed to ex); NULL
+ * is fine. Inline space is not reused: it is all reclaimed with ex. */
+void ht_exchange_release(struct ht_exchange *ex, void *p);
+
+/* Keep up to cap bytes of body data in b (a body of ex); always count
+ * them. Returns 0, or -ENOMEM (the excerpt is then marked truncated and
+ * the size still counts). */
+int ht_body_append(struct ht_exchange *ex, struct ht_body *b, const uint8_t *data, size_t len,
+                   uint32_t cap);
+
+/* Copy a head of ex into *dst (replacing what was there); 0 or -ENOMEM. */
+int ht_head_copy(struct ht_exchange *ex, uint8_t **dst, uint32_t *dst_len, const uint8_t *src,
+                 uint32_t len);
 
 /* complete == no gaps. */
 static inline bool ht_exchange_complete(const struct ht_exchange *ex) { return ex->gaps == 0; }

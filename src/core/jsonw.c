@@ -22,42 +22,50 @@ static const char esc[256] = {
     [0x1d] = 'u', [0x1e] = 'u', [0x1f] = 'u',
 };
 
-/* Does any byte of v need escaping: < 0x20, '"' or '\\'? (May say yes
- * wrongly, never no wrongly: the byte loop then decides.) */
-static inline bool word_needs_escape(uint64_t v)
+/* Which bytes of v (little-endian) need escaping: < 0x20, '"' or '\\'?
+ * The high bit of each such byte is set. Bits above the lowest may be set
+ * wrongly (a borrow carries into the next byte); the lowest is exact. */
+static inline uint64_t word_escapes(uint64_t v)
 {
     const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
     uint64_t lt20 = (v - ones * 0x20) & ~v & highs;
     uint64_t q = v ^ (ones * '"'), bs = v ^ (ones * '\\');
     uint64_t hq = (q - ones) & ~q & highs, hb = (bs - ones) & ~bs & highs;
-    return (lt20 | hq | hb) != 0;
+    return lt20 | hq | hb;
 }
 
 void ht_jw_raw_escaped(struct ht_jw *w, const uint8_t *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
+    size_t run = 0, i = 0;
+    while (i < n) {
         if (i + 8 <= n) {
+            /* Eight bytes at a time up to the first that may need escaping. */
             uint64_t v;
             memcpy(&v, s + i, 8);
-            if (!word_needs_escape(v)) {
-                i += 7;
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+            v = __builtin_bswap64(v);   /* the first byte in the low bits */
+#endif
+            uint64_t m = word_escapes(v);
+            if (!m) {
+                i += 8;
                 continue;
             }
+            i += (size_t)__builtin_ctzll(m) >> 3;
         }
         char e = esc[s[i]];
-        if (!e)
-            continue;
-        ht_jw_put(w, s + run, i - run);
-        if (e == 'u') {
-            char u[6] = { '\\', 'u', '0', '0', hex[s[i] >> 4], hex[s[i] & 15] };
-            ht_jw_put(w, u, 6);
-        } else {
-            char two[2] = { '\\', e };
-            ht_jw_put(w, two, 2);
+        if (e) {
+            ht_jw_put(w, s + run, i - run);
+            if (e == 'u') {
+                char u[6] = { '\\', 'u', '0', '0', hex[s[i] >> 4], hex[s[i] & 15] };
+                ht_jw_put(w, u, 6);
+            } else {
+                char two[2] = { '\\', e };
+                ht_jw_put(w, two, 2);
+            }
+            run = i + 1;
         }
-        run = i + 1;
+        i++;
     }
     ht_jw_put(w, s + run, n - run);
 }

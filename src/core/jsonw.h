@@ -32,10 +32,12 @@ void ht_jw_put_slow(struct ht_jw *w, const void *p, size_t n);
 void ht_jw_raw_escaped(struct ht_jw *w, const uint8_t *s, size_t n);   /* valid UTF-8 */
 void ht_jw_str_bytes(struct ht_jw *w, const char *key, const uint8_t *s, size_t n);
 
-/* The small operations are inline: most keys are literals, whose length
- * the compiler then knows. */
+/* The small operations are inline, always (gcc's -O2 heuristics kept some
+ * out of line): most keys are literals, whose length the compiler then
+ * knows, and a call costs more than most of these do. */
+#define HT_JW_INLINE static inline __attribute__((always_inline))
 
-static inline void ht_jw_put(struct ht_jw *w, const void *p, size_t n)
+HT_JW_INLINE void ht_jw_put(struct ht_jw *w, const void *p, size_t n)
 {
     struct ht_buf *b = w->b;
     if (__builtin_expect(b->len + n <= b->cap, 1)) {
@@ -46,7 +48,7 @@ static inline void ht_jw_put(struct ht_jw *w, const void *p, size_t n)
     }
 }
 
-static inline void ht_jw_putc(struct ht_jw *w, char c)
+HT_JW_INLINE void ht_jw_putc(struct ht_jw *w, char c)
 {
     struct ht_buf *b = w->b;
     if (__builtin_expect(b->len < b->cap, 1))
@@ -55,7 +57,7 @@ static inline void ht_jw_putc(struct ht_jw *w, char c)
         ht_jw_put_slow(w, &c, 1);
 }
 
-static inline void ht_jw_init(struct ht_jw *w, struct ht_buf *b)
+HT_JW_INLINE void ht_jw_init(struct ht_jw *w, struct ht_buf *b)
 {
     w->b = b;
     w->err = 0;
@@ -66,7 +68,7 @@ static inline void ht_jw_init(struct ht_jw *w, struct ht_buf *b)
 /* Comma and key before a member or element. Keys are our own names or
  * HTTP field names, which the parser allowed only as tokens: nothing in
  * them needs escaping. */
-static inline void ht_jw_member(struct ht_jw *w, const char *key)
+HT_JW_INLINE void ht_jw_member(struct ht_jw *w, const char *key)
 {
     if (!w->first[w->depth])
         ht_jw_putc(w, ',');
@@ -78,7 +80,7 @@ static inline void ht_jw_member(struct ht_jw *w, const char *key)
     }
 }
 
-static inline void ht_jw_push(struct ht_jw *w, char c)
+HT_JW_INLINE void ht_jw_push(struct ht_jw *w, char c)
 {
     ht_jw_putc(w, c);
     if (w->depth + 1 < HT_JW_DEPTH)
@@ -87,7 +89,7 @@ static inline void ht_jw_push(struct ht_jw *w, char c)
         w->err = -7;    /* -E2BIG: nesting deeper than any record we write */
 }
 
-static inline void ht_jw_open(struct ht_jw *w, const char *key)
+HT_JW_INLINE void ht_jw_open(struct ht_jw *w, const char *key)
 {
     if (w->depth > 0 || !w->first[0])
         ht_jw_member(w, key);
@@ -96,48 +98,48 @@ static inline void ht_jw_open(struct ht_jw *w, const char *key)
     ht_jw_push(w, '{');
 }
 
-static inline void ht_jw_open_array(struct ht_jw *w, const char *key)
+HT_JW_INLINE void ht_jw_open_array(struct ht_jw *w, const char *key)
 {
     ht_jw_member(w, key);
     ht_jw_push(w, '[');
 }
 
-static inline void ht_jw_close(struct ht_jw *w)
+HT_JW_INLINE void ht_jw_close(struct ht_jw *w)
 {
     ht_jw_putc(w, '}');
     if (w->depth > 0)
         w->depth--;
 }
 
-static inline void ht_jw_close_array(struct ht_jw *w)
+HT_JW_INLINE void ht_jw_close_array(struct ht_jw *w)
 {
     ht_jw_putc(w, ']');
     if (w->depth > 0)
         w->depth--;
 }
 
-static inline void ht_jw_begin_string(struct ht_jw *w, const char *key)
+HT_JW_INLINE void ht_jw_begin_string(struct ht_jw *w, const char *key)
 {
     ht_jw_member(w, key);
     ht_jw_putc(w, '"');
 }
 
-static inline void ht_jw_end_string(struct ht_jw *w) { ht_jw_putc(w, '"'); }
+HT_JW_INLINE void ht_jw_end_string(struct ht_jw *w) { ht_jw_putc(w, '"'); }
 
-static inline void ht_jw_str(struct ht_jw *w, const char *key, const char *s, size_t n)
+HT_JW_INLINE void ht_jw_str(struct ht_jw *w, const char *key, const char *s, size_t n)
 {
     ht_jw_begin_string(w, key);
     ht_jw_raw_escaped(w, (const uint8_t *)s, n);
     ht_jw_end_string(w);
 }
 
-static inline void ht_jw_cstr(struct ht_jw *w, const char *key, const char *s)
+HT_JW_INLINE void ht_jw_cstr(struct ht_jw *w, const char *key, const char *s)
 {
     ht_jw_str(w, key, s, strlen(s));
 }
 
 /* The decimal digits of v, no separator or key. */
-static inline void ht_jw_digits(struct ht_jw *w, uint64_t v)
+HT_JW_INLINE void ht_jw_digits(struct ht_jw *w, uint64_t v)
 {
     char d[24];
     int i = (int)sizeof(d);
@@ -148,14 +150,14 @@ static inline void ht_jw_digits(struct ht_jw *w, uint64_t v)
     ht_jw_put(w, d + i, sizeof(d) - (size_t)i);
 }
 
-static inline void ht_jw_u64(struct ht_jw *w, const char *key, uint64_t v)
+HT_JW_INLINE void ht_jw_u64(struct ht_jw *w, const char *key, uint64_t v)
 {
     ht_jw_member(w, key);
     ht_jw_digits(w, v);
 }
 
 /* Negative only for a clock step backwards; written as it is, not hidden. */
-static inline void ht_jw_i64(struct ht_jw *w, const char *key, int64_t v)
+HT_JW_INLINE void ht_jw_i64(struct ht_jw *w, const char *key, int64_t v)
 {
     ht_jw_member(w, key);
     if (v < 0)
@@ -163,7 +165,7 @@ static inline void ht_jw_i64(struct ht_jw *w, const char *key, int64_t v)
     ht_jw_digits(w, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v);
 }
 
-static inline void ht_jw_bool(struct ht_jw *w, const char *key, bool v)
+HT_JW_INLINE void ht_jw_bool(struct ht_jw *w, const char *key, bool v)
 {
     ht_jw_member(w, key);
     ht_jw_put(w, v ? "true" : "false", v ? 4 : 5);

@@ -136,11 +136,10 @@ static bool sensitive(const struct ht_redact_cfg *cfg, enum ht_redact_list which
     return false;
 }
 
-/* Whether the normalised name is exactly word. */
-static bool name_is(const struct name *nm, const char *word)
-{
-    return nm->whole && !strcmp(nm->norm, word);
-}
+/* Whether the normalised name is exactly the literal word (lengths first:
+ * every header passes through several of these). */
+#define name_is(nm, word) \
+    ((nm)->whole && (nm)->len == sizeof(word) - 1 && !memcmp((nm)->norm, word, sizeof(word) - 1))
 
 /* ---- unescaping (the result is never longer than the input) ---- */
 
@@ -637,7 +636,7 @@ static int redact_head(struct ctx *x, uint8_t **head, uint32_t *len, struct ht_m
         return 0;
     if (!sp.err && !ht_buf_append(&sp.out, sp.src + sp.done, sp.n - sp.done) &&
         sp.out.len <= UINT32_MAX) {
-        free(*head);
+        ht_exchange_release(x->ex, *head);
         *head = (uint8_t *)sp.out.p;
         *len = (uint32_t)sp.out.len;
         if (msg) {
@@ -816,7 +815,7 @@ static int redact_body(struct ctx *x, struct ht_body *b, enum body_kind k)
         return 0;
     if (!sp.err && !ht_buf_append(&sp.out, sp.src + sp.done, sp.n - sp.done) &&
         sp.out.len <= UINT32_MAX) {
-        free(b->buf);
+        ht_exchange_release(x->ex, b->buf);
         b->buf = (uint8_t *)sp.out.p;
         b->len = (uint32_t)sp.out.len;
         b->cap = (uint32_t)(sp.out.cap < UINT32_MAX ? sp.out.cap : UINT32_MAX);
@@ -824,7 +823,7 @@ static int redact_body(struct ctx *x, struct ht_body *b, enum body_kind k)
     }
     /* No memory for the rewritten excerpt: keep none of it. */
     ht_buf_free(&sp.out);
-    free(b->buf);
+    ht_exchange_release(x->ex, b->buf);
     b->buf = NULL;
     b->len = b->cap = 0;
     b->truncated = b->size > 0;

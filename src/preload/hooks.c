@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <linux/close_range.h>
@@ -255,7 +256,10 @@ struct file_range {
 static size_t fetch_file(void *ctx, uint64_t off, uint8_t *buf, size_t len)
 {
     const struct file_range *fr = ctx;
-    ssize_t r = pread(fr->fd, buf, len, fr->start + (off_t)off);
+    /* The system call itself: pread() is a cancellation point, and in a
+     * multi-threaded process (our writer makes it one) glibc wraps each
+     * call in two atomic cancellation-state changes. */
+    long r = syscall(SYS_pread64, fr->fd, buf, len, (long)(fr->start + (off_t)off));
     return r > 0 ? (size_t)r : 0;
 }
 

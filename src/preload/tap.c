@@ -88,13 +88,22 @@ bool ht_tap_foreign_process(void)
     return getpid() != tap_pid;
 }
 
+/* One clock read per call: the wall clock is the monotonic one plus an
+ * offset read again every 100 ms (per thread), so a step of the system
+ * clock shows within that time. */
 static void clock_now(struct ht_clock *c)
 {
+    static _Thread_local int64_t wall_off, next_sync
+        __attribute__((tls_model("initial-exec")));
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    c->wall_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     c->mono_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    if (c->mono_ns >= next_sync) {
+        clock_gettime(CLOCK_REALTIME, &ts);
+        wall_off = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - c->mono_ns;
+        next_sync = c->mono_ns + 100000000;
+    }
+    c->wall_ns = c->mono_ns + wall_off;
 }
 
 /* ---- pool ---- */

@@ -494,8 +494,8 @@ static void test_off_and_odd(void)
 
     ex = ht_exchange_new();                 /* a response nobody asked for, with a body */
     static const char h[] = "HTTP/1.1 200 OK\r\nSet-Cookie: s=1\r\n\r\n";
-    ht_head_copy(&ex->resp_head, &ex->resp_head_len, (const uint8_t *)h, sizeof(h) - 1);
-    ht_body_append(&ex->resp_body, (const uint8_t *)"token=x", 7, 4096);
+    ht_head_copy(ex, &ex->resp_head, &ex->resp_head_len, (const uint8_t *)h, sizeof(h) - 1);
+    ht_body_append(ex, &ex->resp_body, (const uint8_t *)"token=x", 7, 4096);
     ex->req_msg.target_off = 1000;          /* garbage offsets in a request never seen */
     ex->req_msg.target_len = 5;
     tap_ok(ht_redact_exchange_with(&plain, ex) == 1 &&
@@ -531,12 +531,12 @@ static void test_random_bodies(void)
         static const char h[] = "POST / HTTP/1.1\r\nContent-Type: application/json\r\n\r\n";
         static const char f[] = "POST / HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\n";
         const char *head = i & 1 ? h : f;
-        ht_head_copy(&ex->req_head, &ex->req_head_len, (const uint8_t *)head, (uint32_t)strlen(head));
+        ht_head_copy(ex, &ex->req_head, &ex->req_head_len, (const uint8_t *)head, (uint32_t)strlen(head));
         size_t n = (seed = seed * 1103515245u + 12345u) >> 16 & 63;
         uint8_t *b = malloc(n ? n : 1);
         for (size_t k = 0; k < n; k++)
             b[k] = (uint8_t)alphabet[((seed = seed * 1103515245u + 12345u) >> 16) % (sizeof(alphabet) - 1)];
-        ht_body_append(&ex->req_body, b, n, (uint32_t)n);
+        ht_body_append(ex, &ex->req_body, b, n, (uint32_t)n);
         free(b);
         ok = ht_redact_exchange_with(i % 3 ? &plain : &keyed, ex) >= 0;
         ht_exchange_free(ex);
