@@ -5,8 +5,10 @@
 For each FILE prints one JSON object on stdout:
   file, lines, bad_lines, first_bad ("line N: why"), exchanges (records with
   httptape.type "exchange"), incomplete (exchanges with complete false),
-  stats_records, final (pid -> the stats of that pid's last final record),
-  pids_with_exchanges.
+  stats_records, final (pid -> the stats of that pid's last final record;
+  for `httptape attach` logs, "pid@line" -> the stats of every final record,
+  since each attach run closes the log it appends to with its own, under its
+  own pid, which a later run may get again), pids_with_exchanges.
 A line is good when it is strict UTF-8 and exactly one JSON object (no NaN or
 Infinity, which Python would otherwise accept). Other JSON-lines logs (the
 baseline apps' own) are checked the same way; their httptape counts are 0.
@@ -51,7 +53,10 @@ def check(path):
             elif tape.get("type") == "stats":
                 out["stats_records"] += 1
                 if tape.get("final"):
-                    out["final"][str(obj.get("process", {}).get("pid"))] = tape.get("stats", {})
+                    key = str(obj.get("process", {}).get("pid"))
+                    if tape.get("mode") == "attach":
+                        key += "@%d" % number
+                    out["final"][key] = tape.get("stats", {})
     out["pids_with_exchanges"] = sorted(str(p) for p in pids)
     return out
 

@@ -161,9 +161,20 @@ def main():
     print("- drops with the 20 KB file: %s; %s" % (part("default body cap", "ng20k_tape"),
                                                    part("--max-body 0", "ng20k_tape0")))
     others = ["%s %d of %s" % (n, c[0], fmt_rps(c[1])) for n, c in sorted(counts.items())
-              if c[0] and not n.startswith(("ng100_", "ng20k_", "ng_writer"))]
+              if c[0] and not n.startswith(("ng100_", "ng20k_", "ng_writer")) and not n.endswith("_attach")]
     if others:
         print("- other drops: " + ", ".join(others))
+    attach = []
+    for name in ("fa_attach", "ng100_attach", "ng20k_attach"):
+        value = res.get("attach_" + name)
+        if value is None:
+            continue
+        dropped, seen, qfull, gaps, runs = (int(x) for x in value.split())
+        attach.append("%s: %d dropped%s and %d capture gaps of %s exchanges, %d runs" % (
+            name, dropped, " (queue full: %d)" % qfull if dropped else "", gaps, fmt_rps(seen), runs))
+    if attach:
+        print("- httptape attach (attached anew for each wrk run, warm-ups included; the exchanges of those "
+              "runs only): " + "; ".join(attach))
 
     print("\nTargets (issue 5):\n")
     fa = summary.get("fastapi/fa_tape", (None, None, None))

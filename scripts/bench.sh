@@ -4,8 +4,9 @@
 # every row and how to read the ratios.
 #
 # Every server runs pinned to one CPU (BENCH_SERVER_CPU, default 0) with all
-# its threads (httptape's writer, strace), so their work is charged to the
-# server's own CPU budget; wrk runs pinned to the other (BENCH_CLIENT_CPU,
+# its threads (httptape's writer, strace; `httptape attach` beside it during
+# the attach rows' rounds), so their work is charged to the server's own CPU
+# budget; wrk runs pinned to the other (BENCH_CLIENT_CPU,
 # default 1): `wrk -t1 -c16 -d$BENCH_SECONDS`. The servers of one group are
 # started together, warmed up, and measured in cycles: one round of each
 # configuration per cycle, the order reversed every other cycle, so drift
@@ -120,8 +121,12 @@ declare -A SERVER_LOG=()    # name -> httptape log, for the count checks
 declare -A SERVER_REQS=()   # name -> requests wrk completed, warm-ups included
 declare -A SERVER_RUNS=()   # name -> wrk runs against it
 declare -A SERVER_EXTRA=()  # name -> requests sent by other clients (curl, idle_conns.py)
-declare -A ROUND_HOOK=()    # name -> function run as `F start NAME` before each wrk run
-                            # against NAME and `F stop NAME` after it (httptape attach)
+declare -A ROUND_HOOK=()    # name -> function run as `F start NAME TAG SECONDS` before each
+                            # wrk run against NAME and `F stop NAME TAG` after it
+                            # (httptape attach); a non-zero status voids the round
+declare -A ROUND_PIDS=()    # name -> a process outside the server's tree whose CPU time is
+                            # the server's during its rounds (attach, pinned beside it)
+declare -A ATTACH_PID=()    # name -> the httptape attach process running for NAME's round
 WATCHDOG=
 
 free_port() {
@@ -205,6 +210,7 @@ cleanup() {
         wait "$WATCHDOG" 2>/dev/null
     fi
     local name
+    for name in "${!ATTACH_PID[@]}"; do attach_end "$name"; done
     for name in "${!SERVER_PID[@]}"; do stop_server "$name"; done
     [[ -n ${IDLE_PID:-} ]] && kill "$IDLE_PID" 2>/dev/null
     if [[ ${BENCH_KEEP:-0} == 1 || $rc -ne 0 ]]; then
@@ -260,7 +266,7 @@ tree_run_us() {     # CPU time of PID's processes, all threads, in us
     local total=0 p t ns
     for p in "$1" $(descendants "$1"); do
         for t in /proc/"$p"/task/*/schedstat; do
-            read -r ns _ <"$t" 2>/dev/null && total=$((total + ns / 1000))
+            { read -r ns _ <"$t"; } 2>/dev/null && total=$((total + ns / 1000))
         done
     done
     echo "$total"
@@ -278,15 +284,27 @@ child_cpu_ms() {
     CHILD_MS=$ms
 }
 
+# extra_run_us NAME: CPU time (us) of the process that works for server NAME
+# from outside its tree during a round (ROUND_PIDS: httptape attach), or 0.
+extra_run_us() {
+    local pid=${ROUND_PIDS[$1]:-}
+    if [[ -n $pid ]]; then tree_run_us "$pid"; else echo 0; fi
+}
+
 # run_wrk NAME TAG URL SCRIPT SECONDS: one bounded wrk run against server
-# NAME; sets W_RPS W_P50 W_P99 W_REQS W_ERRS. Returns 1 if wrk failed.
+# NAME; sets W_RPS W_P50 W_P99 W_REQS W_ERRS, W_SRV and W_CPU_US (the
+# server's CPU, ROUND_PIDS included) and W_EXTRA_US (ROUND_PIDS' share per
+# request). Returns 1 if wrk or the round hook failed.
 run_wrk() {
     local name=$1 tag=$2 url=$3 script=$4 secs=$5
     local out="$WORK/wrk/$tag.txt" line
-    local srv_a cpu0_a cpu1_a nice0_a nice1_a wrk_a t0 srv_b cpu0_b cpu1_b nice0_b nice1_b t1 win
-    local hook=${ROUND_HOOK[$name]:-}
-    [[ -n $hook ]] && "$hook" start "$name"
+    local srv_a ext_a cpu0_a cpu1_a nice0_a nice1_a wrk_a t0 srv_b ext_b cpu0_b cpu1_b nice0_b nice1_b t1 win
+    local hook=${ROUND_HOOK[$name]:-} hook_rc=0
+    if [[ -n $hook ]] && ! "$hook" start "$name" "$tag" "$secs"; then
+        return 1        # the hook said why; nothing was measured
+    fi
     srv_a=$(tree_run_us "${SERVER_PID[$name]}")
+    ext_a=$(extra_run_us "$name")
     read -r cpu0_a nice0_a < <(cpu_busy_ms "$SRV_CPU")
     read -r cpu1_a nice1_a < <(cpu_busy_ms "$CLI_CPU")
     child_cpu_ms; wrk_a=$CHILD_MS
@@ -299,10 +317,13 @@ run_wrk() {
     read -r cpu0_b nice0_b < <(cpu_busy_ms "$SRV_CPU")
     read -r cpu1_b nice1_b < <(cpu_busy_ms "$CLI_CPU")
     srv_b=$(tree_run_us "${SERVER_PID[$name]}")
-    [[ -n $hook ]] && "$hook" stop "$name"
+    ext_b=$(extra_run_us "$name")
+    if [[ -n $hook ]]; then "$hook" stop "$name" "$tag" || hook_rc=1; fi
     win=$(((t1 - t0) / 1000))
     ((win > 0)) || win=1
-    local srv_ms=$(((srv_b - srv_a) / 1000))
+    local ext_us=$((ext_b - ext_a))
+    local srv_us=$((srv_b - srv_a + ext_us))
+    local srv_ms=$((srv_us / 1000))
     W_OTHER0=$((100 * (cpu0_b - cpu0_a - srv_ms) / win))
     W_OTHER1=$((100 * (cpu1_b - cpu1_a - (CHILD_MS - wrk_a)) / win))
     W_SRV=$((100 * srv_ms / win))       # the server's own use of its CPU
@@ -331,14 +352,16 @@ run_wrk() {
         failed "wrk $tag (server $name): no request completed"
         return 1
     fi
-    W_CPU_US=$(((srv_b - srv_a) / W_REQS))     # server CPU per request, us
+    ((hook_rc == 0)) || return 1
+    W_CPU_US=$((srv_us / W_REQS))              # server CPU per request, us
+    W_EXTRA_US=$((ext_us / W_REQS))
 }
 
 # measure_cycles WORKLOAD PATH SCRIPT SERVER...: warm every server up, then
 # BENCH_PAIRS cycles of one round each (order reversed on even cycles).
 measure_cycles() {
     local workload=$1 path=$2 script=$3; shift 3
-    local servers=("$@") name c i order
+    local servers=("$@") name c i order extra
     for name in "${servers[@]}"; do
         [[ -n ${SERVER_PID[$name]:-} ]] || continue
         say "  warm-up $workload on $name (${WARM}s)"
@@ -356,8 +379,11 @@ measure_cycles() {
                 printf '%s/%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$workload" "$name" "$c" \
                     "$W_RPS" "$W_P50" "$W_P99" "$W_REQS" "$W_ERRS" "$W_OTHER0" "$W_OTHER1" "$W_SRV" \
                     "$W_CPU_US" >>"$WORK/results.tsv"
+                extra=
+                [[ -n ${ROUND_HOOK[$name]:-} ]] && extra=" (the attach process: ${W_EXTRA_US}us)"
                 say "  cycle $c/$PAIRS $workload $name: $(printf '%.0f' "$W_RPS") req/s, p50 ${W_P50}us," \
-                    "p99 ${W_P99}us; server used ${W_SRV}% of CPU $SRV_CPU, ${W_CPU_US}us per request; others used ${W_OTHER0}%" \
+                    "p99 ${W_P99}us; server used ${W_SRV}% of CPU $SRV_CPU, ${W_CPU_US}us per request$extra;" \
+                    "others used ${W_OTHER0}%" \
                     "of CPU $SRV_CPU, ${W_OTHER1}% of CPU $CLI_CPU (niced: ${W_NICED0}%, ${W_NICED1}%)"
             fi
         done
@@ -446,6 +472,16 @@ check_counts() {
     ((perr == 0)) || note "$name: $perr parse errors"
     ((gaps == 0)) || note "$name: $gaps capture gaps"
     ((dropped == 0)) || note "$name: $dropped of $seen exchanges dropped ($qfull because the queue was full)"
+    if [[ -n ${ATTACH_TARGET[$name]:-} ]]; then
+        # One attach run per wrk run, each closing the log with its own final
+        # record; wrk's requests are all made while attached.
+        local runs=${ATTACH_RUNS[$name]}
+        resource "attach_$name" "$dropped $seen $qfull $gaps $runs"
+        ((nfinal == runs)) ||
+            note "$name: $nfinal final statistics records in ${log##*/} for $runs attach runs"
+        ((ATTACH_SAID[$name] == 0)) ||
+            note "$name: httptape attach wrote to stderr in ${ATTACH_SAID[$name]} of $runs runs (first: ${ATTACH_FIRST[$name]})"
+    fi
 }
 
 # check_app_log NAME: a baseline app's own log, one line per request answered.
@@ -480,11 +516,154 @@ check_logs() {
     done
 }
 
+# ---- httptape attach: attached for each wrk run ------------------------------------
+
+# An attach server is a plain server (started like the untapped one) with a
+# round hook: before each wrk run against it, warm-up included, `httptape
+# attach` is started pinned to the server's CPU, and wrk starts only once
+# attach has printed its "attached to pid" line (its programs are in place);
+# after wrk, attach gets SIGINT and detaches. Attaching (a fraction of a
+# second) and detaching (about a second) are outside the measured window.
+# During the window the attach process's CPU time is the server's
+# (ROUND_PIDS). Every run appends to the server's one log and closes it
+# with its own final statistics record (under attach's own pid).
+declare -A ATTACH_TARGET=() # name -> the pid attach records (uvicorn; nginx's worker)
+declare -A ATTACH_RUNS=()   # name -> attach runs that attached
+declare -A ATTACH_SAID=()   # name -> runs in which attach wrote to stderr
+declare -A ATTACH_FIRST=()  # name -> the first such line
+ATTACH_WAIT=15              # seconds for attach to say "attached"
+ATTACH_STOP_WAIT=30         # seconds for it to detach and exit after SIGINT
+
+# attach_server NAME TARGET_PID LOG: makes server NAME an attach server.
+attach_server() {
+    local name=$1 target=$2 log=$3
+    [[ -n ${SERVER_PID[$name]:-} && -n $target ]] || return 1
+    ATTACH_TARGET[$name]=$target
+    SERVER_LOG[$name]=$log
+    ATTACH_RUNS[$name]=0
+    ATTACH_SAID[$name]=0
+    ROUND_HOOK[$name]=attach_hook
+}
+
+# shellcheck disable=SC2317  # reached through ROUND_HOOK (and cleanup)
+attach_hook() {     # start NAME TAG SECONDS | stop NAME TAG
+    case $1 in
+    start) attach_start "$2" "$3" "$4" ;;
+    stop) attach_stop "$2" "$3" ;;
+    esac
+}
+
+# attach_start NAME TAG SECONDS: attach to NAME's target for a wrk run of
+# SECONDS; returns once attached (ATTACH_WAIT s at most), 1 if it did not.
+# --duration only bounds it should this script die without cleaning up: it
+# outlasts the longest wrk run (timeout SECONDS + 30, then 5 s to the kill).
+# shellcheck disable=SC2317  # reached through ROUND_HOOK (and cleanup)
+attach_start() {
+    local name=$1 tag=$2 secs=$3 pid
+    local out=$WORK/out/$tag.attach.out err=$WORK/out/$tag.attach.err
+    taskset -c "$SRV_CPU" "$HTTPTAPE" attach --pid "${ATTACH_TARGET[$name]}" \
+        --log "${SERVER_LOG[$name]}" --duration $((secs + 60)) >"$out" 2>"$err" </dev/null &
+    pid=$!
+    ATTACH_PID[$name]=$pid
+    local deadline=$((SECONDS + ATTACH_WAIT))
+    until grep -q '^httptape attach: attached to pid' "$out" 2>/dev/null; do
+        if ! kill -0 "$pid" 2>/dev/null || ((SECONDS > deadline)); then
+            attach_end "$name"
+            failed "httptape attach to $name (pid ${ATTACH_TARGET[$name]}, $tag) did not attach within" \
+                "${ATTACH_WAIT} s (exit $ATTACH_RC): $(cat "$out" "$err" 2>/dev/null | tail -n 2 | tr '\n' ' ')"
+            return 1
+        fi
+        sleep 0.05
+    done
+    ATTACH_RUNS[$name]=$((ATTACH_RUNS[$name] + 1))
+    ROUND_PIDS[$name]=$pid
+}
+
+# attach_end NAME: SIGINT to NAME's attach process, ATTACH_STOP_WAIT s for it
+# to detach and exit, then SIGKILL (the kernel removes its programs when its
+# descriptors close). Sets ATTACH_RC to its exit status.
+# shellcheck disable=SC2317  # reached through ROUND_HOOK (and cleanup)
+attach_end() {
+    local name=$1 pid=${ATTACH_PID[$1]:-}
+    ATTACH_RC=0
+    [[ -n $pid ]] || return 0
+    unset "ROUND_PIDS[$name]"
+    kill -INT "$pid" 2>/dev/null
+    local deadline=$((SECONDS + ATTACH_STOP_WAIT))
+    while kill -0 "$pid" 2>/dev/null; do
+        if ((SECONDS > deadline)); then
+            note "httptape attach on $name did not exit within ${ATTACH_STOP_WAIT} s of SIGINT; killed"
+            kill -KILL "$pid" 2>/dev/null
+            break
+        fi
+        sleep 0.05
+    done
+    wait "$pid" 2>/dev/null
+    ATTACH_RC=$?
+    unset "ATTACH_PID[$name]"
+}
+
+# attach_stop NAME TAG: detach after the wrk run; returns 1 (the round is
+# void) if attach had ended before the run did or did not detach cleanly.
+# shellcheck disable=SC2317  # reached through ROUND_HOOK (and cleanup)
+attach_stop() {
+    local name=$1 tag=$2 alive=1
+    local out=$WORK/out/$tag.attach.out err=$WORK/out/$tag.attach.err
+    [[ -n ${ATTACH_PID[$name]:-} ]] || return 0
+    kill -0 "${ATTACH_PID[$name]}" 2>/dev/null || alive=0
+    attach_end "$name"
+    if [[ -s $err ]]; then
+        ATTACH_SAID[$name]=$((ATTACH_SAID[$name] + 1))
+        [[ -n ${ATTACH_FIRST[$name]:-} ]] || ATTACH_FIRST[$name]="$tag: $(head -n 1 "$err")"
+    fi
+    if ((!alive)); then
+        failed "httptape attach on $name ended before the wrk run did ($tag, exit $ATTACH_RC):" \
+            "$(cat "$out" "$err" | tail -n 2 | tr '\n' ' ')"
+        return 1
+    fi
+    if ((ATTACH_RC != 0)) || ! grep -q '^httptape attach: detached from pid' "$out"; then
+        failed "httptape attach on $name ($tag) exited $ATTACH_RC after SIGINT, without its 'detached' line:" \
+            "$(cat "$out" "$err" | tail -n 2 | tr '\n' ' ')"
+        return 1
+    fi
+}
+
+# nginx_worker NAME: sets NGINX_WORKER to the pid of nginx NAME's one worker
+# (the master's only child), waiting 10 s at most for it.
+nginx_worker() {
+    local master=${SERVER_PID[$1]:-} kids deadline=$((SECONDS + 10))
+    NGINX_WORKER=
+    [[ -n $master ]] || return 1
+    while :; do
+        kids=$(ps -o pid= --ppid "$master" | tr -d ' ')
+        if [[ -n $kids && $(wc -w <<<"$kids") -eq 1 ]]; then
+            NGINX_WORKER=$kids
+            return 0
+        fi
+        if ((SECONDS > deadline)); then
+            failed "nginx $1: expected one worker under master $master, found: ${kids:-none}"
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
 # ---- plan -----------------------------------------------------------------------
 
-rounds=$((PAIRS * (5 + 3 + 3 + 2)))
-warmups=$((5 + 3 + 3 + 2))
-estimate=$((rounds * DUR + rounds / 2 + warmups * WARM + warmups / 2 + 90))
+# httptape attach rows: only where BPF programs can be loaded (root or
+# CAP_BPF + CAP_PERFMON, a kernel with BTF, a build with the BPF toolchain).
+ATTACH_OK=0
+if attach_check=$(timeout 60 "$HTTPTAPE" attach --check 2>&1); then
+    ATTACH_OK=1
+else
+    note "httptape attach rows skipped: \`httptape attach --check\` says: $(tail -n 1 <<<"$attach_check")"
+fi
+n_attach=$((ATTACH_OK ? 3 : 0))      # one attach server per group (FastAPI, nginx 100 B, 20 KB)
+
+rounds=$((PAIRS * (5 + 3 + 3 + 2 + n_attach)))
+warmups=$((5 + 3 + 3 + 2 + n_attach))
+# each attach run: ~0.2 s to attach, ~1 s to detach
+estimate=$((rounds * DUR + rounds / 2 + warmups * WARM + warmups / 2 + 90 + 2 * (PAIRS + 1) * n_attach))
 LIMIT=${BENCH_TIMEOUT:-$((2 * estimate + 300))}
 say "$rounds measured rounds of ${DUR}s ($PAIRS cycles), warm-ups, resource figures and log checks:" \
     "expect about $((estimate / 60)) min $((estimate % 60)) s; abandoned after ${LIMIT}s"
@@ -501,8 +680,10 @@ check_idle "before the run"
 UVICORN=("$PY" -m uvicorn --app-dir "$BENCH" --host 127.0.0.1 --no-access-log --log-level warning)
 declare -A PORT=()
 
-say "uvicorn + FastAPI: starting 5 servers on CPU $SRV_CPU"
-for name in fa_bare fa_tape fa_mw fa_asgi fa_strace; do PORT[$name]=$(free_port); done
+FA_SERVERS=(fa_bare fa_tape fa_mw fa_asgi fa_strace)
+((ATTACH_OK)) && FA_SERVERS+=(fa_attach)
+say "uvicorn + FastAPI: starting ${#FA_SERVERS[@]} servers on CPU $SRV_CPU"
+for name in "${FA_SERVERS[@]}"; do PORT[$name]=$(free_port); done
 start_server fa_bare "${PORT[fa_bare]}" "${UVICORN[@]}" --port "${PORT[fa_bare]}" app_bare:app
 SERVER_LOG[fa_tape]=$WORK/logs/fastapi-httptape.jsonl
 start_server fa_tape "${PORT[fa_tape]}" "$HTTPTAPE" run --log "${SERVER_LOG[fa_tape]}" -- \
@@ -519,42 +700,28 @@ if ((HAVE_STRACE)); then
 else
     note "strace is not installed: the strace row is skipped (apt-get install strace)"
 fi
-for name in fa_bare fa_tape fa_mw fa_asgi fa_strace; do check_affinity "$name"; done
+# httptape attach: a plain uvicorn (like fa_bare), attached for each of its
+# wrk runs (the attach section above).
+if ((ATTACH_OK)); then
+    if ! { start_server fa_attach "${PORT[fa_attach]}" "${UVICORN[@]}" --port "${PORT[fa_attach]}" app_bare:app &&
+           attach_server fa_attach "${SERVER_PID[fa_attach]}" "$WORK/logs/fastapi-attach.jsonl"; }; then
+        stop_server fa_attach       # never measured without attach under its row
+    fi
+fi
+for name in "${FA_SERVERS[@]}"; do check_affinity "$name"; done
 
 row fastapi/fa_bare   "uvicorn+FastAPI POST /submit: untapped"                      fastapi/fa_bare
 row fastapi/fa_tape   "uvicorn+FastAPI: httptape run (default: bodies up to 4 KiB)"  fastapi/fa_bare
 row fastapi/fa_mw     "uvicorn+FastAPI: body-logging @app.middleware(\"http\")"      fastapi/fa_bare
 row fastapi/fa_asgi   "uvicorn+FastAPI: raw-ASGI stack (body cache, timing, JSON log)" fastapi/fa_bare
 row fastapi/fa_strace "uvicorn+FastAPI: strace -f -s 65536 -o FILE"                  fastapi/fa_bare
+((ATTACH_OK)) &&
+    row fastapi/fa_attach "uvicorn+FastAPI: httptape attach"                         fastapi/fa_bare
 
-# ---- PLACEHOLDER, not run: httptape attach rows -------------------------------------
-# attach mode (eBPF) is being built; its CLI will be
-#   build/httptape attach --pid PID --log FILE [--duration S]
-# When it exists: start one more plain server per group (fa_attach like fa_bare;
-# ng_attach like ng_plain, attaching to its worker), give it this round hook,
-# add its row(s), and add it to the measure_cycles list. attach runs pinned to
-# the server's CPU (charged to its budget); note that its CPU time then shows
-# as "other load" on that CPU unless tree_run_us is taught to add it.
-#
-# attach_hook() {       # start|stop NAME: attach for the length of one wrk run
-#     case $1 in
-#     start) taskset -c "$SRV_CPU" "$HTTPTAPE" attach --pid "${ATTACH_TARGET[$2]}" \
-#                --log "$WORK/logs/$2-attach.jsonl" --duration $((DUR + 10)) \
-#                >>"$WORK/out/$2-attach.out" 2>&1 &
-#            ATTACH_PID=$!
-#            sleep 1 ;;                       # until its probes are in place
-#     stop)  kill -INT "$ATTACH_PID" 2>/dev/null; wait "$ATTACH_PID" ;;
-#     esac
-# }
-# ROUND_HOOK[fa_attach]=attach_hook; ATTACH_TARGET[fa_attach]=${SERVER_PID[fa_attach]}
-# row fastapi/fa_attach "uvicorn+FastAPI: httptape attach" fastapi/fa_bare
-say "httptape attach rows: not run yet (placeholder in scripts/bench.sh)"
-# ---- end of placeholder -------------------------------------------------------------------
-
-measure_cycles fastapi /submit "$WRK_DIR/post_json.lua" fa_bare fa_tape fa_mw fa_asgi fa_strace
-for name in fa_bare fa_tape fa_mw fa_asgi fa_strace; do stop_server "$name"; done
+measure_cycles fastapi /submit "$WRK_DIR/post_json.lua" "${FA_SERVERS[@]}"
+for name in "${FA_SERVERS[@]}"; do stop_server "$name"; done
 say "checking the FastAPI logs"
-check_logs fa_tape fa_mw fa_asgi
+check_logs fa_tape fa_mw fa_asgi fa_attach
 [[ ${BENCH_KEEP:-0} == 1 ]] || rm -f "$WORK/logs/fastapi.strace"
 check_idle "after the FastAPI rounds"
 
@@ -573,14 +740,17 @@ nginx_conf() {
 }
 
 # nginx_group WORKLOAD PATH LABEL: three fresh nginx (untapped, httptape
-# default, httptape --max-body 0) measured on one file, then stopped and
-# their logs checked. One group per file keeps each tapped log (and its
+# default, httptape --max-body 0), and a fourth under httptape attach when
+# attach works here, measured on one file, then stopped and their logs
+# checked. One group per file keeps each tapped log (and its
 # drop count) to one workload.
 nginx_group() {
     local w=$1 path=$2 label=$3 name
-    local plain=${w/nginx/ng}_plain tape=${w/nginx/ng}_tape tape0=${w/nginx/ng}_tape0
-    say "nginx, $label: starting 3 servers (1 worker each) on CPU $SRV_CPU"
-    for name in "$plain" "$tape" "$tape0"; do PORT[$name]=$(free_port); done
+    local plain=${w/nginx/ng}_plain tape=${w/nginx/ng}_tape tape0=${w/nginx/ng}_tape0 att=${w/nginx/ng}_attach
+    local servers=("$plain" "$tape" "$tape0")
+    ((ATTACH_OK)) && servers+=("$att")
+    say "nginx, $label: starting ${#servers[@]} servers (1 worker each) on CPU $SRV_CPU"
+    for name in "${servers[@]}"; do PORT[$name]=$(free_port); done
     nginx_conf "$plain" "${PORT[$plain]}"
     start_server "$plain" "${PORT[$plain]}" "${NGINX[@]}"
     nginx_conf "$tape" "${PORT[$tape]}"
@@ -590,17 +760,25 @@ nginx_group() {
     SERVER_LOG[$tape0]=$WORK/logs/$w-httptape-maxbody0.jsonl
     start_server "$tape0" "${PORT[$tape0]}" "$HTTPTAPE" run --log "${SERVER_LOG[$tape0]}" --max-body 0 -- \
         "${NGINX[@]}"
+    if ((ATTACH_OK)); then
+        # A plain nginx; attach records its one worker (the process that
+        # accepts and serves), not the master.
+        nginx_conf "$att" "${PORT[$att]}"
+        if ! { start_server "$att" "${PORT[$att]}" "${NGINX[@]}" && nginx_worker "$att" &&
+               attach_server "$att" "$NGINX_WORKER" "$WORK/logs/$w-attach.jsonl"; }; then
+            stop_server "$att"      # never measured without attach under its row
+        fi
+    fi
     sleep 0.5     # the workers
-    for name in "$plain" "$tape" "$tape0"; do check_affinity "$name"; done
+    for name in "${servers[@]}"; do check_affinity "$name"; done
     row "$w/$plain" "$label: untapped" "$w/$plain"
     row "$w/$tape" "$label: httptape (bodies up to 4 KiB)" "$w/$plain"
     row "$w/$tape0" "$label: httptape --max-body 0" "$w/$plain"
-    # PLACEHOLDER, not run: the nginx httptape attach row (see the FastAPI placeholder):
-    #   row "$w/${w/nginx/ng}_attach" "$label: httptape attach" "$w/$plain"
-    measure_cycles "$w" "$path" "$WRK_DIR/get.lua" "$plain" "$tape" "$tape0"
-    for name in "$plain" "$tape" "$tape0"; do stop_server "$name"; done
+    ((ATTACH_OK)) && row "$w/$att" "$label: httptape attach" "$w/$plain"
+    measure_cycles "$w" "$path" "$WRK_DIR/get.lua" "${servers[@]}"
+    for name in "${servers[@]}"; do stop_server "$name"; done
     say "checking the nginx logs"
-    check_logs "$tape" "$tape0"
+    check_logs "$tape" "$tape0" "$att"
 }
 nginx_group nginx100 /small.txt "nginx 100 B file"
 nginx_group nginx20k /big.bin "nginx 20 KB file (sendfile)"
