@@ -72,11 +72,40 @@ const char *ht_anomaly_name(uint32_t bit)
 
 /* ---- character classes (RFC 9110 section 5.6.2) ---- */
 
-static bool is_tchar(uint8_t c)
+/* tchar: a lookup, since every byte of every method and field name is one. */
+static const bool tchar_tab[256] = {
+    ['a' ... 'z'] = true, ['A' ... 'Z'] = true, ['0' ... '9'] = true,
+    ['!'] = true, ['#'] = true, ['$'] = true, ['%'] = true, ['&'] = true, ['\''] = true,
+    ['*'] = true, ['+'] = true, ['-'] = true, ['.'] = true, ['^'] = true, ['_'] = true,
+    ['`'] = true, ['|'] = true, ['~'] = true,
+};
+
+static bool is_tchar(uint8_t c) { return tchar_tab[c]; }
+
+/* Does any byte of the word v lie below 0x20 or equal 0x7f? (May say yes
+ * wrongly, never no wrongly: the byte check then decides.) */
+static inline bool word_has_ctl(uint64_t v)
 {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return true;
-    return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t del = v ^ (ones * 0x7f);
+    return (((v - ones * 0x20) & ~v) | ((del - ones) & ~del)) & highs;
+}
+
+/* RFC 9110 5.5: field values hold no controls but HTAB (CR is flagged as
+ * bare_cr elsewhere). */
+static bool value_has_ctl(const uint8_t *s, size_t n)
+{
+    size_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        uint64_t v;
+        memcpy(&v, s + k, 8);
+        if (word_has_ctl(v))
+            break;
+    }
+    for (; k < n; k++)
+        if ((s[k] < 0x20 && s[k] != '\t' && s[k] != '\r') || s[k] == 0x7f)
+            return true;
+    return false;
 }
 
 static bool is_ows(uint8_t c) { return c == ' ' || c == '\t'; }
@@ -316,9 +345,8 @@ static uint32_t parse_field(struct ht_parser *p, struct fields *f, struct span l
         f->has_upgrade = true;
     else if (span_eq(l.p, name_len, "host"))
         f->hosts++;
-    for (size_t k = 0; k < v.n; k++)
-        if ((v.p[k] < 0x20 && v.p[k] != '\t' && v.p[k] != '\r') || v.p[k] == 0x7f)
-            m->anomalies |= HT_AN_FIELD_VALUE_INVALID;
+    if (value_has_ctl(v.p, v.n))
+        m->anomalies |= HT_AN_FIELD_VALUE_INVALID;
 
     /* obs-fold: a recipient may replace each fold with SP (RFC 9112 5.2);
      * framing fields are re-assembled that way before they are read. */
