@@ -153,19 +153,46 @@ struct fields {
     unsigned hosts;
 };
 
+/* Bytes of the word v equal to c: the high bit of each is set; bits above
+ * the lowest may be set wrongly (a borrow), the lowest is exact. */
+static inline uint64_t word_eq(uint64_t v, uint8_t c)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t x = v ^ (ones * c);
+    return (x - ones) & ~x & highs;
+}
+
 /* Next line of the head starting at *pos (the head always ends in LF).
- * Returns the line without its CR LF and notes bare LF / bare CR. */
+ * Returns the line without its CR LF and notes bare LF / bare CR. One pass
+ * finds the LF and the first CR, eight bytes at a time: every head is read
+ * this way once more after it was collected. */
 static struct span next_line(const uint8_t *h, uint32_t n, uint32_t *pos, uint32_t *an)
 {
-    uint32_t start = *pos;
-    const uint8_t *lf = memchr(h + start, '\n', n - start);
-    uint32_t end = (uint32_t)(lf - h);
-    *pos = end + 1;
+    uint32_t start = *pos, i = start, cr = UINT32_MAX;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v;
+        memcpy(&v, h + i, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        v = __builtin_bswap64(v);       /* the first byte in the low bits */
+#endif
+        uint64_t crs = word_eq(v, '\r'), lfs = word_eq(v, '\n');
+        if (crs && cr == UINT32_MAX)
+            cr = i + ((uint32_t)__builtin_ctzll(crs) >> 3);
+        if (lfs) {
+            i += (uint32_t)__builtin_ctzll(lfs) >> 3;
+            break;
+        }
+    }
+    for (; i < n && h[i] != '\n'; i++)
+        if (h[i] == '\r' && cr == UINT32_MAX)
+            cr = i;
+    uint32_t end = i;
+    *pos = i < n ? i + 1 : n;
     if (end > start && h[end - 1] == '\r')
         end--;
     else
         *an |= HT_AN_BARE_LF;
-    if (memchr(h + start, '\r', end - start))
+    if (cr < end)
         *an |= HT_AN_BARE_CR;
     return (struct span){ h + start, end - start };
 }

@@ -204,6 +204,21 @@ static const struct pcase cases[] = {
     { "bare LF line endings are accepted and flagged", HT_REQ, 0,
       "GET /lf HTTP/1.1\nHost: x\n\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n",
       "H<GET /lf 1.1 none>+bare_lfEH<GET /next 1.1 none>E|eof:none" },
+    { "a bare CR inside a field value is flagged", HT_REQ, 0,
+      "GET / HTTP/1.1\r\nHost: x\r\nX-Long-Name: 0123456789\rabcdef\r\n\r\n",
+      "H<GET / 1.1 none>+bare_crE|eof:none" },
+    { "a CR before CR LF is a bare CR", HT_REQ, 0,
+      "GET / HTTP/1.1\r\nHost: x\r\nX: v\r\r\n\r\n",
+      "H<GET / 1.1 none>+bare_crE|eof:none" },
+    { "a bare CR in the request target is flagged, and the line is invalid", HT_REQ, 0,
+      "GET /a\rb HTTP/1.1\r\nHost: x\r\n\r\n",
+      "+bare_cr!invalid_start_line|eof:none" },
+    { "controls in a field value are flagged wherever they are", HT_REQ, 0,
+      "GET / HTTP/1.1\r\nHost: x\r\nX-A: abcdefghijklmnop\x01q\r\n\r\n"
+      "GET / HTTP/1.1\r\nHost: x\r\nX-B: abcdefghijklmnopqrstuvw\x7f\r\n\r\n"
+      "GET / HTTP/1.1\r\nHost: x\r\nX-C: tab\there and \xc3\xa9 obs-text\r\n\r\n",
+      "H<GET / 1.1 none>+invalid_field_valueEH<GET / 1.1 none>+invalid_field_valueE"
+      "H<GET / 1.1 none>E|eof:none" },
     { "obs-fold is accepted and flagged", HT_REQ, 0,
       "GET / HTTP/1.1\r\nHost: x\r\nX-Long: a\r\n  b\r\n\r\n",
       "H<GET / 1.1 none>+obs_foldE|eof:none" },
