@@ -130,8 +130,10 @@ static bool sensitive(const struct ht_redact_cfg *cfg, enum ht_redact_list which
     default:
         return false;                           /* no suffix ends so */
     }
+    char last = nm->norm[nm->len - 1];
     for (const struct word *w = suffixes; w->s; w++)
-        if (nm->len >= w->n && !memcmp(nm->norm + nm->len - w->n, w->s, w->n))
+        if (w->s[w->n - 1] == last && nm->len >= w->n &&
+            !memcmp(nm->norm + nm->len - w->n, w->s, w->n))
             return true;
     return false;
 }
@@ -569,7 +571,7 @@ static void redact_field(struct ctx *x, struct splice *sp, const struct field *f
     const uint8_t *h = sp->src;
     if (f->value == f->value_end)
         return;
-    name_from(&nm, V_RAW, h + f->name, f->name_len);
+    name_set(&nm, h + f->name, f->name_len);       /* field names are not escaped */
     body_kind_field(&nm, h + f->value, f->value_end - f->value, kind);
     if (!sensitive(x->cfg, HT_REDACT_HEADERS, &nm)) {
         if (name_is(&nm, "referer") || name_is(&nm, "location") ||
