@@ -134,6 +134,27 @@ quit_nginx() {
     assert_line --regexp '^404 [1-9][0-9]*$'
 }
 
+@test "nginx: an unpaced burst into a small queue wakes the writer early and is logged whole" {
+    # The writer naps 20 ms between batches, 100 ms once idle; at nginx's
+    # unpaced rate here more than a 512-exchange queue arrives in 100 ms.
+    # The push that fills half the queue wakes the writer, so
+    # nothing is dropped.
+    HTTPTAPE_QUEUE=512 start_nginx
+    sleep 0.5                         # the writers back off to their idle nap
+    run timeout 20 wrk -t1 -c4 -d1s --timeout 5s "$BASE/small.txt"
+    assert_success
+    quit_nginx
+    served=$(wc -l <"$D/access.log")
+    [ "$served" -ge 2000 ]            # several queues' worth per worker
+    # One final record per worker that served (reuseport may give one worker
+    # every connection), none with a drop.
+    run jq -s '[.[] | select(.httptape.type == "stats" and .httptape.final)] |
+               [length > 0, (map(.httptape.stats.dropped_queue_full) | add)]' -c "$LOG"
+    assert_output '[true,0]'
+    run count_exchanges "$LOG"
+    assert_output "$served"
+}
+
 @test "nginx: exchanges are logged by the two worker processes, not by the master" {
     start_nginx
     wrk_paced 1s /small.txt
