@@ -113,9 +113,14 @@ def main():
     per_conn_plain, per_conn_tape = num(res, "idle_rss_per_conn_plain"), num(res, "idle_rss_per_conn_tape")
     added = None if per_conn_plain is None or per_conn_tape is None else per_conn_tape - per_conn_plain
     if added is not None:
-        print("- RSS per idle keep-alive connection (nginx, %s connections, one request each): "
-              "untapped %.0f B, httptape %.0f B, **added by httptape %.0f B**" % (
+        print("- RSS per idle keep-alive connection (nginx, one request each; each connection beyond "
+              "the first half of %s): untapped %.0f B, httptape %.0f B, **added by httptape %.0f B**" % (
                   res.get("idle_conns", "?"), per_conn_plain, per_conn_tape, added))
+        all_plain, all_tape = num(res, "idle_rss_all_plain"), num(res, "idle_rss_all_tape")
+        if all_plain is not None and all_tape is not None:
+            print("  (with httptape's fixed memory spread over the %s connections, its writer and pool "
+                  "of exchanges: %.0f B added per connection)" % (res.get("idle_conns", "?"),
+                                                                  all_tape - all_plain))
     else:
         print("- RSS per idle keep-alive connection: not measured (%s)" % res.get("idle_error", "failed"))
     wall, cpu = num(res, "writer_wall_rate"), num(res, "writer_cpu_rate")

@@ -212,7 +212,7 @@ cleanup() {
     local name
     for name in "${!ATTACH_PID[@]}"; do attach_end "$name"; done
     for name in "${!SERVER_PID[@]}"; do stop_server "$name"; done
-    [[ -n ${IDLE_PID:-} ]] && kill "$IDLE_PID" 2>/dev/null
+    local ip; for ip in ${IDLE_PIDS[@]+"${IDLE_PIDS[@]}"} ${IDLE_PID:-}; do kill "$ip" 2>/dev/null; done
     if [[ ${BENCH_KEEP:-0} == 1 || $rc -ne 0 ]]; then
         say "scratch directory kept: $WORK ($(du -sh "$WORK" 2>/dev/null | cut -f1))"
     else
@@ -811,39 +811,60 @@ rss_kb() {
     echo "$total"
 }
 
-# idle_rss NAME: opens IDLE_CONNS keep-alive connections to nginx NAME (one
-# request each); sets IDLE_PER to the RSS added per connection, in bytes.
-IDLE_PID=
-idle_rss() {
-    local name=$1 port=${PORT[$1]} before after
-    curl -s -o /dev/null "http://127.0.0.1:$port/small.txt"   # starts httptape's writer, if any
-    SERVER_EXTRA[$name]=$((SERVER_EXTRA[$name] + 1))
-    sleep 0.5
-    before=$(rss_kb "${SERVER_PID[$name]}")
-    local fifo=$WORK/idle-$name.fifo
+# open_idle NAME COUNT TAG FD: COUNT more keep-alive connections to nginx
+# NAME (one request each), held idle by bench/idle_conns.py until file
+# descriptor FD (its stdin fifo, opened here) is closed. Sets IDLE_PIDS.
+open_idle() {
+    local name=$1 count=$2 tag=$3 fd=$4 port=${PORT[$1]}
+    local fifo=$WORK/idle-$name-$tag.fifo out=$WORK/out/idle-$name-$tag.out
     mkfifo "$fifo"
-    # stdin: the fifo, held open by fd 8 below until we are done.
-    taskset -c "$CLI_CPU" "$PY" "$BENCH/idle_conns.py" 127.0.0.1 "$port" "$IDLE_CONNS" /small.txt \
-        <"$fifo" >"$WORK/out/idle-$name.out" 2>&1 &
+    taskset -c "$CLI_CPU" "$PY" "$BENCH/idle_conns.py" 127.0.0.1 "$port" "$count" /small.txt \
+        <"$fifo" >"$out" 2>&1 &
+    IDLE_PIDS+=("$!")
     IDLE_PID=$!
-    exec 8>"$fifo"
+    eval "exec $fd>\"\$fifo\""
     local deadline=$((SECONDS + 60))
-    until grep -q '^ready' "$WORK/out/idle-$name.out" 2>/dev/null; do
+    until grep -q '^ready' "$out" 2>/dev/null; do
         if ! kill -0 "$IDLE_PID" 2>/dev/null || ((SECONDS > deadline)); then
-            exec 8>&-
-            kill "$IDLE_PID" 2>/dev/null; wait "$IDLE_PID" 2>/dev/null; IDLE_PID=
-            failed "idle connections to $name: $(tail -n 2 "$WORK/out/idle-$name.out" | tr '\n' ' ')"
+            failed "idle connections to $name: $(tail -n 2 "$out" | tr '\n' ' ')"
             return 1
         fi
         sleep 0.2
     done
-    SERVER_EXTRA[$name]=$((SERVER_EXTRA[$name] + IDLE_CONNS))
+    SERVER_EXTRA[$name]=$((SERVER_EXTRA[$name] + count))
+}
+
+# close_idle: EOF on every idle_conns.py's stdin; they close their connections.
+close_idle() {
+    exec 8>&- 9>&-
+    local p
+    for p in "${IDLE_PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+    IDLE_PIDS=()
+    IDLE_PID=
+}
+
+# idle_rss NAME: RSS of nginx NAME (master and worker) before, with half of
+# IDLE_CONNS idle keep-alive connections, and with all of them. Sets
+# IDLE_PER, the RSS each further connection adds (the slope between half
+# and all: fixed costs such as httptape's writer and its pool of exchanges
+# are not in it), and IDLE_ALL, (all - before) / IDLE_CONNS, fixed costs in.
+IDLE_PIDS=()
+idle_rss() {
+    local name=$1 port=${PORT[$1]} before mid after half=$((IDLE_CONNS / 2))
+    curl -s -o /dev/null "http://127.0.0.1:$port/small.txt"   # starts httptape's writer, if any
+    SERVER_EXTRA[$name]=$((SERVER_EXTRA[$name] + 1))
+    sleep 0.5
+    before=$(rss_kb "${SERVER_PID[$name]}")
+    open_idle "$name" "$half" a 8 || { close_idle; return 1; }
     sleep 1       # let the writer log the exchanges and settle
+    mid=$(rss_kb "${SERVER_PID[$name]}")
+    open_idle "$name" "$((IDLE_CONNS - half))" b 9 || { close_idle; return 1; }
+    sleep 1
     after=$(rss_kb "${SERVER_PID[$name]}")
-    exec 8>&-     # EOF on the script's stdin: it closes its connections
-    wait "$IDLE_PID" 2>/dev/null; IDLE_PID=
-    say "  $name: RSS ${before} kB -> ${after} kB with $IDLE_CONNS idle connections"
-    IDLE_PER=$(( (after - before) * 1024 / IDLE_CONNS ))
+    close_idle
+    say "  $name: RSS ${before} kB -> ${mid} kB with $half idle connections -> ${after} kB with $IDLE_CONNS"
+    IDLE_PER=$(( (after - mid) * 1024 / (IDLE_CONNS - half) ))
+    IDLE_ALL=$(( (after - before) * 1024 / IDLE_CONNS ))
 }
 
 say "resources: RSS per idle keep-alive connection ($IDLE_CONNS connections, nginx)"
@@ -856,8 +877,14 @@ SERVER_LOG[ng_idle_tape]=$WORK/logs/nginx-idle-httptape.jsonl
 start_server ng_idle_tape "${PORT[ng_idle_tape]}" "$HTTPTAPE" run --log "${SERVER_LOG[ng_idle_tape]}" -- "${NGINX[@]}"
 sleep 0.5
 if [[ -n ${SERVER_PID[ng_idle_plain]:-} && -n ${SERVER_PID[ng_idle_tape]:-} ]]; then
-    idle_rss ng_idle_plain && resource idle_rss_per_conn_plain "$IDLE_PER"
-    idle_rss ng_idle_tape && resource idle_rss_per_conn_tape "$IDLE_PER"
+    if idle_rss ng_idle_plain; then
+        resource idle_rss_per_conn_plain "$IDLE_PER"
+        resource idle_rss_all_plain "$IDLE_ALL"
+    fi
+    if idle_rss ng_idle_tape; then
+        resource idle_rss_per_conn_tape "$IDLE_PER"
+        resource idle_rss_all_tape "$IDLE_ALL"
+    fi
 else
     resource idle_error "a server did not start"
 fi

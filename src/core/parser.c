@@ -10,6 +10,7 @@
  */
 #include "core/parser.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -546,8 +547,66 @@ static size_t fail(struct ht_parser *p, struct ht_pev *ev, uint32_t anomaly, siz
     return consumed;
 }
 
+/* ---- head buffers ----
+ *
+ * Between messages a parser holds no head buffer: when a message ends its
+ * buffer goes to a small per-thread stash, and the next message read on
+ * this thread, on any connection, takes one from there. An idle keep-alive
+ * connection then costs no head memory, and a busy thread no malloc per
+ * message. Buffers over STASH_BUF_MAX are freed instead; a thread's stash
+ * is freed when the thread exits. */
+
+#define STASH_MAX 8
+#define STASH_BUF_MAX 4096u
+
+static _Thread_local struct {
+    uint8_t *buf[STASH_MAX];
+    uint32_t cap[STASH_MAX];
+    unsigned n;
+    bool registered;
+} stash __attribute__((tls_model("initial-exec")));
+static pthread_key_t stash_key;
+static pthread_once_t stash_once = PTHREAD_ONCE_INIT;
+
+static void stash_free(void *unused)
+{
+    (void)unused;
+    while (stash.n)
+        free(stash.buf[--stash.n]);
+}
+
+static void stash_key_create(void)
+{
+    if (pthread_key_create(&stash_key, stash_free))
+        stash_key = (pthread_key_t)-1;
+}
+
+static void head_release(struct ht_parser *p)
+{
+    if (!p->head)
+        return;
+    if (p->head_cap <= STASH_BUF_MAX && stash.n < STASH_MAX) {
+        if (!stash.registered) {
+            stash.registered = true;
+            pthread_once(&stash_once, stash_key_create);
+            if (stash_key != (pthread_key_t)-1)
+                pthread_setspecific(stash_key, &stash);
+        }
+        stash.buf[stash.n] = p->head;
+        stash.cap[stash.n++] = p->head_cap;
+    } else {
+        free(p->head);
+    }
+    p->head = NULL;
+    p->head_cap = 0;
+}
+
 static bool head_append(struct ht_parser *p, const uint8_t *s, size_t n)
 {
+    if (!p->head && stash.n) {
+        p->head = stash.buf[--stash.n];
+        p->head_cap = stash.cap[stash.n];
+    }
     if (p->head_len + n > p->head_cap) {
         uint32_t cap = p->head_cap ? p->head_cap : HEAD_INITIAL_CAP;
         while (cap < p->head_len + n)
@@ -565,9 +624,9 @@ static bool head_append(struct ht_parser *p, const uint8_t *s, size_t n)
     return true;
 }
 
-/* Where a finished message leaves the parser. */
 static void after_end(struct ht_parser *p)
 {
+    head_release(p);        /* the head (and trailers) were handed out */
     if (p->msg.framing == HT_FRAME_TUNNEL)
         p->state = S_TUNNEL;
     else if (p->dir == HT_REQ && (p->msg.req_flags & (HT_REQF_UPGRADE | HT_REQF_CONNECT)))
@@ -882,9 +941,8 @@ void ht_parser_init(struct ht_parser *p, enum ht_dir dir, uint32_t head_max)
 
 void ht_parser_free(struct ht_parser *p)
 {
-    free(p->head);
-    p->head = NULL;
-    p->head_cap = p->head_len = 0;
+    head_release(p);
+    p->head_len = 0;
 }
 
 bool ht_parser_paused(const struct ht_parser *p) { return p->state == S_PAUSED; }

@@ -7,8 +7,13 @@
  * at most one event and says how many input bytes it consumed. The parser
  * never allocates except to grow its head buffer (bounded by head_max), and
  * body bytes are never copied: HT_PEV_BODY points into the caller's buffer.
+ * The head buffer is held only while a message is read: at its end it goes
+ * to a per-thread stash that the next message on this thread takes from
+ * (p->head is valid from HT_PEV_HEAD until HT_PEV_END).
  *
- * Threading: a parser belongs to one connection; the caller serialises calls.
+ * Threading: a parser belongs to one connection; the caller serialises
+ * calls. Parsers of one thread share its stash; a parser may move between
+ * threads (its buffer is then returned to the other thread's stash).
  */
 #ifndef HT_PARSER_H
 #define HT_PARSER_H

@@ -379,8 +379,40 @@ static const struct pcase cases[] = {
       "H<407 1.1 len>[no]E|eof:none" },
 };
 
+/* Feed a whole message; returns where its head was held (at HT_PEV_HEAD). */
+static const uint8_t *feed_message(struct ht_parser *p, const char *msg)
+{
+    size_t off = 0, len = strlen(msg);
+    const uint8_t *held = NULL;
+    struct ht_pev ev;
+    do {
+        off += ht_parser_next(p, (const uint8_t *)msg + off, len - off, &ev);
+        if (ev.type == HT_PEV_HEAD)
+            held = p->head;
+    } while (ev.type != HT_PEV_NONE);
+    return held;
+}
+
+/* An idle keep-alive connection holds no head buffer: it is lent for a
+ * message and given back at its end, and the next message (on any
+ * parser of this thread) takes the same one. */
+static void test_idle_buffers(void)
+{
+    struct ht_parser a, b;
+    ht_parser_init(&a, HT_REQ, 65536);
+    ht_parser_init(&b, HT_REQ, 65536);
+    const uint8_t *lent = feed_message(&a, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+    tap_ok(lent && a.head == NULL, "parser: after a whole message the head buffer was given back");
+    const uint8_t *again = feed_message(&b, "GET /c HTTP/1.1\r\nHost: x\r\n\r\n");
+    tap_ok(again == lent && b.head == NULL,
+           "parser: the next message, on another connection of the thread, reuses it");
+    ht_parser_free(&a);
+    ht_parser_free(&b);
+}
+
 int main(void)
 {
+    test_idle_buffers();
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const struct pcase *c = &cases[i];
         size_t n = strlen(c->in);
