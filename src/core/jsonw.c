@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "core/swar.h"
 #include "core/text.h"
 
 /* 0: copy as is; otherwise the character after the backslash ('u' for
@@ -22,16 +23,10 @@ static const char esc[256] = {
     [0x1d] = 'u', [0x1e] = 'u', [0x1f] = 'u',
 };
 
-/* Which bytes of v (little-endian) need escaping: < 0x20, '"' or '\\'?
- * The high bit of each such byte is set. Bits above the lowest may be set
- * wrongly (a borrow carries into the next byte); the lowest is exact. */
+/* Which bytes of v may need escaping: < 0x20, '"' or '\\' (swar.h). */
 static inline uint64_t word_escapes(uint64_t v)
 {
-    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-    uint64_t lt20 = (v - ones * 0x20) & ~v & highs;
-    uint64_t q = v ^ (ones * '"'), bs = v ^ (ones * '\\');
-    uint64_t hq = (q - ones) & ~q & highs, hb = (bs - ones) & ~bs & highs;
-    return lt20 | hq | hb;
+    return ht_swar_lt(v, 0x20) | ht_swar_eq(v, '"') | ht_swar_eq(v, '\\');
 }
 
 void ht_jw_raw_escaped(struct ht_jw *w, const uint8_t *s, size_t n)
@@ -41,17 +36,12 @@ void ht_jw_raw_escaped(struct ht_jw *w, const uint8_t *s, size_t n)
     while (i < n) {
         if (i + 8 <= n) {
             /* Eight bytes at a time up to the first that may need escaping. */
-            uint64_t v;
-            memcpy(&v, s + i, 8);
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-            v = __builtin_bswap64(v);   /* the first byte in the low bits */
-#endif
-            uint64_t m = word_escapes(v);
+            uint64_t m = word_escapes(ht_swar_load(s + i));
             if (!m) {
                 i += 8;
                 continue;
             }
-            i += (size_t)__builtin_ctzll(m) >> 3;
+            i += ht_swar_first(m);
         }
         char e = esc[s[i]];
         if (e) {

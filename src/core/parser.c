@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/swar.h"
+
 enum state {
     S_START,            /* between messages */
     S_HEAD,             /* accumulating the head */
@@ -83,25 +85,15 @@ static const bool tchar_tab[256] = {
 
 static bool is_tchar(uint8_t c) { return tchar_tab[c]; }
 
-/* Does any byte of the word v lie below 0x20 or equal 0x7f? (May say yes
- * wrongly, never no wrongly: the byte check then decides.) */
-static inline bool word_has_ctl(uint64_t v)
-{
-    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-    uint64_t del = v ^ (ones * 0x7f);
-    return (((v - ones * 0x20) & ~v) | ((del - ones) & ~del)) & highs;
-}
-
 /* RFC 9110 5.5: field values hold no controls but HTAB (CR is flagged as
  * bare_cr elsewhere). */
 static bool value_has_ctl(const uint8_t *s, size_t n)
 {
     size_t k = 0;
     for (; k + 8 <= n; k += 8) {
-        uint64_t v;
-        memcpy(&v, s + k, 8);
-        if (word_has_ctl(v))
-            break;
+        uint64_t v = ht_swar_load(s + k);
+        if (ht_swar_lt(v, 0x20) | ht_swar_eq(v, 0x7f))
+            break;              /* the bytes from here decide */
     }
     for (; k < n; k++)
         if ((s[k] < 0x20 && s[k] != '\t' && s[k] != '\r') || s[k] == 0x7f)
@@ -154,15 +146,6 @@ struct fields {
     unsigned hosts;
 };
 
-/* Bytes of the word v equal to c: the high bit of each is set; bits above
- * the lowest may be set wrongly (a borrow), the lowest is exact. */
-static inline uint64_t word_eq(uint64_t v, uint8_t c)
-{
-    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-    uint64_t x = v ^ (ones * c);
-    return (x - ones) & ~x & highs;
-}
-
 /* Next line of the head starting at *pos (the head always ends in LF).
  * Returns the line without its CR LF and notes bare LF / bare CR. One pass
  * finds the LF and the first CR, eight bytes at a time: every head is read
@@ -171,16 +154,12 @@ static struct span next_line(const uint8_t *h, uint32_t n, uint32_t *pos, uint32
 {
     uint32_t start = *pos, i = start, cr = UINT32_MAX;
     for (; i + 8 <= n; i += 8) {
-        uint64_t v;
-        memcpy(&v, h + i, 8);
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-        v = __builtin_bswap64(v);       /* the first byte in the low bits */
-#endif
-        uint64_t crs = word_eq(v, '\r'), lfs = word_eq(v, '\n');
+        uint64_t v = ht_swar_load(h + i);
+        uint64_t crs = ht_swar_eq(v, '\r'), lfs = ht_swar_eq(v, '\n');
         if (crs && cr == UINT32_MAX)
-            cr = i + ((uint32_t)__builtin_ctzll(crs) >> 3);
+            cr = i + (uint32_t)ht_swar_first(crs);
         if (lfs) {
-            i += (uint32_t)__builtin_ctzll(lfs) >> 3;
+            i += (uint32_t)ht_swar_first(lfs);
             break;
         }
     }
