@@ -6,6 +6,25 @@
  * (responses come back in request order, RFC 9112 section 9.3.2). The front
  * of the FIFO is emitted once both of its sides are finished: done, or
  * never going to progress because that direction ended or desynchronised.
+ *
+ * Desync suspicion. A server that frames a request differently from us
+ * (ignores a GET's Content-Length, say) reads requests we never see, and
+ * its responses then pair with the wrong requests until one is left over:
+ * a response no request explains. That orphan is the only evidence, and it
+ * comes after the exchanges it discredits. So after a request that could
+ * hide another (it had content, or framing the server may read otherwise)
+ * the connection is "in doubt": finished exchanges from that request on
+ * are held, not emitted, until a sync point, where both sides are seen to
+ * agree: a new request begins after every request we read was answered
+ * and no response is under way (the server had nothing left to answer:
+ * servers answer what they have read before reading more). An orphan
+ * response (other than a 408, servers' idle-timeout notice) marks every
+ * held exchange and itself desync_suspected (gap ambiguous_framing), and
+ * the doubt goes on. Memory stays bounded: with more than HT_HOLD_MAX
+ * exchanges waiting, the oldest finished one is emitted as it was read.
+ * The connection's end releases everything. Fed a message at a time
+ * (replay), the feeds' order is not the bytes' order, so there is no sync
+ * point before the end.
  */
 #include "core/conn.h"
 
@@ -81,6 +100,8 @@ static struct ht_exchange *new_exchange(struct ht_conn *c, const struct ht_clock
 /* Why a held exchange is incomplete, decided when it leaves. */
 static void settle_gaps(struct ht_conn *c, struct ht_exchange *ex)
 {
+    if ((ex->req_msg.anomalies | ex->resp_msg.anomalies) & HT_AN_DOUBT)
+        ex->gaps |= HT_GAP_AMBIGUOUS_FRAMING;
     if (!(ex->req_done && ex->resp_done))
         ex->gaps |= c->extra_gaps;
     if (!ex->req_begun)
@@ -108,6 +129,14 @@ static void emit_front(struct ht_conn *c)
     c->emit(c->emit_ctx, ex);
 }
 
+/* Held for a verdict on the doubt window (see the top of this file)? Not
+ * once the response side stopped: no orphan can follow. */
+static bool held(const struct ht_conn *c, const struct ht_exchange *ex)
+{
+    return c->doubt && ex->request_index >= c->doubt_from && !c->stopped[HT_RESP] &&
+           c->fifo_len <= HT_HOLD_MAX;
+}
+
 /* Emit, in order, every exchange at the front whose sides are finished. */
 static void emit_ready(struct ht_conn *c)
 {
@@ -115,10 +144,59 @@ static void emit_ready(struct ht_conn *c)
         struct ht_exchange *ex = fifo_at(c, 0);
         bool req_fin = ex->req_done || !ex->req_begun || c->stopped[HT_REQ];
         bool resp_fin = ex->resp_done || c->stopped[HT_RESP];
-        if (!req_fin || !resp_fin)
+        if (!req_fin || !resp_fin || held(c, ex))
             return;
         emit_front(c);
     }
+}
+
+/* ---- desync suspicion ---- */
+
+/* Request anomalies under which a server may see a message boundary where
+ * we see none (or the reverse). */
+#define AN_MAY_HIDE (HT_AN_DOUBT | HT_AN_CL_WITH_TE | HT_AN_CL_DUPLICATE | HT_AN_TE_UNKNOWN | \
+                     HT_AN_TE_HTTP10 | HT_AN_OBS_FOLD | HT_AN_BARE_LF | HT_AN_BARE_CR | \
+                     HT_AN_WS_BEFORE_COLON | HT_AN_WS_AFTER_START_LINE | \
+                     HT_AN_FIELD_VALUE_INVALID | HT_AN_TRAILER_FRAMING)
+
+/* A request ended: could its bytes hold a request the server read? */
+static void maybe_doubt(struct ht_conn *c, const struct ht_exchange *ex, const struct ht_parser *p)
+{
+    bool hide = p->body_size > 0 || ex->req_msg.framing == HT_FRAME_CHUNKED ||
+                (ex->req_msg.anomalies & AN_MAY_HIDE);
+    if (hide && !c->doubt) {
+        c->doubt = true;
+        c->doubt_from = ex->request_index;
+    }
+}
+
+/* A request begins: if the server has answered every request we read and
+ * is not answering one now, both sides agree here (a sync point). */
+static void maybe_sync(struct ht_conn *c)
+{
+    if (!c->doubt || c->order_unknown || c->resp_cur || c->resp_phantom || c->ph_len ||
+        awaiting_response(c))
+        return;
+    c->doubt = false;
+    emit_ready(c);
+}
+
+/* The final head of a response no request explains: the server read a
+ * request we did not, somewhere since the doubt began. A 408 is a server
+ * giving up on an idle connection (RFC 9110 15.5.9), and a response
+ * before any request discredits nothing. */
+static void orphan_response(struct ht_conn *c, struct ht_exchange *orphan)
+{
+    if (orphan->resp_msg.status == 408 || orphan->request_index == 0)
+        return;
+    for (unsigned i = 0; c->doubt && i < c->fifo_len; i++) {
+        struct ht_exchange *ex = fifo_at(c, i);
+        if (ex != orphan && ex->request_index >= c->doubt_from)
+            ex->resp_msg.anomalies |= HT_AN_DESYNC_SUSPECTED;
+    }
+    orphan->resp_msg.anomalies |= HT_AN_DESYNC_SUSPECTED;
+    c->doubt = true;                    /* what comes next is in doubt too */
+    c->doubt_from = orphan->request_index + 1;
 }
 
 static void stop_dir(struct ht_conn *c, enum ht_dir d, bool desync)
@@ -185,6 +263,7 @@ static bool on_request(struct ht_conn *c, const struct ht_pev *ev, const struct 
     struct ht_exchange *ex = c->req_cur;
 
     if (ev->type == HT_PEV_BEGIN) {
+        maybe_sync(c);
         request_begins(c, p, now);
         return false;
     }
@@ -214,6 +293,7 @@ static bool on_request(struct ht_conn *c, const struct ht_pev *ev, const struct 
     case HT_PEV_END:
         ex->req_msg.anomalies |= p->msg.anomalies;
         c->closing[HT_REQ] = p->msg.conn_close;
+        maybe_doubt(c, ex, p);
         ex->req_done = true;
         ex->mono_req_done = now->mono_ns;
         c->req_cur = NULL;
@@ -342,6 +422,8 @@ static bool on_response(struct ht_conn *c, const struct ht_pev *ev, const struct
             ex->gaps |= HT_GAP_CAPTURE;
         else
             ex->resp_head_done = true;
+        if (!ex->req_begun)
+            orphan_response(c, ex);
         return false;
     case HT_PEV_BODY:
         ht_body_append(ex, &ex->resp_body, ev->data, ev->len, c->cfg->max_body);
@@ -385,6 +467,8 @@ size_t ht_conn_feed(struct ht_conn *c, enum ht_dir d, const uint8_t *buf, size_t
 
     if (c->finished)
         return len;
+    if (flags & HT_FEED_ONE_MESSAGE)
+        c->order_unknown = true;
     c->bytes[d] += len;
     for (;;) {
         struct ht_pev ev;

@@ -22,6 +22,7 @@
 
 #define HT_PIPELINE_MAX 32      /* exchanges held awaiting responses, per connection */
 #define HT_PHANTOM_MAX 4096     /* further requests parsed but not kept (counted) */
+#define HT_HOLD_MAX 8           /* finished exchanges held while the framing is in doubt */
 
 struct ht_conn_cfg {
     uint32_t max_body;          /* excerpt cap per body, bytes (0: sizes only) */
@@ -61,6 +62,14 @@ struct ht_conn {
     uint8_t resp_phantom;           /* 0, PH_RING, or PH_UNPAIRED (see conn.c) */
     uint32_t extra_gaps;            /* added to incomplete exchanges (finish) */
 
+    /* Doubt window (conn.c, "desync suspicion"): after a request that
+     * could hide another from us (content, doubtful framing), finished
+     * exchanges from doubt_from on are held until both sides are seen to
+     * agree again; a response no request explains flags them all. */
+    bool doubt;
+    bool order_unknown;             /* fed HT_FEED_ONE_MESSAGE: no confirmation */
+    uint64_t doubt_from;            /* request_index of the first held exchange */
+
     bool stopped[2];            /* parser dead or stream ended */
     bool desync[2];             /* stopped because of a framing error */
     bool closing[2];            /* the last message said it was the last */
@@ -71,8 +80,13 @@ struct ht_conn {
     uint64_t unparsed[2];       /* bytes seen but not parsed (tunnel, dead) */
 };
 
-/* Feed flags. */
-#define HT_FEED_ONE_MESSAGE 1u  /* stop after one message ends (or pauses) */
+/* Feed flags. HT_FEED_ONE_MESSAGE: stop after one message ends (or
+ * pauses). The caller then chooses the order of the two directions (replay
+ * alternates by message), so the order of feeds says nothing about the
+ * order of the bytes: a connection fed this way never takes a new request
+ * as proof that the server had answered everything (see conn.c), and holds
+ * doubtful exchanges until it finishes (at most HT_HOLD_MAX). */
+#define HT_FEED_ONE_MESSAGE 1u
 
 /* Set up a connection. id is copied; cfg must outlive the connection. */
 void ht_conn_init(struct ht_conn *c, const struct ht_conn_cfg *cfg,

@@ -193,6 +193,9 @@ static void write_body(struct ht_jw *w, const struct ht_body *b)
  * authority-form (CONNECT) has neither. */
 static void write_url(struct ht_jw *w, const uint8_t *t, size_t n, bool connect)
 {
+    const uint8_t *hash = memchr(t, '#', n);
+    if (hash)
+        n = (size_t)(hash - t);     /* fragment_in_target: not logged (docs/events.md) */
     if (connect || n == 0)
         return;
     const uint8_t *path = t;

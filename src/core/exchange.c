@@ -22,6 +22,7 @@ static const char *const gap_names[HT_GAP_COUNT] = {
     "body_not_captured",
     "joined_mid_connection",
     "capture_ended",
+    "ambiguous_framing",
 };
 
 const char *ht_gap_name(uint32_t bit)

@@ -28,8 +28,9 @@ enum ht_gap {
     HT_GAP_BODY_NOT_CAPTURED   = 1u << 7, /* body bytes counted but never seen */
     HT_GAP_JOINED              = 1u << 8, /* connection open before capture began */
     HT_GAP_CAPTURE_ENDED       = 1u << 9, /* still in flight when capture stopped */
+    HT_GAP_AMBIGUOUS_FRAMING   = 1u << 10,/* the server may have framed it otherwise (HT_AN_DOUBT) */
 };
-#define HT_GAP_COUNT 10
+#define HT_GAP_COUNT 11
 
 const char *ht_gap_name(uint32_t bit);
 

@@ -63,6 +63,10 @@ static const char *const anomaly_names[HT_AN_COUNT] = {
     "framing_field_in_trailer",
     "leading_empty_lines",
     "data_after_close",
+    "body_on_bodiless_method",
+    "body_on_connect",
+    "fragment_in_target",
+    "desync_suspected",
 };
 
 const char *ht_anomaly_name(uint32_t bit)
@@ -402,6 +406,8 @@ static void request_checks(struct ht_parser *p, const struct fields *f)
 
     if (connect ? !authority : !(origin || absolute || (asterisk && options)))
         m->anomalies |= HT_AN_TARGET_FORM;
+    if (memchr(t, '#', tn))
+        m->anomalies |= HT_AN_FRAGMENT_IN_TARGET;  /* no form allows one */
     if (f->hosts > 1)
         m->anomalies |= HT_AN_DUPLICATE_HOST;
     else if (f->hosts == 0 && m->version_minor >= 1)
@@ -489,6 +495,38 @@ static uint32_t decide_framing(struct ht_parser *p, const struct fields *f)
     return 0;
 }
 
+/* Methods whose content has no defined semantics (RFC 9110 9.3.1, 9.3.2,
+ * 9.3.5, 9.3.7, 9.3.8): many servers ignore such a body and read it as the
+ * next request, a known smuggling shape. */
+static bool bodiless_method(const uint8_t *m, size_t n)
+{
+    static const char *const names[] = { "GET", "HEAD", "DELETE", "OPTIONS", "TRACE" };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (n == strlen(names[i]) && !memcmp(m, names[i], n))
+            return true;
+    return false;
+}
+
+/* A request framed with content where the method says there is none.
+ * CONNECT has no content (RFC 9110 9.3.6) though RFC 9112 6 frames by the
+ * fields: read as no body (what follows the head is the tunnel's, or the
+ * next request), flagged either way. */
+static void request_content_checks(struct ht_parser *p)
+{
+    struct ht_msg *m = &p->msg;
+    bool content = m->framing == HT_FRAME_CHUNKED ||
+                   (m->framing == HT_FRAME_LENGTH && m->content_length > 0);
+    if (!content)
+        return;
+    if (m->req_flags & HT_REQF_CONNECT) {
+        m->anomalies |= HT_AN_BODY_ON_CONNECT;
+        m->framing = HT_FRAME_NONE;
+        m->content_length = 0;
+    } else if (bodiless_method(p->head, m->method_len)) {
+        m->anomalies |= HT_AN_BODY_ON_BODILESS_METHOD;
+    }
+}
+
 static uint32_t parse_head(struct ht_parser *p)
 {
     uint32_t pos = 0;
@@ -512,7 +550,10 @@ static uint32_t parse_head(struct ht_parser *p)
         if (fatal)
             return fatal;
     }
-    return decide_framing(p, &f);
+    uint32_t fatal = decide_framing(p, &f);
+    if (!fatal && p->dir == HT_REQ)
+        request_content_checks(p);
+    return fatal;
 }
 
 /* ---- the state machine ---- */

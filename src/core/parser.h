@@ -66,8 +66,16 @@ enum ht_anomaly {
     HT_AN_TRAILER_FRAMING   = 1u << 24, /* framing field in a trailer section */
     HT_AN_LEADING_EMPTY_LINES = 1u << 25,/* empty lines before a status line */
     HT_AN_DATA_AFTER_CLOSE  = 1u << 26, /* a message after "Connection: close" */
+    HT_AN_BODY_ON_BODILESS_METHOD = 1u << 27,/* content on GET, HEAD, DELETE, OPTIONS, TRACE */
+    HT_AN_BODY_ON_CONNECT   = 1u << 28, /* CONNECT with Content-Length/TE: read as no body */
+    HT_AN_FRAGMENT_IN_TARGET = 1u << 29,/* "#" in the request-target (RFC 9112 3.2) */
+    HT_AN_DESYNC_SUSPECTED  = 1u << 30, /* (conn.c) a response no request explains */
 };
-#define HT_AN_COUNT 27
+#define HT_AN_COUNT 31
+
+/* Anomalies that leave the framing in doubt: the server may have read the
+ * request stream differently (an exchange carrying one is not complete). */
+#define HT_AN_DOUBT (HT_AN_BODY_ON_BODILESS_METHOD | HT_AN_BODY_ON_CONNECT | HT_AN_DESYNC_SUSPECTED)
 
 /* The snake_case name of one anomaly bit, or NULL. */
 const char *ht_anomaly_name(uint32_t bit);

@@ -279,6 +279,34 @@ static const struct pcase cases[] = {
     { "CONNECT with an origin-form target is flagged", HT_REQ, 0,
       "CONNECT /x HTTP/1.1\r\nHost: x\r\n\r\n",
       "H<CONNECT /x 1.1 none>+invalid_target_formE|eof:none" },
+    { "GET with a Content-Length body is framed by it, flagged", HT_REQ, 0,
+      "GET /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nGET /",
+      "H<GET /p 1.1 len>[GET /]+body_on_bodiless_methodE|eof:none" },
+    { "chunked HEAD, DELETE, OPTIONS and TRACE bodies are flagged", HT_REQ, 0,
+      "HEAD / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n"
+      "DELETE / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nb"
+      "OPTIONS * HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nc"
+      "TRACE / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nd",
+      "H<HEAD / 1.1 chunked>[a]+body_on_bodiless_methodE"
+      "H<DELETE / 1.1 len>[b]+body_on_bodiless_methodE"
+      "H<OPTIONS * 1.1 len>[c]+body_on_bodiless_methodE"
+      "H<TRACE / 1.1 len>[d]+body_on_bodiless_methodE|eof:none" },
+    { "GET with Content-Length 0, and POST with a body, are fine", HT_REQ, 0,
+      "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+      "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\ne",
+      "H<GET / 1.1 len>EH<POST / 1.1 len>[e]E|eof:none" },
+    { "CONNECT with Content-Length has no body, flagged", HT_REQ, 0,
+      "CONNECT h:443 HTTP/1.0\r\nContent-Length: 10\r\n\r\nblarfcicle",
+      "H<CONNECT h:443 1.0 none>+body_on_connectE|paused|eof:none" },
+    { "chunked CONNECT has no body, flagged", HT_REQ, 0,
+      "CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+      "H<CONNECT h:443 1.1 none>+body_on_connectE|paused|eof:none" },
+    { "a fragment in the request-target is flagged", HT_REQ, 0,
+      "GET /a?b=1#frag HTTP/1.1\r\nHost: x\r\n\r\n",
+      "H<GET /a?b=1#frag 1.1 none>+fragment_in_targetE|eof:none" },
+    { "a fragment in an absolute-form target is flagged", HT_REQ, 0,
+      "GET http://h/a#f HTTP/1.1\r\nHost: h\r\n\r\n",
+      "H<GET http://h/a#f 1.1 none>+fragment_in_targetE|eof:none" },
     { "absolute-form target is fine", HT_REQ, 0,
       "GET http://example.com/a?b HTTP/1.1\r\nHost: example.com\r\n\r\n",
       "H<GET http://example.com/a?b 1.1 none>E|eof:none" },
