@@ -22,6 +22,7 @@
 #include <bpf/bpf.h>
 
 #include "attach/attach_private.h"
+#include "core/connid.h"
 #include "core/sink.h"
 #include "core/stats.h"
 
@@ -167,7 +168,7 @@ static struct aconn *new_conn(uint64_t id, uint32_t tgid, int fd, const struct h
     c->joined = joined;
     c->waiting[HT_REQ] = c->waiting[HT_RESP] = joined;
     char sid[32];
-    snprintf(sid, sizeof(sid), "%u-%llu", tgid, (unsigned long long)++seq);
+    ht_connid_format(sid, sizeof(sid), (int)tgid, ++seq);
     ht_conn_init(&c->conn, &ht_attach.ccfg, ep, sid, (int)tgid, emit, c);
     unsigned h = hash_id(id) % ID_BUCKETS;
     c->next_id = by_id[h];

@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,6 +112,26 @@ static int process_of(int tid)
     if (f)
         fclose(f);
     return tgid;
+}
+
+/* Whether the process has libhttptape.so mapped (it runs under `httptape
+ * run` or LD_PRELOAD): a mapping whose file name is libhttptape.so. An
+ * unreadable maps file says no. */
+static bool has_preload(int pid)
+{
+    char path[64], line[4096 + 128];
+    bool found = false;
+    snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+    FILE *f = fopen(path, "re");
+    while (f && !found && fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = 0;
+        char *slash = strrchr(line, '/');
+        found = slash && (!strcmp(slash + 1, "libhttptape.so") ||
+                          !strcmp(slash + 1, "libhttptape.so (deleted)"));
+    }
+    if (f)
+        fclose(f);
+    return found;
 }
 #endif
 
@@ -230,6 +251,10 @@ int ht_cmd_attach(int argc, char **argv)
             fputs("httptape attach: cannot attach to itself\n", stderr);
             return HT_ATTACH_USAGE;
         }
+        if (!check && has_preload(o.pid))
+            fprintf(stderr, "httptape attach: warning: pid %d already has libhttptape.so "
+                    "loaded (httptape run or LD_PRELOAD): its exchanges will be logged "
+                    "twice, once by each, under different connection ids\n", o.pid);
     }
     if ((rc = ht_attach_preflight(err, sizeof(err)))) {
         fprintf(stderr, "httptape attach: %s\n", err);

@@ -11,6 +11,13 @@
  * so a 100 MB log costs a few blocks. Anything else (stdin pipe, FIFO) is read
  * to its end keeping a ring of the last N lines.
  *
+ * Following: the file is looked at when inotify reports a change and every
+ * 200 ms. Before reading on, a file shorter than our offset, or one whose
+ * first bytes or bytes just before our offset (up to 4 KiB each, kept from
+ * what we read) changed, was truncated: it is read again from its start, so
+ * a file truncated and refilled past our offset between two looks loses
+ * nothing.
+ *
  * A final line without '\n' counts as a line when not following (like
  * tail(1)); with -f it is held until its '\n' arrives. Line numbers in
  * warnings are exact when the scan reached the start of the file (small
@@ -57,6 +64,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -70,6 +79,7 @@
 #define HT_TAIL_MAX_READS  64                  /* blocks read per poll tick */
 #define HT_TAIL_POLL_NS    (200 * 1000 * 1000)
 #define HT_TAIL_DEFAULT_N  10
+#define HT_TAIL_FP         4096                /* bytes kept at each end of what we read */
 #define LINENO_UNKNOWN     (-1LL)
 
 static volatile sig_atomic_t stop_requested;
@@ -132,6 +142,19 @@ struct ring {
     long long max;
 };
 
+/*
+ * What we last read of the followed file: its first bytes and the bytes just
+ * before our offset. A file truncated and written again past our offset
+ * between two looks keeps its inode and may even be longer than before;
+ * these bytes no longer matching is how we notice (tail -F's case).
+ */
+struct fingerprint {
+    char head[HT_TAIL_FP], tail[HT_TAIL_FP];
+    size_t head_n, tail_n;
+    off_t seen_size;            /* size and mtime at the last comparison */
+    struct timespec seen_mtime;
+};
+
 /* The file being followed; fd < 0 while the path is missing. */
 struct follower {
     const char *path;
@@ -140,6 +163,8 @@ struct follower {
     dev_t dev;
     ino_t ino;
     bool warned_open;
+    int ino_fd, wd;             /* inotify wake-ups; -1 when unavailable */
+    struct fingerprint fp;
 };
 
 /* ---- option parsing ---------------------------------------------------- */
@@ -749,10 +774,90 @@ static void install_stop_handlers(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
-static void nap(void)
+/* Until the file changes (inotify) or 200 ms pass, whichever is first. */
+static void nap(struct follower *f)
 {
-    struct timespec ts = { 0, HT_TAIL_POLL_NS };
-    nanosleep(&ts, NULL);
+    if (f->ino_fd < 0) {
+        struct timespec ts = { 0, HT_TAIL_POLL_NS };
+        nanosleep(&ts, NULL);
+        return;
+    }
+    struct pollfd p = { .fd = f->ino_fd, .events = POLLIN };
+    if (poll(&p, 1, HT_TAIL_POLL_NS / 1000000) > 0) {
+        char ev[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+        while (read(f->ino_fd, ev, sizeof(ev)) > 0)
+            ;                   /* the events only wake us; we look ourselves */
+    }
+}
+
+/* Watches the path's current file; without inotify we just poll. */
+static void watch_path(struct follower *f)
+{
+    if (f->ino_fd < 0)
+        return;
+    if (f->wd >= 0)
+        inotify_rm_watch(f->ino_fd, f->wd);
+    f->wd = inotify_add_watch(f->ino_fd, f->path,
+                              IN_MODIFY | IN_ATTRIB | IN_MOVE_SELF | IN_DELETE_SELF);
+}
+
+/* Records n bytes just read at pos (sequential reads only). */
+static void fp_note(struct fingerprint *fp, const char *p, size_t n, off_t pos)
+{
+    if (pos < HT_TAIL_FP && (size_t)pos == fp->head_n) {
+        size_t k = HT_TAIL_FP - (size_t)pos < n ? HT_TAIL_FP - (size_t)pos : n;
+        memcpy(fp->head + pos, p, k);
+        fp->head_n += k;
+    }
+    if (n >= HT_TAIL_FP) {
+        memcpy(fp->tail, p + n - HT_TAIL_FP, HT_TAIL_FP);
+        fp->tail_n = HT_TAIL_FP;
+        return;
+    }
+    size_t keep = fp->tail_n < HT_TAIL_FP - n ? fp->tail_n : HT_TAIL_FP - n;
+    memmove(fp->tail, fp->tail + fp->tail_n - keep, keep);
+    memcpy(fp->tail + keep, p, n);
+    fp->tail_n = keep + n;
+}
+
+/* Fills the fingerprint from the file for a follower starting at f->off. */
+static void fp_load(struct follower *f)
+{
+    struct fingerprint *fp = &f->fp;
+    struct stat st;
+    fp->head_n = fp->tail_n = 0;
+    if (fstat(f->fd, &st) == 0) {
+        fp->seen_size = st.st_size;
+        fp->seen_mtime = st.st_mtim;
+    }
+    size_t hn = f->off < HT_TAIL_FP ? (size_t)f->off : HT_TAIL_FP;
+    ssize_t r = pread_full(f->fd, fp->head, hn, 0);
+    fp->head_n = r > 0 ? (size_t)r : 0;
+    r = pread_full(f->fd, fp->tail, hn, f->off - (off_t)hn);
+    fp->tail_n = r > 0 ? (size_t)r : 0;
+}
+
+static bool same_bytes(int fd, const char *want, size_t n, off_t at, char *blk)
+{
+    return n == 0 || (pread_full(fd, blk, n, at) == (ssize_t)n && !memcmp(blk, want, n));
+}
+
+/* Shorter than our offset, or what we read is no longer there. */
+static bool was_truncated(struct follower *f, char *blk)
+{
+    struct fingerprint *fp = &f->fp;
+    struct stat st;
+    if (fstat(f->fd, &st))
+        return false;
+    if (st.st_size < f->off)
+        return true;
+    if (st.st_size == fp->seen_size && st.st_mtim.tv_sec == fp->seen_mtime.tv_sec &&
+        st.st_mtim.tv_nsec == fp->seen_mtime.tv_nsec)
+        return false;           /* untouched since we last compared */
+    fp->seen_size = st.st_size;
+    fp->seen_mtime = st.st_mtim;
+    return !same_bytes(f->fd, fp->head, fp->head_n, 0, blk) ||
+           !same_bytes(f->fd, fp->tail, fp->tail_n, f->off - (off_t)fp->tail_n, blk);
 }
 
 /* Reads what is there, at most HT_TAIL_MAX_READS blocks; *more when cut short. */
@@ -765,6 +870,7 @@ static int drain(struct follower *f, struct splitter *sp, char *blk, bool *more)
             return errno == EINTR ? 0 : -errno;
         if (r == 0)
             return 0;
+        fp_note(&f->fp, blk, (size_t)r, f->off);
         f->off += r;
         int rc = split_feed(sp, blk, (size_t)r);
         if (rc)
@@ -774,13 +880,14 @@ static int drain(struct follower *f, struct splitter *sp, char *blk, bool *more)
     return 0;
 }
 
-static void check_truncated(struct follower *f, struct splitter *sp)
+/* Before reading more: if the file was cut (and maybe refilled), start at 0. */
+static void check_truncated(struct follower *f, struct splitter *sp, char *blk)
 {
-    struct stat st;
-    if (f->fd < 0 || fstat(f->fd, &st) || st.st_size >= f->off)
+    if (f->fd < 0 || !was_truncated(f, blk))
         return;
     fprintf(stderr, "httptape tail: %s: file truncated\n", f->path);
     f->off = 0;
+    f->fp.head_n = f->fp.tail_n = 0;
     split_reset(sp, 1);
 }
 
@@ -801,7 +908,15 @@ static void follow_open(struct follower *f, struct splitter *sp)
         close(fd);
         return;
     }
-    *f = (struct follower){ f->path, fd, 0, st.st_dev, st.st_ino, false };
+    f->fd = fd;
+    f->off = 0;
+    f->dev = st.st_dev;
+    f->ino = st.st_ino;
+    f->warned_open = false;
+    f->fp.head_n = f->fp.tail_n = 0;
+    f->fp.seen_size = st.st_size;
+    f->fp.seen_mtime = st.st_mtim;
+    watch_path(f);
     split_reset(sp, 1);
 }
 
@@ -833,23 +948,33 @@ static int check_replaced(struct follower *f, struct splitter *sp, char *blk)
     return rc;
 }
 
-/* Polls every 200 ms until SIGINT/SIGTERM. Closes f->fd on the way out. */
+/*
+ * Looks at the file when inotify says it changed, and every 200 ms anyway
+ * (a removed path is only noticed by polling), until SIGINT/SIGTERM.
+ * Closes f->fd on the way out.
+ */
 static int follow(struct follower *f, struct splitter *sp, char *blk)
 {
     int rc = 0;
     install_stop_handlers();
+    f->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    f->wd = -1;
+    watch_path(f);
+    fp_load(f);
     while (!rc && !stop_requested) {
         bool more;
+        check_truncated(f, sp, blk);
         rc = drain(f, sp, blk, &more);
         if (rc || more)
             continue;
-        check_truncated(f, sp);
         rc = check_replaced(f, sp, blk);
         if (!rc && !stop_requested)
-            nap();
+            nap(f);
     }
     if (f->fd >= 0)
         close(f->fd);
+    if (f->ino_fd >= 0)
+        close(f->ino_fd);
     return rc;
 }
 
@@ -869,8 +994,16 @@ static int tail_fd(int fd, const struct tail_opts *o, bool is_stdin, char *blk)
     else
         rc = show_regular(fd, st.st_size, o, &sp, blk, &start);
     if (!rc && o->follow && !is_stdin && S_ISREG(st.st_mode)) {
-        struct follower f = { o->path, fd, start, st.st_dev, st.st_ino, false };
-        rc = follow(&f, &sp, blk);
+        struct follower *f = calloc(1, sizeof(*f));
+        if (f) {
+            *f = (struct follower){ .path = o->path, .fd = fd, .off = start,
+                                    .dev = st.st_dev, .ino = st.st_ino };
+            rc = follow(f, &sp, blk);
+            free(f);
+        } else {
+            close(fd);
+            rc = -ENOMEM;
+        }
     } else if (!is_stdin) {
         close(fd);
     }

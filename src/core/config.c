@@ -158,8 +158,38 @@ static int set_names(char *dst, size_t dstlen, enum ht_redact_list which, const 
     return 0;
 }
 
-int ht_config_set(struct ht_config *c, const char *name, const char *value,
-                  char *err, size_t errlen)
+/*
+ * Error lines quote the value given, which may hold a newline or an ESC
+ * sequence: written raw, that would split the one line or drive the
+ * terminal. Bytes outside printable ASCII become \n, \r, \t or \xNN
+ * (backslash itself is left alone, so escaping twice changes nothing).
+ */
+static void escape_err(char *err, size_t errlen)
+{
+    char out[1024];
+    size_t o = 0, lim = errlen < sizeof(out) ? errlen : sizeof(out);
+    if (!errlen)
+        return;
+    for (const unsigned char *p = (const unsigned char *)err; *p; p++) {
+        char e[5];
+        size_t k = 2;
+        if (*p == '\n' || *p == '\r' || *p == '\t')
+            e[0] = '\\', e[1] = *p == '\n' ? 'n' : *p == '\r' ? 'r' : 't';
+        else if (*p < 0x20 || *p >= 0x7f)
+            k = (size_t)snprintf(e, sizeof(e), "\\x%02x", *p);
+        else
+            e[0] = (char)*p, k = 1;
+        if (o + k >= lim)
+            break;
+        memcpy(out + o, e, k);
+        o += k;
+    }
+    memcpy(err, out, o);
+    err[o] = 0;
+}
+
+static int config_set(struct ht_config *c, const char *name, const char *value,
+                      char *err, size_t errlen)
 {
     if (!strcmp(name, "HTTPTAPE_LOG"))
         return set_log(c, value, err, errlen);
@@ -210,6 +240,15 @@ int ht_config_set(struct ht_config *c, const char *name, const char *value,
     return -EINVAL;
 }
 
+int ht_config_set(struct ht_config *c, const char *name, const char *value,
+                  char *err, size_t errlen)
+{
+    int rc = config_set(c, name, value, err, errlen);
+    if (rc)
+        escape_err(err, errlen);
+    return rc;
+}
+
 void ht_config_defaults(struct ht_config *c)
 {
     memset(c, 0, sizeof(*c));
@@ -257,8 +296,10 @@ int ht_config_from_env(struct ht_config *c, char *err, size_t errlen)
     ht_config_defaults(c);
     const char *log = getenv("HTTPTAPE_LOG");
     int rc = set_log(c, log ? log : HT_DEFAULT_LOG, err, errlen);
-    if (rc)
+    if (rc) {
+        escape_err(err, errlen);
         return rc;
+    }
     for (size_t i = 0; i < sizeof(num_vars) / sizeof(num_vars[0]); i++) {
         const char *v = getenv(num_vars[i].name);
         if (v && (rc = ht_config_set(c, num_vars[i].name, v, err, errlen)))

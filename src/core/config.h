@@ -52,7 +52,9 @@ int ht_parse_bool(const char *s, bool *out);
 
 /* Validate one setting by variable name ("HTTPTAPE_MAX_BODY" ...) and store
  * it in c. 0, or -EINVAL with a one-line reason in err naming the variable
- * and the accepted form. */
+ * and the accepted form. The value quoted in err has its control and
+ * non-ASCII bytes written as \n, \r, \t or \xNN, so err is one printable
+ * line whatever the value holds. */
 int ht_config_set(struct ht_config *c, const char *name, const char *value,
                   char *err, size_t errlen);
 

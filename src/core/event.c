@@ -86,6 +86,26 @@ static void write_value(struct ht_jw *w, const uint8_t *h, size_t hn, const stru
     ht_buf_free(&j);
 }
 
+/* `"<lowercase name>":[`, the whole name however long it is (the head cap
+ * bounds it): a cut name would make two long names that share a prefix the
+ * same key, and JSON readers keep only one of them. */
+static void open_name_array(struct ht_jw *w, const struct field *f)
+{
+    char low[256];
+    ht_jw_member(w, NULL);
+    ht_jw_putc(w, '"');
+    for (size_t at = 0; at < f->nlen; at += sizeof(low)) {
+        size_t kn = f->nlen - at < sizeof(low) ? f->nlen - at : sizeof(low);
+        for (size_t k = 0; k < kn; k++) {
+            char c = (char)f->name[at + k];
+            low[k] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+        }
+        ht_jw_put(w, low, kn);
+    }
+    ht_jw_put(w, "\":", 2);
+    ht_jw_push(w, '[');
+}
+
 /* "header": { "<lowercase name>": [values in arrival order], ... } with
  * names in order of first appearance. */
 static void write_header(struct ht_jw *w, const uint8_t *h, size_t n)
@@ -133,14 +153,7 @@ static void write_header(struct ht_jw *w, const uint8_t *h, size_t n)
     for (size_t i = 0; i < nf; i++) {
         if (f[i].done)
             continue;
-        char key[256];
-        size_t kn = f[i].nlen < sizeof(key) - 1 ? f[i].nlen : sizeof(key) - 1;
-        for (size_t k = 0; k < kn; k++) {
-            char c = (char)f[i].name[k];
-            key[k] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
-        }
-        key[kn] = 0;
-        ht_jw_open_array(w, key);
+        open_name_array(w, &f[i]);
         for (size_t j = i; j < nf; j++) {
             if (j != i && (f[j].done || !name_eq(&f[i], &f[j])))
                 continue;

@@ -404,27 +404,73 @@ static void redact_value(struct ctx *x, struct splice *sp, size_t off, size_t le
 
 /* ---- name=value&... (query strings, form bodies) ---- */
 
+/* The first '&' or ';' in s[off, end), or end. */
+static size_t param_end(const uint8_t *s, size_t off, size_t end)
+{
+    while (off < end && s[off] != '&' && s[off] != ';')
+        off++;
+    return off;
+}
+
 /* Query strings use the query list; form bodies, the same syntax, both
- * lists (an OAuth token request posts code=..., client_secret=...). */
+ * lists (an OAuth token request posts code=..., client_secret=...).
+ * Parameters are separated by '&' or ';' (many servers split on both:
+ * "?x=1;api_key=.."); a sensitive value runs to the next '&', so
+ * "token=a;b" is covered whichever way the server reads it. */
 static void redact_params(struct ctx *x, struct splice *sp, size_t off, size_t end,
                           const char *kind, const struct name *as)
 {
     bool form = !strcmp(kind, "body");
     const uint8_t *s = sp->src;
     while (off < end) {
-        const uint8_t *amp = memchr(s + off, '&', end - off);
-        size_t pend = amp ? (size_t)(amp - s) : end;
+        size_t pend = param_end(s, off, end);
         const uint8_t *eq = memchr(s + off, '=', pend - off);
         if (eq && (size_t)(eq - s) + 1 < pend) {
             struct name nm;
             size_t v = (size_t)(eq - s) + 1;
             name_from(&nm, V_PCT, s + off, (size_t)(eq - s) - off);
             if (sensitive(x->cfg, HT_REDACT_QUERY, &nm) ||
-                (form && sensitive(x->cfg, HT_REDACT_FIELDS, &nm)))
+                (form && sensitive(x->cfg, HT_REDACT_FIELDS, &nm))) {
+                const uint8_t *amp = memchr(s + v, '&', end - v);
+                pend = amp ? (size_t)(amp - s) : end;
                 redact_value(x, sp, v, pend - v, V_PCT, kind, as ? as : &nm);
+            }
         }
         off = pend + 1;
     }
+}
+
+/* "scheme://user:pass@host/..." or "//user:pass@host/..." in src[off, end):
+ * the password is replaced; a user part without one is replaced whole
+ * (https://TOKEN@host/ is how tokens ride in URLs). */
+static void redact_userinfo(struct ctx *x, struct splice *sp, size_t off, size_t end,
+                            const char *kind, const struct name *as)
+{
+    const uint8_t *s = sp->src;
+    size_t a = off;
+    if (a < end && (s[a] | 0x20) >= 'a' && (s[a] | 0x20) <= 'z')   /* scheme: ALPHA *(...) */
+        while (++a < end && (((s[a] | 0x20) >= 'a' && (s[a] | 0x20) <= 'z') ||
+                             (s[a] >= '0' && s[a] <= '9') || s[a] == '+' || s[a] == '-' ||
+                             s[a] == '.'))
+            ;
+    if (a > off && a < end && s[a] == ':')
+        a++;
+    else
+        a = off;                                /* no scheme: "//host" or nothing */
+    if (end - a < 2 || s[a] != '/' || s[a + 1] != '/')
+        return;
+    a += 2;
+    size_t ae = a;
+    while (ae < end && s[ae] != '/' && s[ae] != '?' && s[ae] != '#')
+        ae++;
+    const uint8_t *at = memrchr(s + a, '@', ae - a);
+    if (!at)
+        return;
+    size_t ue = (size_t)(at - s);
+    const uint8_t *colon = memchr(s + a, ':', ue - a);
+    size_t v = colon ? (size_t)(colon - s) + 1 : a;
+    if (v < ue)
+        redact_value(x, sp, v, ue - v, V_PCT, kind, as);
 }
 
 /* The query of a request target or URL in src[off, end): after the first
@@ -575,8 +621,10 @@ static void redact_field(struct ctx *x, struct splice *sp, const struct field *f
     body_kind_field(&nm, h + f->value, f->value_end - f->value, kind);
     if (!sensitive(x->cfg, HT_REDACT_HEADERS, &nm)) {
         if (name_is(&nm, "referer") || name_is(&nm, "location") ||
-            name_is(&nm, "contentlocation"))
+            name_is(&nm, "contentlocation")) {
+            redact_userinfo(x, sp, f->value, f->value_end, "header", &nm);
             redact_url_query(x, sp, f->value, f->value_end, "header", &nm);
+        }
         return;
     }
     if (!f->folded && (name_is(&nm, "cookie") || name_is(&nm, "setcookie"))) {
@@ -608,8 +656,12 @@ static enum body_kind head_pass(struct ctx *x, struct splice *sp, const struct h
     if (msg) {
         size_t ts = msg->target_off, te = ts + msg->target_len;
         *toff = (uint32_t)sp_map(sp, ts);
-        if (!(msg->req_flags & HT_REQF_CONNECT))
+        if (!(msg->req_flags & HT_REQF_CONNECT)) {
+            struct name ui;
+            name_set(&ui, (const uint8_t *)"userinfo", 8);
+            redact_userinfo(x, sp, ts, te, "url", &ui);
             redact_url_query(x, sp, ts, te, "query", NULL);
+        }
         *tlen = (uint32_t)(sp_map(sp, te) - *toff);
     }
     size_t pos = first;
@@ -787,9 +839,23 @@ static void json_scan(struct ctx *x, struct splice *sp)
  * input; at worst it replaces a value after a "password": in plain text). */
 #define SNIFF_MAX (1u << 20)
 
+/* Where the text of a body starts: past a UTF-8 byte order mark (which
+ * RFC 8259 8.1 lets a JSON parser ignore) and whitespace. */
+static size_t text_start(const struct ht_body *b, size_t *bom)
+{
+    *bom = b->len >= 3 && !memcmp(b->buf, "\xef\xbb\xbf", 3) ? 3 : 0;
+    return skip_ws(b->buf, b->len, *bom);
+}
+
+static bool bracketed(const struct ht_body *b)
+{
+    size_t bom, i = text_start(b, &bom);
+    return i < b->len && (b->buf[i] == '{' || b->buf[i] == '[');
+}
+
 static bool sniff_json(const struct ht_body *b)
 {
-    size_t i = skip_ws(b->buf, b->len, 0);
+    size_t bom, i = text_start(b, &bom);
     if (b->truncated || i >= b->len || (b->buf[i] != '{' && b->buf[i] != '['))
         return false;
     if (b->len > SNIFF_MAX) {
@@ -799,7 +865,7 @@ static bool sniff_json(const struct ht_body *b)
         return b->buf[e - 1] == (b->buf[i] == '{' ? '}' : ']');
     }
     json_error_t e;
-    json_t *j = json_loadb((const char *)b->buf, b->len, JSON_ALLOW_NUL, &e);
+    json_t *j = json_loadb((const char *)b->buf + bom, b->len - bom, JSON_ALLOW_NUL, &e);
     json_decref(j);
     return j || json_error_code(&e) == json_error_numeric_overflow;
 }
@@ -809,6 +875,10 @@ static int redact_body(struct ctx *x, struct ht_body *b, enum body_kind k)
     if (!b->buf || !b->len || k == B_ENCODED)
         return 0;
     struct splice sp = { .src = b->buf, .n = b->len };
+    /* Labelled JSON but not bracketed ("a=1&password=x" sent as JSON): the
+     * JSON scanner would find no member, so read it as a form. */
+    if (k == B_JSON && !bracketed(b))
+        k = B_FORM;
     if (k == B_JSON || sniff_json(b))
         json_scan(x, &sp);
     else if (k == B_FORM)

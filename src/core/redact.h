@@ -8,7 +8,10 @@
  *     ("Bearer"), cookie names and Set-Cookie attributes stay;
  *   - query parameter values in the request target, and in the URLs of
  *     Referer, Location and Content-Location, whose names are sensitive
- *     (default list + HTTPTAPE_REDACT_QUERY);
+ *     (default list + HTTPTAPE_REDACT_QUERY); parameters split on '&' and
+ *     ';', a sensitive value runs to the next '&';
+ *   - the password of userinfo ("user:pass@", or a lone user part) in those
+ *     URLs and in an absolute-form target;
  *   - values of sensitive fields at any depth of JSON bodies and in
  *     application/x-www-form-urlencoded bodies (default list +
  *     HTTPTAPE_REDACT_FIELDS), both directions.
@@ -19,7 +22,9 @@
  * "access-token" == "ACCESS_TOKEN"), after percent- or JSON-unescaping, and
  * in every list a name ending in password, passwd, secret, token, apikey,
  * privatekey or signature is sensitive too ("X-Auth-Token", "db_password").
- * Form bodies use the query and the field lists. Bodies other than JSON
+ * Form bodies use the query and the field lists. A leading UTF-8 BOM is
+ * skipped; a body labelled JSON that is not bracketed is read as a form.
+ * Bodies other than JSON
  * (by Content-Type, or complete and parsed by jansson) and form-urlencoded
  * are not read, nor content-encoded ones; an excerpt cut at the cap is
  * redacted as far as it goes.

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "core/conn.h"
+#include "core/connid.h"
 #include "core/sink.h"
 #include "core/stats.h"
 
@@ -292,8 +293,7 @@ void ht_tap_accepted(int fd, const struct sockaddr *peer, socklen_t peer_len)
         goto out;
     char id[32];
     int pid = getpid();
-    snprintf(id, sizeof(id), "%d-%llu", pid,
-             (unsigned long long)atomic_fetch_add(&conn_seq, 1) + 1);
+    ht_connid_format(id, sizeof(id), pid, atomic_fetch_add(&conn_seq, 1) + 1);
     pthread_mutex_lock(&t->lock);
     ht_conn_init(&t->conn, &conn_cfg, &ep, id, pid, emit, NULL);
     atomic_store(&t->missed[0], false);

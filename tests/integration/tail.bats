@@ -207,6 +207,37 @@ httptape tail: line 7: not a JSON object"
     grep -qF "file truncated" "$ERR"
 }
 
+@test "tail: -f prints every line of a file truncated and refilled between two looks" {
+    for i in $(seq 4); do record "old$i"; done >"$LOG"
+    start_tail -n 4
+    wait_for_output " /old4 "
+    # One open(O_TRUNC) and six lines, faster than a poll: the file is longer
+    # than before when tail next looks, and has the same inode.
+    for i in $(seq 6); do record "new$i"; done >"$LOG"
+    wait_for_output " /new6 "
+    sleep 0.3                          # a late extra line would show by now
+    for i in $(seq 6); do
+        grep -qF " /new$i " "$OUT" || { cat "$OUT" >&2; false; }
+    done
+    run grep -c . "$OUT"
+    assert_output 10
+    grep -qF "file truncated" "$ERR"
+}
+
+@test "tail: -f notices a refill of the same length with different content" {
+    for i in $(seq 4); do record "old$i"; done >"$LOG"
+    start_tail -n 4
+    wait_for_output " /old4 "
+    sleep 0.3
+    # Same size as before, then two more lines: only the content says it changed.
+    { for i in $(seq 4); do record "new$i"; done; record "new5"; record "new6"; } >"$LOG.tmp"
+    cat "$LOG.tmp" >"$LOG"
+    wait_for_output " /new6 "
+    sleep 0.3
+    run grep -c " /new" "$OUT"
+    assert_output 6
+}
+
 @test "tail: -f survives the file being replaced" {
     record first >"$LOG"
     start_tail

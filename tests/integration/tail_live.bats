@@ -47,3 +47,18 @@ teardown() {
     run cat "$SERVER_OUT"
     assert_equal "${#lines[@]}" 2
 }
+
+@test "tail: two long header names that share their first 255 bytes stay two keys" {
+    local prefix
+    prefix=$(printf 'x%.0s' $(seq 300))
+    curl -s --max-time 5 -o /dev/null -H "X-$prefix-One: 1" -H "X-$prefix-Two: 2" "$BASE/a.txt"
+    wait_exchanges "$LOG" 1
+    run --separate-stderr timeout 5 "$HTTPTAPE" tail --json "$LOG"
+    assert_success
+    # jq keeps one of two equal keys: both full names must be there.
+    run jq -r --arg p "x-$prefix" '.http.request.header | to_entries[]
+        | select(.key | startswith($p)) | "\(.key | ltrimstr($p)) \(.value[0])"' <<<"$output"
+    assert_success
+    assert_output "-one 1
+-two 2"
+}

@@ -423,6 +423,94 @@ static void test_form(void)
     ht_exchange_free(ex);
 }
 
+/* ---- what the independent tests found (issue 11) ---- */
+
+/* "?x=1;api_key=..": ';' separates parameters for many servers (and did
+ * for Python's parse_qs); a sensitive value runs to the next '&', so
+ * either reading of "token=a;b" is covered. */
+static void test_semicolon_query(void)
+{
+    static const struct qcase cases[] = {
+        { "/p?x=1;api_key=k-123", "/p?x=1;api_key=REDACTED" },
+        { "/p?a=1;b=2;password=hunter2&c=3", "/p?a=1;b=2;password=REDACTED&c=3" },
+        { "/p?token=a;b&x=1", "/p?token=REDACTED&x=1" },
+        { "/p?q=a;b", "/p?q=a;b" },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char req[512];
+        snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: h\r\n\r\n", cases[i].target);
+        struct ht_exchange *ex = capture(req, OK);
+        ht_redact_exchange_with(&plain, ex);
+        const uint8_t *t = ex->req_head + ex->req_msg.target_off;
+        tap_ok(same(t, ex->req_msg.target_len, cases[i].want) && head_reparses(ex),
+               "query with ';': %s", cases[i].target);
+        ht_exchange_free(ex);
+    }
+    struct ht_exchange *ex = with_body("application/x-www-form-urlencoded", "a=1;password=x", 4096);
+    ht_redact_exchange_with(&plain, ex);
+    tap_ok(body_is(ex, "a=1;password=REDACTED"), "form body with ';': the field after it is replaced");
+    ht_exchange_free(ex);
+}
+
+/* https://user:pass@host/: the password (or a lone user part, often a
+ * token) in Referer, Location, Content-Location and an absolute target. */
+static void test_userinfo(void)
+{
+    struct ht_exchange *ex = capture(
+        "GET http://bob:tgt-pass@h/p HTTP/1.1\r\nHost: h\r\n"
+        "Referer: https://alice:s3cret@example.com/from?x=1\r\n\r\n",
+        "HTTP/1.1 302 Found\r\nLocation: https://ghp_tok3n@git.example/r\r\n"
+        "Content-Location: //carol:pw@cdn/x\r\nContent-Length: 0\r\n\r\n");
+    ht_redact_exchange_with(&plain, ex);
+    tap_ok(same(ex->req_head, ex->req_head_len,
+                "GET http://bob:REDACTED@h/p HTTP/1.1\r\nHost: h\r\n"
+                "Referer: https://alice:REDACTED@example.com/from?x=1\r\n\r\n") &&
+           head_reparses(ex),
+           "userinfo: the password in Referer and in an absolute target is replaced, the user stays");
+    tap_ok(same(ex->resp_head, ex->resp_head_len,
+                "HTTP/1.1 302 Found\r\nLocation: https://REDACTED@git.example/r\r\n"
+                "Content-Location: //carol:REDACTED@cdn/x\r\nContent-Length: 0\r\n\r\n"),
+           "userinfo: a user part without a password is replaced whole (a token)");
+    tap_ok(listed(ex, "header:referer") && listed(ex, "header:location") &&
+           listed(ex, "url:userinfo"), "userinfo: listed as header:<name> and url:userinfo");
+    ht_exchange_free(ex);
+
+    ex = capture("GET / HTTP/1.1\r\nHost: h\r\nReferer: https://example.com/a@b?c=d:e\r\n\r\n", OK);
+    tap_ok(ht_redact_exchange_with(&plain, ex) == 0,
+           "userinfo: an '@' in the path or query is not userinfo");
+    ht_exchange_free(ex);
+}
+
+/* Content-Type says JSON but the body is a form: read it as a form. */
+static void test_form_labelled_json(void)
+{
+    struct ht_exchange *ex = with_body("application/json", "a=1&password=x", 4096);
+    ht_redact_exchange_with(&plain, ex);
+    tap_ok(body_is(ex, "a=1&password=REDACTED") && listed(ex, "body:password"),
+           "form body labelled application/json: its password is replaced");
+    ht_exchange_free(ex);
+    ex = with_body("application/json", "  {\"password\":\"x\"}", 4096);
+    ht_redact_exchange_with(&plain, ex);
+    tap_ok(body_is(ex, "  {\"password\":\"REDACTED\"}"), "a real JSON body is still read as JSON");
+    ht_exchange_free(ex);
+}
+
+/* A UTF-8 byte order mark before the JSON (RFC 8259 8.1 lets a parser
+ * ignore it), with and without a JSON content type. */
+static void test_bom_json(void)
+{
+    static const char *const ctypes[] = { "application/json", "text/plain", NULL,
+                                          "application/x-www-form-urlencoded" };
+    for (size_t i = 0; i < sizeof(ctypes) / sizeof(ctypes[0]); i++) {
+        struct ht_exchange *ex = with_body(ctypes[i], "\xef\xbb\xbf{\"password\":\"hunter2\"}", 4096);
+        ht_redact_exchange_with(&plain, ex);
+        tap_ok(body_is(ex, "\xef\xbb\xbf{\"password\":\"REDACTED\"}"),
+               "BOM-prefixed JSON body (%s): its password is replaced",
+               ctypes[i] ? ctypes[i] : "no content type");
+        ht_exchange_free(ex);
+    }
+}
+
 /* ---- pseudonyms ---- */
 
 static void test_hmac(void)
@@ -600,6 +688,10 @@ int main(void)
     test_query();
     test_json();
     test_form();
+    test_semicolon_query();
+    test_userinfo();
+    test_form_labelled_json();
+    test_bom_json();
     test_hmac();
     test_off_and_odd();
     test_random_bodies();

@@ -1,0 +1,76 @@
+/*
+ * test_config.c - unit tests for config.c: the one-line error a bad
+ * HTTPTAPE_* value gets stays one printable line whatever the value holds.
+ */
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/config.h"
+#include "tap.h"
+
+static bool printable_line(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+            return false;
+    return true;
+}
+
+/* A value with a newline and an ESC sequence, for each kind of setting. */
+static void test_set_escapes(void)
+{
+    static const char *const vars[] = {
+        "HTTPTAPE_MAX_BODY", "HTTPTAPE_QUEUE", "HTTPTAPE_LOG_MODE", "HTTPTAPE_INHERIT",
+        "HTTPTAPE_REDACT", "HTTPTAPE_REDACT_HEADERS", "HTTPTAPE_REDACT_QUERY",
+        "HTTPTAPE_REDACT_FIELDS",
+    };
+    const char *bad = "1\n\x1b[2Jforged line";
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+        struct ht_config c;
+        char err[512] = "";
+        ht_config_defaults(&c);
+        int rc = ht_config_set(&c, vars[i], bad, err, sizeof(err));
+        tap_ok(rc < 0 && printable_line(err), "%s: error with newline+ESC is one printable line",
+               vars[i]);
+        if (!printable_line(err) || rc >= 0)
+            tap_diag("rc %d err '%s'", rc, err);
+        if (!strcmp(vars[i], "HTTPTAPE_MAX_BODY"))
+            tap_ok(strstr(err, "'1\\n\\x1b[2Jforged line'") != NULL,
+                   "HTTPTAPE_MAX_BODY: the value is shown escaped (\\n, \\x1b): %s", err);
+    }
+}
+
+/* ht_config_from_env reads HTTPTAPE_LOG and the rest the same way. */
+static void test_env_escapes(void)
+{
+    struct ht_config c;
+    char err[512] = "";
+    setenv("HTTPTAPE_LOG", "/tmp/x.jsonl", 1);
+    setenv("HTTPTAPE_FLUSH_TIMEOUT_MS", "5\r\x1b]0;title\x07", 1);
+    int rc = ht_config_from_env(&c, err, sizeof(err));
+    tap_ok(rc < 0 && printable_line(err) && strstr(err, "5\\r\\x1b]0;title\\x07"),
+           "from_env: HTTPTAPE_FLUSH_TIMEOUT_MS error is escaped: %s", err);
+    unsetenv("HTTPTAPE_FLUSH_TIMEOUT_MS");
+}
+
+/* A short buffer: the escaped line is cut whole, never mid-escape. */
+static void test_short_buffer(void)
+{
+    struct ht_config c;
+    char err[24];
+    ht_config_defaults(&c);
+    int rc = ht_config_set(&c, "HTTPTAPE_MAX_BODY", "\x1b\x1b\x1b\x1b\x1b", err, sizeof(err));
+    size_t n = strlen(err);
+    tap_ok(rc < 0 && n < sizeof(err) && printable_line(err) &&
+           (n < 4 || err[n - 1] != '\\'),
+           "short buffer: '%s' is terminated and printable", err);
+}
+
+int main(void)
+{
+    test_set_escapes();
+    test_env_escapes();
+    test_short_buffer();
+    return tap_done();
+}
