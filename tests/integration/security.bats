@@ -13,6 +13,16 @@
 
 load test_helper/common
 
+# What runs as nobody is staged where nobody can reach it (the checkout may
+# be under /root, mode 0700).
+setup_file() {
+    stage_for_others
+}
+
+teardown_file() {
+    unstage
+}
+
 setup() {
     PORT=$(free_port)
     BASE="http://127.0.0.1:$PORT"
@@ -360,7 +370,8 @@ serve_refused() {
 
 # ---- privileged processes ----
 
-# priv_dir: a directory other users can read, for programs run as nobody.
+# priv_dir: a directory other users can read, for programs run as nobody
+# (with the CLI and library staged by setup_file).
 priv_dir() {
     [ "$(id -u)" -eq 0 ] || skip "needs root to set set-id bits and capabilities"
     command -v setpriv >/dev/null || skip "needs setpriv (util-linux)"
@@ -396,7 +407,7 @@ as_nobody() {
     cp /usr/bin/true "$PRIV_DIR/cap-true"
     setcap cap_net_bind_service+ep "$PRIV_DIR/cap-true" 2>/dev/null ||
         skip "this file system does not take file capabilities"
-    run --separate-stderr as_nobody env PATH="$PRIV_DIR:/usr/bin:/bin" "$HTTPTAPE" run -- cap-true
+    run --separate-stderr as_nobody env PATH="$PRIV_DIR:/usr/bin:/bin" "$STAGED_HTTPTAPE" run -- cap-true
     assert_success
     [[ $stderr == "httptape run: warning: $PRIV_DIR/cap-true has file capabilities, "* ]]
 
@@ -420,7 +431,7 @@ as_nobody() {
     chmod 4755 "$PRIV_DIR/py"
     # ld.so ignores an LD_PRELOAD path in a set-id process, so the library is
     # loaded by hand: its constructor is what is under test.
-    load="import ctypes; ctypes.CDLL('$HTTPTAPE_LIB'); print('app ran')"
+    load="import ctypes; ctypes.CDLL('$STAGED_LIB'); print('app ran')"
     run --separate-stderr as_nobody env HTTPTAPE_LOG=/tmp/x "$PRIV_DIR/py" -c "$load"
     assert_success
     assert_output "app ran"
@@ -443,7 +454,7 @@ as_nobody() {
     chmod 4755 "$PRIV_DIR/py"
     log="$PRIV_DIR/log.jsonl"
     start_bg http setpriv --reuid=nobody --regid=nogroup --clear-groups -- \
-        "$HTTPTAPE" run --log "$log" -- "$PRIV_DIR/py" -m http.server "$PORT" --bind 127.0.0.1 \
+        "$STAGED_HTTPTAPE" run --log "$log" -- "$PRIV_DIR/py" -m http.server "$PORT" --bind 127.0.0.1 \
         --directory "$PRIV_DIR"
     wait_http "$BASE/"
     run curl -s --max-time 5 -o /dev/null -w '%{http_code}' "$BASE/"
