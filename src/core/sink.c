@@ -255,7 +255,7 @@ static void log_open(struct logf *lf)
 
 /* Does the path still name our file, through trusted directories, and is
  * it still one the log may be? Fills *dir (the file's directory, the
- * caller closes it; -1 when the walk failed) and *name. */
+ * caller closes it; -errno when the walk failed) and *name. */
 static bool log_is_ours(const struct logf *lf, int *dir, const char **name)
 {
     char why[HT_LOGPATH_WHY];
@@ -273,7 +273,10 @@ static void log_check(struct logf *lf)
 {
     int dir = -1;
     const char *name;
-    if (lf->fd < 0 || !log_is_ours(lf, &dir, &name))
+    bool ours = lf->fd >= 0 && log_is_ours(lf, &dir, &name);
+    /* Out of descriptors (the app's, at its limit): we cannot look now,
+     * and the file we have is better than none. */
+    if (!ours && !(lf->fd >= 0 && (dir == -EMFILE || dir == -ENFILE || dir == -ENOMEM)))
         log_open(lf);
     if (dir >= 0)
         close(dir);
