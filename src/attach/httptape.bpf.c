@@ -115,10 +115,15 @@ struct {
     __type(value, __u8);
 } files SEC(".maps");
 
-/* The walk up a file's path (bpf_loop state, in a map for the same reason). */
+/* The walk up a file's path (bpf_loop state, in a map for the same reason).
+ * It stops at the task's root (a chroot), as d_path does: the path is the
+ * one the process itself would use, and user space opens it under
+ * /proc/PID/root. */
 struct pwalk {
     __u64 dentry;
     __u64 mnt;          /* struct mount * */
+    __u64 root_dentry;  /* the task's fs->root */
+    __u64 root_mnt;     /* its struct vfsmount * */
     __u32 len;
     __u8 ok;
 };
@@ -344,6 +349,11 @@ static long path_step(__u64 i, void *ctx)
     struct dentry *d = (struct dentry *)p->dentry;
     struct mount *m = (struct mount *)p->mnt;
     struct dentry *parent = BPF_CORE_READ(d, d_parent);
+    if (p->dentry == p->root_dentry &&
+        p->mnt + bpf_core_field_offset(struct mount, mnt) == p->root_mnt) {
+        p->ok = 1;                  /* the process's root (it may be chroot'ed) */
+        return 1;
+    }
     if (d == BPF_CORE_READ(m, mnt.mnt_root) || d == parent) {
         struct mount *up = BPF_CORE_READ(m, mnt_parent);
         if (!up || up == m) {
@@ -439,6 +449,9 @@ static __always_inline int on_exit(struct trace_event_raw_sys_exit *ctx, __u8 ki
             struct vfsmount *vm = BPF_CORE_READ(f, f_path.mnt);
             p->dentry = (__u64)BPF_CORE_READ(f, f_path.dentry);
             p->mnt = (__u64)((void *)vm - bpf_core_field_offset(struct mount, mnt));
+            struct task_struct *task = bpf_get_current_task_btf();
+            p->root_dentry = (__u64)BPF_CORE_READ(task, fs, root.dentry);
+            p->root_mnt = (__u64)BPF_CORE_READ(task, fs, root.mnt);
             p->len = 0;
             p->ok = 0;
             bpf_loop(HT_BPF_PATH_DEPTH, path_step, NULL, 0);

@@ -12,11 +12,13 @@
  * lands exactly on that slot makes one futex call; no other push makes any
  * system call.
  *
- * The log is opened O_APPEND|O_CLOEXEC|O_CREAT|O_NOFOLLOW, mode 0600, and
- * written a batch of whole lines per write(2), so processes sharing one log
- * never interleave within a line. Once a second the writer checks that the
- * path still names its file (logrotate) and writes a statistics record when
- * drops happened or the interval is up; it rotates by size after a batch.
+ * The log is opened O_APPEND|O_CLOEXEC|O_CREAT|O_NOFOLLOW, mode 0600, through
+ * directories checked one by one (logpath.h: nothing another user controls),
+ * and written a batch of whole lines per write(2), so processes sharing one
+ * log never interleave within a line. Once a second the writer checks that
+ * the path still names its file, through the same checks (logrotate), and
+ * writes a statistics record when drops happened or the interval is up; it
+ * rotates by size after a batch.
  */
 #include "core/sink.h"
 
@@ -38,6 +40,7 @@
 
 #include "core/buf.h"
 #include "core/event.h"
+#include "core/logpath.h"
 #include "core/stats.h"
 
 #define POLL_MIN_NS 20000000L    /* 20 ms while traffic flows */
@@ -184,7 +187,7 @@ struct logf {
 
 static void say(const char *fmt, const char *a, const char *b)
 {
-    char msg[sizeof(((struct logf *)0)->path) + 160];
+    char msg[sizeof(((struct logf *)0)->path) + HT_LOGPATH_WHY + 160];
     int n = snprintf(msg, sizeof(msg), fmt, a, b);
     if (n > 0)
         (void)!write(STDERR_FILENO, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
@@ -221,17 +224,20 @@ void ht_sink_move_log_fd(void)
 
 static void log_open(struct logf *lf)
 {
-    log_close(lf);
-    int fd = open(lf->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
-                  s.cfg.log_mode ? (mode_t)s.cfg.log_mode : 0600);
+    char why[HT_LOGPATH_WHY];
+    const char *name;
     struct stat st;
-    if (fd < 0 || fstat(fd, &st)) {
+    log_close(lf);
+    int dir = ht_logpath_dir(lf->path, &name, why, sizeof(why));
+    int fd = dir < 0 ? dir : ht_logpath_open(dir, name, s.cfg.log_mode ? (mode_t)s.cfg.log_mode
+                                                                       : 0600, &st, why, sizeof(why));
+    if (dir >= 0)
+        close(dir);
+    if (fd < 0) {
         if (!lf->complained)
             say("httptape: cannot open log %s: %s; exchanges are counted as dropped "
-                "until it can be\n", lf->path, strerror(errno));
+                "until it can be\n", lf->path, why);
         lf->complained = true;
-        if (fd >= 0)
-            close(fd);
         return;
     }
     int high = fcntl(fd, F_DUPFD_CLOEXEC, LOG_FD_MIN);
@@ -247,13 +253,33 @@ static void log_open(struct logf *lf)
     lf->fragment = false;
 }
 
+/* Does the path still name our file, through trusted directories, and is
+ * it still one the log may be? Fills *dir (the file's directory, the
+ * caller closes it; -errno when the walk failed) and *name. */
+static bool log_is_ours(const struct logf *lf, int *dir, const char **name)
+{
+    char why[HT_LOGPATH_WHY];
+    struct stat st;
+    *dir = ht_logpath_dir(lf->path, name, why, sizeof(why));
+    return *dir >= 0 && fstatat(*dir, *name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+           st.st_dev == lf->dev && st.st_ino == lf->ino &&
+           ht_logpath_check_file(&st, why, sizeof(why)) == 0;
+}
+
 /* The path no longer names our file (renamed or deleted by logrotate's
- * "create" mode, or by hand): follow the path. */
+ * "create" mode, or by hand), or no longer passes the checks: follow the
+ * path, which says why when it cannot be opened. */
 static void log_check(struct logf *lf)
 {
-    struct stat st;
-    if (lf->fd < 0 || stat(lf->path, &st) || st.st_dev != lf->dev || st.st_ino != lf->ino)
+    int dir = -1;
+    const char *name;
+    bool ours = lf->fd >= 0 && log_is_ours(lf, &dir, &name);
+    /* Out of descriptors (the app's, at its limit): we cannot look now,
+     * and the file we have is better than none. */
+    if (!ours && !(lf->fd >= 0 && (dir == -EMFILE || dir == -ENFILE || dir == -ENOMEM)))
         log_open(lf);
+    if (dir >= 0)
+        close(dir);
 }
 
 /* Size rotation: log -> log.1 -> ... -> log.keep. Processes sharing the
@@ -266,17 +292,21 @@ static void log_rotate(struct logf *lf)
         return;
     if (flock(lf->fd, LOCK_EX))
         return;
-    struct stat now;
-    if (stat(lf->path, &now) == 0 && now.st_dev == lf->dev && now.st_ino == lf->ino) {
+    int dir = -1;
+    const char *name;
+    if (log_is_ours(lf, &dir, &name)) {
+        /* Renamed within the directory just checked, not through the path. */
         char from[sizeof(lf->path) + 16], to[sizeof(lf->path) + 16];
         for (unsigned i = s.cfg.rotate_keep; i > 1; i--) {
-            snprintf(from, sizeof(from), "%s.%u", lf->path, i - 1);
-            snprintf(to, sizeof(to), "%s.%u", lf->path, i);
-            rename(from, to);
+            snprintf(from, sizeof(from), "%s.%u", name, i - 1);
+            snprintf(to, sizeof(to), "%s.%u", name, i);
+            renameat(dir, from, dir, to);
         }
-        snprintf(to, sizeof(to), "%s.1", lf->path);
-        rename(lf->path, to);
+        snprintf(to, sizeof(to), "%s.1", name);
+        renameat(dir, name, dir, to);
     }
+    if (dir >= 0)
+        close(dir);
     flock(lf->fd, LOCK_UN);
     log_open(lf);
 }

@@ -364,6 +364,42 @@ EOF
     [ "${lines[0]}" != "${lines[2]}" ]
 }
 
+@test "attach: a server in a chroot: files it sends with sendfile are logged as excerpts" {
+    needs_bpf
+    command -v unshare >/dev/null && command -v chroot >/dev/null || skip "needs unshare and chroot"
+    # A small root: /usr bound read-only (in a mount namespace of the
+    # server's own, gone when it exits), Debian's /bin, /lib, /lib64 links,
+    # the app and the files it serves.
+    jail="$BATS_TEST_TMPDIR/jail"
+    mkdir -p "$jail/usr" "$jail/app" "$jail/www"
+    for d in bin lib lib64; do ln -s "usr/$d" "$jail/$d"; done
+    cp "$APPS/echo_server.py" "$jail/app/"
+    printf 'hello from the jail\n' >"$jail/www/small.txt"
+    head -c 5000 /dev/urandom >"$jail/www/bin.dat"
+    # unshare and chroot exec: the pid is the server's.
+    start_server jailed unshare --mount --propagation private sh -c \
+        'mount --bind /usr "$1/usr" && mount -o remount,bind,ro "$1/usr" &&
+         exec chroot "$1" /usr/bin/python3 /app/echo_server.py "$2" --files /www' \
+        sh "$jail" "$PORT"
+    [ "$(readlink "/proc/$SRV_PID/root")" = "$jail" ]
+    start_attach "$SRV_PID" --max-body 1k
+    run curl -s --max-time 5 "$BASE/sendfile/small.txt"
+    assert_output "hello from the jail"
+    curl -s --max-time 5 -o "$BATS_TEST_TMPDIR/bin" "$BASE/sendfile/bin.dat"
+    cmp "$jail/www/bin.dat" "$BATS_TEST_TMPDIR/bin"
+    wait_exchanges "$LOG" 2
+    stop_attach
+    run jq -c '[.url.path, .http.response.body.size, .http.response.body.source,
+                .http.response.body.truncated, .httptape.complete]' <(exchanges "$LOG")
+    assert_output $'["/sendfile/small.txt",20,"sendfile",null,true]\n["/sendfile/bin.dat",5000,"sendfile",true,true]'
+    run jq -r 'select(.url.path == "/sendfile/small.txt") | .http.response.body.content' \
+        <(exchanges "$LOG")
+    assert_output "hello from the jail"
+    exchanges "$LOG" | jq -r 'select(.url.path == "/sendfile/bin.dat") | .http.response.body.content' |
+        base64 -d >"$BATS_TEST_TMPDIR/excerpt"
+    cmp <(head -c 1024 "$jail/www/bin.dat") "$BATS_TEST_TMPDIR/excerpt"
+}
+
 @test "attach: the same traffic gives the same events under run and under attach" {
     needs_bpf
     mkdir -p "$BATS_TEST_TMPDIR/files"

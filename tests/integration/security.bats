@@ -13,6 +13,16 @@
 
 load test_helper/common
 
+# What runs as nobody is staged where nobody can reach it (the checkout may
+# be under /root, mode 0700).
+setup_file() {
+    stage_for_others
+}
+
+teardown_file() {
+    unstage
+}
+
 setup() {
     PORT=$(free_port)
     BASE="http://127.0.0.1:$PORT"
@@ -182,6 +192,129 @@ tape_lines() {
     assert_output --partial "$LOG"
 }
 
+# ---- where the log may be (docs/security.md, "The log file") ----
+
+# needs_root: these tests give files to nobody, which only root can.
+needs_root() {
+    [ "$(id -u)" -eq 0 ] || skip "needs root to give files to another user"
+    id nobody >/dev/null 2>&1 || skip "needs user nobody"
+}
+
+# sticky_dir: a world-writable sticky directory like /tmp, in $STICKY.
+sticky_dir() {
+    STICKY="$BATS_TEST_TMPDIR/tmp"
+    mkdir -p "$STICKY"
+    chmod 1777 "$STICKY"
+}
+
+# serve_refused LOG WHAT: the tapped server answers 3 requests while the log
+# is refused; exactly one line of ours names LOG and says WHAT.
+serve_refused() {
+    local log=$1 what=$2
+    start_tapped http "$log" "${HTTP_SERVER[@]}"
+    wait_http "$BASE/"
+    for _ in 1 2 3; do
+        run curl -s --max-time 5 "$BASE/a.txt"
+        assert_success
+        assert_output hello
+    done
+    sleep 1.3                               # the writer tried, and checked the path again
+    stop_server
+    run grep '^httptape' "$SERVER_OUT"
+    assert_equal "${#lines[@]}" 1
+    assert_output --partial "cannot open log $log: "
+    assert_output --partial "$what"
+}
+
+@test "security: in a sticky world-writable directory a log file another user created (0666) is refused" {
+    needs_root
+    sticky_dir
+    log="$STICKY/log.jsonl"
+    : >"$log"
+    chown nobody "$log"
+    chmod 666 "$log"
+    serve_refused "$log" "owned by uid $(id -u nobody), not by this process's uid 0"
+    [ ! -s "$log" ]                         # nothing for nobody to read
+}
+
+@test "security: a log path that is a hard link to another file is refused, and that file is untouched" {
+    needs_root
+    sticky_dir
+    printf 'precious\n' >"$BATS_TEST_TMPDIR/precious"
+    ln "$BATS_TEST_TMPDIR/precious" "$STICKY/log.jsonl"
+    serve_refused "$STICKY/log.jsonl" "it has 2 links"
+    run cat "$BATS_TEST_TMPDIR/precious"
+    assert_output precious
+}
+
+@test "security: a FIFO at the log path is refused without blocking, and a reader gets nothing" {
+    needs_root
+    sticky_dir
+    mkfifo "$STICKY/log.jsonl"
+    chown nobody "$STICKY/log.jsonl"
+    chmod 666 "$STICKY/log.jsonl"
+    start_tapped http "$STICKY/log.jsonl" "${HTTP_SERVER[@]}"
+    wait_http "$BASE/"
+    run curl -s --max-time 5 "$BASE/a.txt"
+    assert_output hello
+    # Whoever reads the FIFO would get the log: it must get nothing (the
+    # reader's own open waits for a writer, so it is bounded by timeout).
+    run timeout 2.5 cat "$STICKY/log.jsonl"
+    assert_output ""
+    run curl -s --max-time 5 "$BASE/a.txt"
+    assert_output hello
+    stop_server
+    run grep '^httptape' "$SERVER_OUT"
+    assert_equal "${#lines[@]}" 1
+    assert_output --partial "cannot open log $STICKY/log.jsonl: it is a FIFO, not a regular file"
+}
+
+@test "security: a log path through a symlinked directory is refused, and nothing is created behind it" {
+    mkdir "$BATS_TEST_TMPDIR/real"
+    ln -s "$BATS_TEST_TMPDIR/real" "$BATS_TEST_TMPDIR/link"
+    serve_refused "$BATS_TEST_TMPDIR/link/log.jsonl" "$BATS_TEST_TMPDIR/link is a symbolic link"
+    [ -z "$(ls -A "$BATS_TEST_TMPDIR/real")" ]
+}
+
+@test "security: a log in a directory others can write without the sticky bit, or owned by another user, is refused" {
+    needs_root
+    mkdir -m 777 "$BATS_TEST_TMPDIR/open"
+    chmod 777 "$BATS_TEST_TMPDIR/open"
+    serve_refused "$BATS_TEST_TMPDIR/open/log.jsonl" \
+        "directory $BATS_TEST_TMPDIR/open (mode 0777) is writable by others and has no sticky bit"
+    [ ! -e "$BATS_TEST_TMPDIR/open/log.jsonl" ]
+    mkdir -m 755 "$BATS_TEST_TMPDIR/theirs"
+    chown nobody "$BATS_TEST_TMPDIR/theirs"
+    serve_refused "$BATS_TEST_TMPDIR/theirs/log.jsonl" \
+        "directory $BATS_TEST_TMPDIR/theirs is owned by uid $(id -u nobody), neither root nor"
+    [ ! -e "$BATS_TEST_TMPDIR/theirs/log.jsonl" ]
+}
+
+@test "security: a log renamed away and replaced by another user's file is not reopened into it" {
+    needs_root
+    sticky_dir
+    log="$STICKY/log.jsonl"
+    start_tapped http "$log" "${HTTP_SERVER[@]}"
+    wait_http "$BASE/"
+    curl -s --max-time 5 -o /dev/null "$BASE/a.txt"
+    wait_exchanges "$log" 1                 # a fresh log in a sticky directory is fine
+    run stat -c '%a %u %h' "$log"
+    assert_output "600 0 1"
+    mv "$log" "$log.1"
+    : >"$log"
+    chown nobody "$log"
+    chmod 666 "$log"
+    for _ in 1 2 3 4 5; do                  # over 2.5 s: the writer checks once a second
+        curl -s --max-time 5 -o /dev/null "$BASE/a.txt"
+        sleep 0.5
+    done
+    stop_server
+    [ ! -s "$log" ]
+    run grep '^httptape' "$SERVER_OUT"
+    assert_equal "${#lines[@]}" 1
+    assert_output --partial "cannot open log $log: it is owned by uid $(id -u nobody)"
+}
+
 @test "security: HTTPTAPE_MAX_BODY=banana is named in one line and the app serves, unrecorded" {
     start_bg http env LD_PRELOAD="$HTTPTAPE_LIB" HTTPTAPE_MAX_BODY=banana HTTPTAPE_LOG="$LOG" \
         "${HTTP_SERVER[@]}"
@@ -237,7 +370,8 @@ tape_lines() {
 
 # ---- privileged processes ----
 
-# priv_dir: a directory other users can read, for programs run as nobody.
+# priv_dir: a directory other users can read, for programs run as nobody
+# (with the CLI and library staged by setup_file).
 priv_dir() {
     [ "$(id -u)" -eq 0 ] || skip "needs root to set set-id bits and capabilities"
     command -v setpriv >/dev/null || skip "needs setpriv (util-linux)"
@@ -273,7 +407,7 @@ as_nobody() {
     cp /usr/bin/true "$PRIV_DIR/cap-true"
     setcap cap_net_bind_service+ep "$PRIV_DIR/cap-true" 2>/dev/null ||
         skip "this file system does not take file capabilities"
-    run --separate-stderr as_nobody env PATH="$PRIV_DIR:/usr/bin:/bin" "$HTTPTAPE" run -- cap-true
+    run --separate-stderr as_nobody env PATH="$PRIV_DIR:/usr/bin:/bin" "$STAGED_HTTPTAPE" run -- cap-true
     assert_success
     [[ $stderr == "httptape run: warning: $PRIV_DIR/cap-true has file capabilities, "* ]]
 
@@ -297,7 +431,7 @@ as_nobody() {
     chmod 4755 "$PRIV_DIR/py"
     # ld.so ignores an LD_PRELOAD path in a set-id process, so the library is
     # loaded by hand: its constructor is what is under test.
-    load="import ctypes; ctypes.CDLL('$HTTPTAPE_LIB'); print('app ran')"
+    load="import ctypes; ctypes.CDLL('$STAGED_LIB'); print('app ran')"
     run --separate-stderr as_nobody env HTTPTAPE_LOG=/tmp/x "$PRIV_DIR/py" -c "$load"
     assert_success
     assert_output "app ran"
@@ -320,7 +454,7 @@ as_nobody() {
     chmod 4755 "$PRIV_DIR/py"
     log="$PRIV_DIR/log.jsonl"
     start_bg http setpriv --reuid=nobody --regid=nogroup --clear-groups -- \
-        "$HTTPTAPE" run --log "$log" -- "$PRIV_DIR/py" -m http.server "$PORT" --bind 127.0.0.1 \
+        "$STAGED_HTTPTAPE" run --log "$log" -- "$PRIV_DIR/py" -m http.server "$PORT" --bind 127.0.0.1 \
         --directory "$PRIV_DIR"
     wait_http "$BASE/"
     run curl -s --max-time 5 -o /dev/null -w '%{http_code}' "$BASE/"

@@ -209,3 +209,23 @@ wait_output() {
     show_server_output
     return 1
 }
+
+# stage_for_others: copies the CLI and the library into a fresh directory
+# every user can reach (a checkout under /root, mode 0700, is out of reach
+# of nobody), for tests that run them as another user. Sets STAGE_DIR,
+# STAGED_HTTPTAPE and STAGED_LIB (the staged CLI finds the library next to
+# itself). Call from setup_file, and unstage from teardown_file.
+stage_for_others() {
+    STAGE_DIR=$(mktemp -d /tmp/httptape-stage.XXXXXX)
+    chmod 755 "$STAGE_DIR"
+    cp "$HTTPTAPE" "$STAGE_DIR/httptape"
+    cp "$HTTPTAPE_LIB" "$STAGE_DIR/libhttptape.so"
+    chmod 755 "$STAGE_DIR/httptape" "$STAGE_DIR/libhttptape.so"
+    STAGED_HTTPTAPE=$STAGE_DIR/httptape
+    STAGED_LIB=$STAGE_DIR/libhttptape.so
+    export STAGE_DIR STAGED_HTTPTAPE STAGED_LIB
+}
+
+unstage() {
+    if [ -n "${STAGE_DIR:-}" ]; then rm -rf "$STAGE_DIR"; fi
+}
