@@ -12,6 +12,8 @@ Reads, from WORKDIR:
                 wrk round each
   resources.tsv name, value: the resource figures (absent ones print as "not measured")
   notes.txt     warning lines gathered during the run
+  rivals.jsonl  what each row of the rivals group recorded (bench/rivals.py):
+                shown in the table's last column and in a section of its own
 Prints on stdout the table, the resource figures, the targets and the warnings.
 
 Ratios: for each cycle (one round of every configuration, order alternating
@@ -21,6 +23,7 @@ per-cycle ratios, and the spread (lowest and highest) of the req/s ones.
 """
 
 import csv
+import json
 import os
 import statistics
 import sys
@@ -45,7 +48,26 @@ def load(work):
     path = os.path.join(work, "notes.txt")
     if os.path.exists(path):
         notes = [l.rstrip("\n") for l in open(path) if l.strip()]
-    return rows, results, res, notes
+    rivals = {}
+    path = os.path.join(work, "rivals.jsonl")
+    if os.path.exists(path):
+        for line in open(path):
+            if line.strip():
+                r = json.loads(line)
+                rivals[r["key"]] = r
+    return rows, results, res, notes, rivals
+
+
+def share(part, whole):
+    """part of whole as a percentage, at most 100 (a tool may also hold the
+    requests still in flight when wrk stopped, which wrk does not count)."""
+    # rounded down: 99.98 % is not shown as 100.0 %
+    return "n/a" if not whole else "%.1f%%" % (min(1000 * part // whole, 1000) / 10)
+
+
+def whole_cell(r):
+    return "" if r is None else "%s of %s (%s)" % (fmt_rps(r["whole"]), fmt_rps(r["sent"]),
+                                                   share(r["whole"], r["sent"]))
 
 
 def ratios(results, key, base, index):
@@ -65,12 +87,12 @@ def fmt_rps(value):
     return "n/a" if value is None else "{:,.0f}".format(value)
 
 
-def table(rows, results):
+def table(rows, results, rivals):
     out = ["| configuration | req/s ratio vs untapped (median of pairs) | req/s ratio, lowest..highest pair "
            "| p50 latency ratio | p99 latency ratio | untapped req/s (median) | this req/s (median) | pairs "
            "| server's CPU use (median) | server CPU per request, us (median) "
-           "| other load, server / client CPU (worst round) |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "| other load, server / client CPU (worst round) | exchanges got whole, of wrk's (rivals group) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     summary = {}
     for key, label, base in rows:
         rps = ratios(results, key, base, 0)
@@ -86,9 +108,9 @@ def table(rows, results):
         load = "%d%% / %d%%" % (max(v[3] for v in mine), max(v[4] for v in mine)) if mine else "n/a"
         busy = "%.0f%%" % med([v[5] for v in mine]) if mine else "n/a"
         cost = "%.0f" % med([v[6] for v in mine]) if mine else "n/a"
-        out.append("| %s | %s | %s | %s | %s | %s | %s | %d | %s | %s | %s |" % (
+        out.append("| %s | %s | %s | %s | %s | %s | %s | %d | %s | %s | %s | %s |" % (
             label, fmt_ratio(med(rps)), spread, fmt_ratio(med(p50)), fmt_ratio(med(p99)),
-            fmt_rps(raw_base), fmt_rps(raw_mine), len(rps), busy, cost, load))
+            fmt_rps(raw_base), fmt_rps(raw_mine), len(rps), busy, cost, load, whole_cell(rivals.get(key))))
     return out, summary
 
 
@@ -103,13 +125,65 @@ def verdict(ok):
     return "n/a (not measured)" if ok is None else ("holds" if ok else "MISSED")
 
 
+# What a record of each kind holds (bench/rivals.py reads them).
+HOLDS = {
+    "httptape": "one JSON event per exchange: request and response heads, bodies up to 4 KiB",
+    "strace": "the system calls' bytes: request and response heads; the body went by sendfile(2), "
+              "of which strace shows only descriptors and a length",
+    "pcap": "every packet (tcpdump); exchanges rebuilt afterwards with tshark -r",
+    "httpry": "one line per request (method, Host, URI, version) and per response (version, status); "
+              "no other header, no body, no pairing",
+    "tshark": "one line per HTTP message with the fields asked for (here the request line, status, "
+              "the response's link to its request, Content-Length, body)",
+    "mitmdump": "one flow per exchange: both messages whole (heads and bodies)",
+}
+
+
+def print_rivals(rows, summary, rivals, notes):
+    labels = {key: label for key, label, _ in rows}
+    print("\nWhat each row of the rivals group recorded (nginx 100 B file; every wrk run, warm-up "
+          "included; counted after the rounds by bench/rivals.py):\n")
+    print("| configuration | req/s ratio | wrk completed | requests seen | responses seen "
+          "| exchanges recorded | exchanges whole | packets dropped (tool's own count) "
+          "| tool CPU per request, whole run, us | what a record holds |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for key, label, _ in rows:
+        r = rivals.get(key)
+        if r is None:
+            continue
+        cpu = "" if r.get("tool_cpu_ms") is None or not r["sent"] else "%.1f" % (
+            1000.0 * r["tool_cpu_ms"] / r["sent"])
+        drops = "" if r.get("dropped_packets") is None else fmt_rps(r["dropped_packets"])
+        print("| %s | %s | %s | %s | %s | %s (%s) | %s (%s) | %s | %s | %s |" % (
+            labels.get(key, key), fmt_ratio(summary.get(key, (None,))[0]), fmt_rps(r["sent"]),
+            fmt_rps(r["requests"]), fmt_rps(r["responses"]), fmt_rps(r["recorded"]),
+            share(r["recorded"], r["sent"]), fmt_rps(r["whole"]), share(r["whole"], r["sent"]),
+            drops, cpu, HOLDS.get(r["kind"], r["kind"])))
+        for err in r.get("read_errors", [])[:3]:
+            notes.append("%s: reading its output: %s" % (key, err))
+        if r.get("missing"):
+            notes.append("%s: %d output files missing (%s)" % (key, len(r["missing"]), ", ".join(r["missing"][:3])))
+
+
 def main():
     work = sys.argv[1]
-    rows, results, res, notes = load(work)
-    lines, summary = table(rows, results)
+    rows, results, res, notes, rivals = load(work)
+    lines, summary = table(rows, results, rivals)
     print("\n".join(lines))
+    if rivals:
+        print_rivals(rows, summary, rivals, notes)
+    groups = res.get("groups", "fastapi nginx100 nginx20k resources").split()
+    if any(g in groups for g in ("fastapi", "nginx100", "nginx20k", "resources")):
+        resources_and_targets(res, summary, groups)
+    warnings(results, notes)
+
+
+def resources_and_targets(res, summary, groups):
+    """The figures and targets of issue 5; those of groups this run left out
+    (BENCH_GROUPS) are not printed."""
 
     print("\nResource figures (same run):\n")
+    why = "failed" if "resources" in groups else "the resources group was not in BENCH_GROUPS"
     per_conn_plain, per_conn_tape = num(res, "idle_rss_per_conn_plain"), num(res, "idle_rss_per_conn_tape")
     added = None if per_conn_plain is None or per_conn_tape is None else per_conn_tape - per_conn_plain
     if added is not None:
@@ -122,7 +196,7 @@ def main():
                   "of exchanges: %.0f B added per connection)" % (res.get("idle_conns", "?"),
                                                                   all_tape - all_plain))
     else:
-        print("- RSS per idle keep-alive connection: not measured (%s)" % res.get("idle_error", "failed"))
+        print("- RSS per idle keep-alive connection: not measured (%s)" % res.get("idle_error", why))
     wall, cpu = num(res, "writer_wall_rate"), num(res, "writer_cpu_rate")
     if wall is not None:
         print("- one writer thread, nginx 100 B at full rate for %s s: %s exchanges written, "
@@ -131,14 +205,14 @@ def main():
                   res.get("writer_seconds", "?"), fmt_rps(num(res, "writer_written")), fmt_rps(wall),
                   res.get("writer_cpu_s", "?"), fmt_rps(cpu), res.get("writer_cpu_share", "?")))
     else:
-        print("- writer events/s: not measured (%s)" % res.get("writer_error", "failed"))
+        print("- writer events/s: not measured (%s)" % res.get("writer_error", why))
     syn = num(res, "replay_rate")
     if syn is not None:
         print("- synthetic, `httptape replay` of %s typical FastAPI exchanges (parse + encode + write, one "
               "thread): **%s events/s**, %s bytes per event" % (
                   res.get("replay_events", "?"), fmt_rps(syn), res.get("replay_event_bytes", "?")))
     else:
-        print("- synthetic replay: not measured (%s)" % res.get("replay_error", "failed"))
+        print("- synthetic replay: not measured (%s)" % res.get("replay_error", why))
     if res.get("encoder_line"):
         print("- build/bench_encoder: %s" % res["encoder_line"])
     else:
@@ -197,6 +271,9 @@ def main():
     print("- zero drops at nginx's full rate: %s -> %s" % (
         "n/a" if drops is None else "%d" % drops, verdict(None if drops is None else drops == 0)))
 
+
+
+def warnings(results, notes):
     disturbed = [v for per_key in results.values() for v in per_key.values() if max(v[3], v[4]) > 10]
     total = sum(len(per_key) for per_key in results.values())
     if disturbed:

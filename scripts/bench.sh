@@ -29,6 +29,10 @@
 #                          (default: twice the estimate plus 5 minutes)
 #   BENCH_KEEP=1           keep the scratch directory (logs, wrk output)
 #   BENCH_SERVER_CPU=0, BENCH_CLIENT_CPU=1
+#   BENCH_GROUPS="fastapi nginx100 nginx_rivals nginx20k echo1m resources"
+#                          the groups to run (space- or comma-separated; default all)
+#   BENCH_INSTALL=1        0: never install the rival tools (tcpdump, httpry,
+#                          tshark, mitmproxy) when one is missing
 set -uo pipefail      # no -e: a failed round is recorded and the run goes on
 cd "$(dirname "$0")/.." || exit 1
 REPO=$PWD
@@ -60,6 +64,16 @@ if ((PAIRS < 1 || DUR < 1)); then
     echo "bench: BENCH_PAIRS and BENCH_SECONDS must be at least 1" >&2
     exit 2
 fi
+ALL_GROUPS="fastapi nginx100 nginx_rivals nginx20k echo1m resources"
+GROUPS_SEL=" $(tr ',' ' ' <<<"${BENCH_GROUPS:-$ALL_GROUPS}") "
+for g in $GROUPS_SEL; do
+    if [[ " $ALL_GROUPS " != *" $g "* ]]; then
+        echo "bench: BENCH_GROUPS: unknown group '$g' (the groups: $ALL_GROUPS)" >&2
+        exit 2
+    fi
+done
+[[ -n ${GROUPS_SEL// /} ]] || { echo "bench: BENCH_GROUPS names no group (the groups: $ALL_GROUPS)" >&2; exit 2; }
+want() { [[ $GROUPS_SEL == *" $1 "* ]]; }     # want GROUP: is GROUP in this run?
 
 # ---- what the run needs ---------------------------------------------------
 
@@ -127,6 +141,7 @@ declare -A ROUND_HOOK=()    # name -> function run as `F start NAME TAG SECONDS`
 declare -A ROUND_PIDS=()    # name -> a process outside the server's tree whose CPU time is
                             # the server's during its rounds (attach, pinned beside it)
 declare -A ATTACH_PID=()    # name -> the httptape attach process running for NAME's round
+declare -A RIVAL_PID=()     # name -> the rival tool (tcpdump...) running for NAME's round
 WATCHDOG=
 
 free_port() {
@@ -211,6 +226,7 @@ cleanup() {
     fi
     local name
     for name in "${!ATTACH_PID[@]}"; do attach_end "$name"; done
+    for name in "${!RIVAL_PID[@]}"; do rival_end "$name"; done
     for name in "${!SERVER_PID[@]}"; do stop_server "$name"; done
     local ip; for ip in ${IDLE_PIDS[@]+"${IDLE_PIDS[@]}"} ${IDLE_PID:-}; do kill "$ip" 2>/dev/null; done
     if [[ ${BENCH_KEEP:-0} == 1 || $rc -ne 0 ]]; then
@@ -380,7 +396,10 @@ measure_cycles() {
                     "$W_RPS" "$W_P50" "$W_P99" "$W_REQS" "$W_ERRS" "$W_OTHER0" "$W_OTHER1" "$W_SRV" \
                     "$W_CPU_US" >>"$WORK/results.tsv"
                 extra=
-                [[ -n ${ROUND_HOOK[$name]:-} ]] && extra=" (the attach process: ${W_EXTRA_US}us)"
+                case ${ROUND_HOOK[$name]:-} in
+                attach_hook) extra=" (the attach process: ${W_EXTRA_US}us)" ;;
+                rival_hook) extra=" (${RIVAL_KIND[$name]}: ${W_EXTRA_US}us)" ;;
+                esac
                 say "  cycle $c/$PAIRS $workload $name: $(printf '%.0f' "$W_RPS") req/s, p50 ${W_P50}us," \
                     "p99 ${W_P99}us; server used ${W_SRV}% of CPU $SRV_CPU, ${W_CPU_US}us per request$extra;" \
                     "others used ${W_OTHER0}%" \
@@ -648,6 +667,167 @@ nginx_worker() {
     done
 }
 
+# ---- the rival tools: tcpdump, httpry, tshark, mitmdump (nginx_rivals) -------------
+
+# A rival row is a plain nginx like the untapped one, and a tool that runs
+# only during that server's own wrk runs, warm-up included (a round hook, as
+# for attach): started pinned to the server's CPU before wrk; wrk starts once
+# the tool says it is capturing (mitmdump: once its port accepts); after wrk
+# and the counters, the tool gets SIGINT and the script waits for it to write
+# out and exit. Its CPU time during the window is the server's (ROUND_PIDS);
+# its CPU time over the whole run, catch-up after the window included, is
+# kept apart (RIVAL_CPU). One output file per run, counted by bench/rivals.py
+# once the group has stopped. The capture tools filter on nginx's port in the
+# kernel (BPF), so the other servers' rounds cost them nothing; mitmdump is a
+# reverse proxy, and wrk talks to it (PORT[NAME] is mitmdump's port).
+declare -A RIVAL_KIND=()    # name -> tcpdump | httpry | tshark | mitmdump
+declare -A RIVAL_NGINX=()   # name -> its nginx's port
+declare -A RIVAL_FILES=()   # name -> the output files of its runs
+declare -A RIVAL_ERRS=()    # name -> the tool's stderr files (closing statistics)
+declare -A RIVAL_CPU=()     # name -> the tool's CPU time over all its runs, ms
+declare -A RIVAL_CPU_A=()   # name -> CHILD_MS before the running tool was reaped
+RIVAL_WAIT=30               # seconds for a tool to start capturing or listening
+RIVAL_STOP_WAIT=120         # seconds for it to write out and exit after SIGINT
+RIVAL_TOOLS=(tcpdump httpry tshark mitmdump)
+declare -A RIVAL_PACKAGE=([tcpdump]=tcpdump [httpry]=httpry [tshark]=tshark [mitmdump]=mitmproxy)
+RIVALS_HAVE=()              # the tools present (rows to run)
+read -ra TSHARK_FIELDS <<<"$("$PY" "$BENCH/rivals.py" fields)"
+
+# bench_deps: sets RIVALS_HAVE. A missing tool is installed on demand
+# (scripts/install-deps.sh --bench: as root, or through sudo; not with
+# BENCH_INSTALL=0); one still missing after that leaves its row out, with
+# a note.
+bench_deps() {
+    local t miss=()
+    for t in "${RIVAL_TOOLS[@]}"; do command -v "$t" >/dev/null 2>&1 || miss+=("$t"); done
+    if ((${#miss[@]})) && [[ ${BENCH_INSTALL:-1} != 0 ]]; then
+        say "installing the rival tools missing here (${miss[*]}): scripts/install-deps.sh --bench"
+        timeout 900 "$REPO/scripts/install-deps.sh" --bench </dev/null >"$WORK/out/install-deps.out" 2>&1 ||
+            say "scripts/install-deps.sh --bench failed: $(tail -n 1 "$WORK/out/install-deps.out")"
+    fi
+    RIVALS_HAVE=()
+    for t in "${RIVAL_TOOLS[@]}"; do
+        if command -v "$t" >/dev/null 2>&1; then
+            RIVALS_HAVE+=("$t")
+        else
+            note "$t is not installed and could not be installed: the nginx $t row is skipped (apt-get install ${RIVAL_PACKAGE[$t]})"
+        fi
+    done
+}
+
+# shellcheck disable=SC2317  # reached through ROUND_HOOK
+rival_hook() {      # start NAME TAG SECONDS | stop NAME TAG
+    case $1 in
+    start) rival_start "$2" "$3" "$4" ;;
+    stop) rival_stop "$2" "$3" ;;
+    esac
+}
+
+# rival_start NAME TAG SECONDS: the tool of rival row NAME, for one wrk run
+# of SECONDS; returns once it captures or listens (RIVAL_WAIT s at most).
+# timeout(1) bounds it should this script die without cleaning up; it
+# passes SIGINT on to the tool.
+# shellcheck disable=SC2317  # reached through ROUND_HOOK
+rival_start() {
+    local name=$1 tag=$2 secs=$3 kind=${RIVAL_KIND[$1]} np=${RIVAL_NGINX[$1]}
+    local base=$WORK/rivals/$tag out=$WORK/out/$tag.rival.out err=$WORK/out/$tag.rival.err
+    local file ready='' cmd pid f
+    case $kind in
+    tcpdump)        # -Z root: Debian's tcpdump drops to user tcpdump, which cannot write here
+        file=$base.pcap ready='listening on'
+        cmd=(tcpdump -i lo -Z root -w "$file" "tcp port $np") ;;
+    httpry)
+        file=$base.httpry.log ready='Starting capture'
+        cmd=(httpry -i lo -o "$file" "tcp port $np") ;;
+    tshark)         # the records go to stdout: the file
+        file=$base.tshark.tsv out=$file ready='Capturing on'
+        cmd=(tshark -n -i lo -f "tcp port $np" -Y http -T fields)
+        for f in "${TSHARK_FIELDS[@]}"; do cmd+=(-e "$f"); done ;;
+    mitmdump)       # -q: flows saved, not printed
+        file=$base.flows
+        cmd=(mitmdump -q --mode "reverse:http://127.0.0.1:$np" --listen-host 127.0.0.1
+             --listen-port "${PORT[$name]}" -w "$file") ;;
+    esac
+    taskset -c "$SRV_CPU" timeout -s INT -k 10 $((secs + 60 + RIVAL_STOP_WAIT)) "${cmd[@]}" \
+        >"$out" 2>"$err" </dev/null &
+    pid=$!
+    RIVAL_PID[$name]=$pid
+    RIVAL_FILES[$name]+=" $file"
+    RIVAL_ERRS[$name]+=" $err"
+    local deadline=$((SECONDS + RIVAL_WAIT))
+    while :; do
+        if [[ -n $ready ]]; then grep -q "$ready" "$err" 2>/dev/null && break
+        else port_open "${PORT[$name]}" && break
+        fi
+        if ! kill -0 "$pid" 2>/dev/null || ((SECONDS > deadline)); then
+            rival_end "$name"
+            failed "$kind for $name ($tag) did not start within ${RIVAL_WAIT} s: $(tail -n 2 "$err" | tr '\n' ' ')"
+            return 1
+        fi
+        sleep 0.05
+    done
+    ROUND_PIDS[$name]=$pid
+}
+
+# rival_end NAME: SIGINT to NAME's tool, RIVAL_STOP_WAIT s for it to write
+# out and exit, then SIGKILL; adds its CPU time to RIVAL_CPU. Sets RIVAL_RC.
+# shellcheck disable=SC2317  # reached through ROUND_HOOK (and cleanup)
+rival_end() {
+    local name=$1 pid=${RIVAL_PID[$1]:-} p
+    RIVAL_RC=0
+    [[ -n $pid ]] || return 0
+    unset "ROUND_PIDS[$name]"
+    # The shell's reaped-children time before and after reaping the tool
+    # (and nothing else: wrk has been reaped already) is the tool's CPU time.
+    child_cpu_ms
+    RIVAL_CPU_A[$name]=$CHILD_MS
+    kill -INT "$pid" 2>/dev/null
+    local deadline=$((SECONDS + RIVAL_STOP_WAIT))
+    while kill -0 "$pid" 2>/dev/null; do
+        if ((SECONDS > deadline)); then
+            note "${RIVAL_KIND[$name]} on $name did not exit within ${RIVAL_STOP_WAIT} s of SIGINT; killed"
+            for p in $(descendants "$pid") "$pid"; do kill -KILL "$p" 2>/dev/null; done
+            break
+        fi
+        sleep 0.05
+    done
+    wait "$pid" 2>/dev/null
+    RIVAL_RC=$?
+    child_cpu_ms
+    RIVAL_CPU[$name]=$((${RIVAL_CPU[$name]:-0} + CHILD_MS - ${RIVAL_CPU_A[$name]:-$CHILD_MS}))
+    unset "RIVAL_PID[$name]"
+}
+
+# rival_stop NAME TAG: after the wrk run; 1 (the round is void) if the tool
+# had ended before the run did.
+# shellcheck disable=SC2317  # reached through ROUND_HOOK
+rival_stop() {
+    local name=$1 tag=$2 alive=1 t0=$SECONDS
+    [[ -n ${RIVAL_PID[$name]:-} ]] || return 0
+    kill -0 "${RIVAL_PID[$name]}" 2>/dev/null || alive=0
+    rival_end "$name"
+    ((SECONDS - t0 < 5)) || say "  ${RIVAL_KIND[$name]} ($tag) took $((SECONDS - t0)) s to write out and exit"
+    if ((!alive)); then
+        failed "${RIVAL_KIND[$name]} on $name ended before the wrk run did ($tag, exit $RIVAL_RC):" \
+            "$(tail -n 2 "$WORK/out/$tag.rival.err" | tr '\n' ' ')"
+        return 1
+    fi
+}
+
+# rival_count NAME KIND FILE...: what NAME recorded, against the requests
+# its clients completed (bench/rivals.py; outside every timed window).
+rival_count() {
+    local name=$1 kind=$2; shift 2
+    local errs=() e
+    for e in ${RIVAL_ERRS[$name]:-}; do errs+=(--stderr "$e"); done
+    "$PY" "$BENCH/rivals.py" count --out "$WORK/rivals.jsonl" --key "$RIVAL_WORKLOAD/$name" --kind "$kind" \
+        --body "$WORK/www/small.txt" --sent $((SERVER_REQS[$name] + SERVER_EXTRA[$name])) \
+        --runs "${SERVER_RUNS[$name]:-0}" ${RIVAL_CPU[$name]:+--tool-cpu-ms "${RIVAL_CPU[$name]}"} \
+        ${errs[@]+"${errs[@]}"} -- "$@" 2>"$WORK/out/rivals-$name.err" | while read -r line; do say "  $line"; done
+    [[ ${PIPESTATUS[0]} == 0 ]] ||
+        failed "bench/rivals.py could not count $name: $(tail -n 1 "$WORK/out/rivals-$name.err")"
+}
+
 # ---- plan -----------------------------------------------------------------------
 
 # httptape attach rows: only where BPF programs can be loaded (root or
@@ -658,12 +838,26 @@ if attach_check=$(timeout 60 "$HTTPTAPE" attach --check 2>&1); then
 else
     note "httptape attach rows skipped: \`httptape attach --check\` says: $(tail -n 1 <<<"$attach_check")"
 fi
-n_attach=$((ATTACH_OK ? 3 : 0))      # one attach server per group (FastAPI, nginx 100 B, 20 KB)
+# Servers per group, the attach server included where attach works.
+n_attach=0 n_servers=0
+want fastapi && n_servers=$((n_servers + 5 + ATTACH_OK)) n_attach=$((n_attach + ATTACH_OK))
+want nginx100 && n_servers=$((n_servers + 3 + ATTACH_OK)) n_attach=$((n_attach + ATTACH_OK))
+want nginx20k && n_servers=$((n_servers + 3 + ATTACH_OK)) n_attach=$((n_attach + ATTACH_OK))
+want echo1m && n_servers=$((n_servers + 2))
+n_rivals=0
+if want nginx_rivals; then
+    bench_deps
+    n_rivals=${#RIVALS_HAVE[@]}
+    n_servers=$((n_servers + 2 + HAVE_STRACE + n_rivals))
+fi
 
-rounds=$((PAIRS * (5 + 3 + 3 + 2 + n_attach)))
-warmups=$((5 + 3 + 3 + 2 + n_attach))
-# each attach run: ~0.2 s to attach, ~1 s to detach
-estimate=$((rounds * DUR + rounds / 2 + warmups * WARM + warmups / 2 + 90 + 2 * (PAIRS + 1) * n_attach))
+rounds=$((PAIRS * n_servers))
+warmups=$n_servers
+# each attach run: ~0.2 s to attach, ~1 s to detach; each rival run about
+# 2 s to start and stop its tool; counting what the rivals recorded, about
+# a minute; the resource figures, about 90 s
+estimate=$((rounds * DUR + rounds / 2 + warmups * WARM + warmups / 2 + 2 * (PAIRS + 1) * n_attach +
+            2 * (PAIRS + 1) * n_rivals + (n_rivals ? 60 : 0) + $(want resources && echo 90 || echo 10)))
 LIMIT=${BENCH_TIMEOUT:-$((2 * estimate + 300))}
 say "$rounds measured rounds of ${DUR}s ($PAIRS cycles), warm-ups, resource figures and log checks:" \
     "expect about $((estimate / 60)) min $((estimate % 60)) s; abandoned after ${LIMIT}s"
@@ -679,6 +873,9 @@ check_idle "before the run"
 
 UVICORN=("$PY" -m uvicorn --app-dir "$BENCH" --host 127.0.0.1 --no-access-log --log-level warning)
 declare -A PORT=()
+resource groups "${GROUPS_SEL# }"
+
+if want fastapi; then   # the whole section
 
 FA_SERVERS=(fa_bare fa_tape fa_mw fa_asgi fa_strace)
 ((ATTACH_OK)) && FA_SERVERS+=(fa_attach)
@@ -724,6 +921,7 @@ say "checking the FastAPI logs"
 check_logs fa_tape fa_mw fa_asgi fa_attach
 [[ ${BENCH_KEEP:-0} == 1 ]] || rm -f "$WORK/logs/fastapi.strace"
 check_idle "after the FastAPI rounds"
+fi  # want fastapi
 
 # ---- 2. nginx, 1 worker: 100-byte and 20 KB static files (sendfile) ----------------------
 
@@ -780,11 +978,81 @@ nginx_group() {
     say "checking the nginx logs"
     check_logs "$tape" "$tape0" "$att"
 }
-nginx_group nginx100 /small.txt "nginx 100 B file"
-nginx_group nginx20k /big.bin "nginx 20 KB file (sendfile)"
+want nginx100 && nginx_group nginx100 /small.txt "nginx 100 B file"
+
+# ---- 2b. nginx 100 B: the tools a user would pick instead (nginx_rivals) --------------------
+
+# Fresh nginx, as in the 100 B group: untapped, httptape (default settings),
+# strace, and one per rival tool present (the section above). After the
+# rounds, what each recorded is counted against what wrk completed.
+RIVAL_WORKLOAD=rivals100
+rivals_group() {
+    local w=$RIVAL_WORKLOAD label="nginx 100 B file, rivals" name np t
+    local servers=(rv_plain rv_tape)
+    ((HAVE_STRACE)) && servers+=(rv_strace)
+    for t in "${RIVALS_HAVE[@]}"; do servers+=("rv_$t"); done
+    mkdir -p "$WORK/rivals"
+    say "$label: starting ${#servers[@]} servers (1 worker each) on CPU $SRV_CPU"
+    for name in "${servers[@]}"; do
+        np=$(free_port)
+        PORT[$name]=$np
+        nginx_conf "$name" "$np"
+        case $name in
+        rv_plain) start_server "$name" "$np" "${NGINX[@]}" ;;
+        rv_tape)
+            SERVER_LOG[$name]=$WORK/logs/$w-httptape.jsonl
+            start_server "$name" "$np" "$HTTPTAPE" run --log "${SERVER_LOG[$name]}" -- "${NGINX[@]}" ;;
+        rv_strace) start_server "$name" "$np" strace -f -s 65536 -o "$WORK/logs/$w.strace" "${NGINX[@]}" ;;
+        *)
+            RIVAL_KIND[$name]=${name#rv_}
+            RIVAL_NGINX[$name]=$np
+            [[ $name == rv_mitmdump ]] && PORT[$name]=$(free_port)   # wrk talks to mitmdump
+            start_server "$name" "$np" "${NGINX[@]}" && ROUND_HOOK[$name]=rival_hook ;;
+        esac
+    done
+    if ! ((HAVE_STRACE)); then
+        note "strace is not installed: the nginx strace row is skipped (apt-get install strace)"
+    fi
+    sleep 0.5     # the workers
+    for name in "${servers[@]}"; do check_affinity "$name"; done
+    row "$w/rv_plain" "$label: untapped" "$w/rv_plain"
+    row "$w/rv_tape" "$label: httptape (bodies up to 4 KiB)" "$w/rv_plain"
+    ((HAVE_STRACE)) && row "$w/rv_strace" "$label: strace -f -s 65536 -o FILE" "$w/rv_plain"
+    for t in "${RIVALS_HAVE[@]}"; do
+        case $t in
+        tcpdump) row "$w/rv_$t" "$label: tcpdump -i lo -w FILE 'tcp port P'" "$w/rv_plain" ;;
+        httpry) row "$w/rv_$t" "$label: httpry -i lo -o FILE 'tcp port P'" "$w/rv_plain" ;;
+        tshark) row "$w/rv_$t" "$label: tshark -i lo -f 'tcp port P' -Y http -T fields (${#TSHARK_FIELDS[@]} fields) > FILE" "$w/rv_plain" ;;
+        mitmdump) row "$w/rv_$t" "$label: mitmdump -q --mode reverse:http://127.0.0.1:P -w FILE (wrk hits mitmdump)" "$w/rv_plain" ;;
+        esac
+    done
+    measure_cycles "$w" /small.txt "$WRK_DIR/get.lua" "${servers[@]}"
+    for name in "${servers[@]}"; do stop_server "$name"; done
+    say "counting what each recorded"
+    # shellcheck disable=SC2086  # the file lists: paths of this run's scratch directory
+    for name in "${servers[@]}"; do
+        ((SERVER_RUNS[$name] > 0)) || continue
+        case $name in
+        rv_plain) ;;
+        rv_tape) rival_count "$name" httptape "${SERVER_LOG[$name]}" ;;
+        rv_strace) rival_count "$name" strace "$WORK/logs/$w.strace" ;;
+        rv_tcpdump) rival_count "$name" pcap ${RIVAL_FILES[$name]} ;;
+        *) rival_count "$name" "${RIVAL_KIND[$name]}" ${RIVAL_FILES[$name]} ;;
+        esac
+    done
+    check_logs rv_tape
+    [[ ${BENCH_KEEP:-0} == 1 ]] || rm -rf "$WORK/rivals" "$WORK/logs/$w.strace"
+}
+if want nginx_rivals; then
+    rivals_group
+    check_idle "after the rival tools' rounds"
+fi
+
+want nginx20k && nginx_group nginx20k /big.bin "nginx 20 KB file (sendfile)"
 
 # ---- 3. 1 MiB POST to an echo app (the copying cost) --------------------------------------
 
+if want echo1m; then    # the whole section
 say "echo app: starting 2 servers on CPU $SRV_CPU"
 for name in echo_plain echo_tape; do PORT[$name]=$(free_port); done
 start_server echo_plain "${PORT[echo_plain]}" "${UVICORN[@]}" --port "${PORT[echo_plain]}" echo_app:app
@@ -798,6 +1066,7 @@ measure_cycles echo1m /echo "$WRK_DIR/post_1m.lua" echo_plain echo_tape
 for name in echo_plain echo_tape; do stop_server "$name"; done
 check_logs echo_tape
 check_idle "after the throughput rounds"
+fi  # want echo1m
 
 # ---- 4. resource figures ----------------------------------------------------------------
 
@@ -867,6 +1136,7 @@ idle_rss() {
     IDLE_ALL=$(( (after - before) * 1024 / IDLE_CONNS ))
 }
 
+if want resources; then     # the whole section
 say "resources: RSS per idle keep-alive connection ($IDLE_CONNS connections, nginx)"
 resource idle_conns "$IDLE_CONNS"
 for name in ng_idle_plain ng_idle_tape; do PORT[$name]=$(free_port); done
@@ -964,6 +1234,7 @@ if [[ -x $WORK/bin/bench_encoder ]]; then
         failed "build/bench_encoder failed: $(tail -n 2 "$WORK/out/bench_encoder.err" | tr '\n' ' ')"
     fi
 fi
+fi  # want resources
 
 # ---- report ---------------------------------------------------------------------------------
 
@@ -972,7 +1243,7 @@ say "done in $((SECONDS / 60)) min $((SECONDS % 60)) s"
     echo "httptape benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'): $(nproc --all) CPUs," \
         "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r);" \
         "server on CPU $SRV_CPU, wrk -t1 -c$CONNS on CPU $CLI_CPU; $PAIRS cycles of ${DUR}s rounds;" \
-        "run took $((SECONDS / 60)) min $((SECONDS % 60)) s; build $BUILD_ID"
+        "run took $((SECONDS / 60)) min $((SECONDS % 60)) s; build $BUILD_ID$([[ $GROUPS_SEL == " $ALL_GROUPS " ]] || echo "; groups:$GROUPS_SEL")"
     echo
     "$PY" "$BENCH/report.py" "$WORK"
 } || failed "bench/report.py failed"

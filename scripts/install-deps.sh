@@ -1,12 +1,25 @@
 #!/usr/bin/env bash
 # install-deps.sh - install every Debian package httptape needs to build, test and demo.
 #
+#   scripts/install-deps.sh           what the build, `make test` and the demo need
+#   scripts/install-deps.sh --bench   that, plus the tools only `make bench` compares
+#                                     against (BENCH_PACKAGES; scripts/bench.sh asks for
+#                                     them itself when one is missing)
+#
 # Idempotent and quick: packages already installed are left alone, and apt-get is not
 # run at all when nothing is missing. `apt-get update` runs only if an install fails
 # (a fresh container has no package lists), then the install is retried once.
 # Runs as root (CI), through sudo otherwise; without either it names what is missing.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
+
+with_bench=0
+for arg in "$@"; do
+    case $arg in
+    --bench) with_bench=1 ;;
+    *) echo "install-deps: unknown argument '$arg' (usage: install-deps.sh [--bench])" >&2; exit 2 ;;
+    esac
+done
 
 PACKAGES=(
     # build: compiler, make, and jansson, which the event writer links against
@@ -32,6 +45,13 @@ PACKAGES=(
     # the skeleton (clang and llvm, above, compile the BPF side)
     libbpf-dev bpftool libelf-dev zlib1g-dev
 )
+# make bench only (--bench): the capture tools and the proxy its nginx rows
+# compare httptape with (docs/benchmarks.md, "The rival tools"). tshark's
+# debconf question (non-root capture) takes its default under noninteractive.
+BENCH_PACKAGES=(tcpdump httpry tshark mitmproxy)
+if ((with_bench)); then
+    PACKAGES+=("${BENCH_PACKAGES[@]}")
+fi
 # node: the Node.js test server; only when no node is on PATH, so that a node
 # installed some other way (nvm, a tarball) is never shadowed or replaced.
 if ! command -v node >/dev/null 2>&1; then
