@@ -118,7 +118,7 @@ static int fd_of(const char *path)
         ssize_t n = readlink(link, target, sizeof(target) - 1);
         if (n > 0) {
             target[n] = 0;
-            if (!strcmp(target, path))
+            if (!strcmp(target, path) && atoi(e->d_name) > found)
                 found = atoi(e->d_name);
         }
     }
@@ -127,15 +127,14 @@ static int fd_of(const char *path)
     return found;
 }
 
-/* The log's fd (the library's writer opens it soon after the first
- * connection), or -1 after 2 s. */
+/* The log's fd, once the library's writer (started with the first
+ * connection) has moved it to its place at 512 or above; -1 after 2 s. */
 static int log_fd(const char *logpath)
 {
     int fd = -1;
-    for (int i = 0; i < 100 && fd < 0 && logpath; i++) {
+    for (int i = 0; i < 100 && fd < 512 && logpath; i++) {
         fd = fd_of(logpath);
-        if (fd < 0)
-            usleep(20000);
+        usleep(20000);
     }
     return fd;
 }
