@@ -389,6 +389,8 @@ void ht_stats_record_take(struct ht_stats_record *r, int64_t wall_ns, int pid,
     r->mode = mode;
     r->final = final;
     r->connections = HT_STAT_GET(connections);
+    r->connections_unseen_stdio = HT_STAT_GET(connections_unseen_stdio);
+    r->connections_unseen_io_uring = HT_STAT_GET(connections_unseen_io_uring);
     r->exchanges_seen = HT_STAT_GET(exchanges_seen);
     r->exchanges_written = HT_STAT_GET(exchanges_written);
     r->dropped_queue_full = HT_STAT_GET(dropped_queue_full);
@@ -423,6 +425,10 @@ int ht_event_format_stats(const struct ht_stats_record *r, struct ht_buf *out)
     ht_jw_bool(&w, "final", r->final);
     ht_jw_open(&w, "stats");
     ht_jw_u64(&w, "connections", r->connections);
+    ht_jw_u64(&w, "connections_unseen",
+              r->connections_unseen_stdio + r->connections_unseen_io_uring);
+    ht_jw_u64(&w, "connections_unseen_stdio", r->connections_unseen_stdio);
+    ht_jw_u64(&w, "connections_unseen_io_uring", r->connections_unseen_io_uring);
     ht_jw_u64(&w, "exchanges_seen", r->exchanges_seen);
     ht_jw_u64(&w, "exchanges_written", r->exchanges_written);
     ht_jw_u64(&w, "exchanges_dropped", r->dropped);

@@ -534,14 +534,20 @@ void ht_sink_shutdown(void)
 
 void ht_sink_after_fork_child(void)
 {
-    /* The writer thread was not copied (its log fd is O_CLOEXEC and stays
-     * open here until exec; harmless). Queued exchanges are the parent's:
-     * forgotten, not written twice. */
+    /* The writer thread was not copied. Its log fd was: our copy of it is
+     * closed (the child's own writer opens the log again when the child
+     * has something to write, and the app may use the number). Queued
+     * exchanges are the parent's: forgotten, not written twice. */
+    int fd = atomic_exchange(&s.log_fd, -1);
+    if (fd >= 0)
+        syscall(SYS_close, fd);
     if (s.cells)
         queue_reset();
     pthread_mutex_init(&s.fd_lock, NULL);
     live_log = NULL;
-    atomic_store(&s.log_fd, -1);        /* the parent's copy is not guarded here */
+    atomic_store(&s.stop, false);
+    atomic_store(&s.abandon, false);
+    atomic_store(&s.writing, false);
     atomic_store(&s.state, ST_IDLE);
     ht_stats_reset();
 }

@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -29,12 +30,15 @@ void ht_preload_flush(void);   /* init.c */
 
 /* ---- helpers shared by the hooks ---- */
 
-static inline void accepted(int fd, struct sockaddr *addr, socklen_t *len, socklen_t cap)
+/* The app's address buffer is not ours to read: before the call its
+ * length may be a bad pointer (the kernel's EFAULT, not our crash), and
+ * after it *len is the full address length, which may exceed what the
+ * buffer holds. The tap asks the kernel for the peer itself. */
+static inline void accepted(int fd)
 {
     if (fd < 0 || !ht_fdtab_size)
         return;
-    socklen_t got = len ? *len : 0;
-    ht_tap_accepted(fd, addr, got < cap ? got : cap);
+    ht_tap_accepted(fd, NULL, 0);
 }
 
 static inline ssize_t received(int fd, ssize_t r, void *buf, size_t want)
@@ -51,11 +55,12 @@ static inline ssize_t received(int fd, ssize_t r, void *buf, size_t want)
 }
 
 /* recv flags that keep the bytes from us: MSG_PEEK (they will be read
- * again) and MSG_TRUNC on a stream (discarded by the kernel, never seen:
- * a capture gap). True when the bytes must not be fed. */
+ * again), MSG_ERRQUEUE (the socket's error queue, not the stream) and
+ * MSG_TRUNC on a stream (discarded by the kernel, never seen: a capture
+ * gap). True when the bytes must not be fed. */
 static inline bool not_fed(int fd, ssize_t r, int flags)
 {
-    if (flags & MSG_PEEK)
+    if (flags & (MSG_PEEK | MSG_ERRQUEUE))
         return true;
     if ((flags & MSG_TRUNC) && r > 0 && ht_tracked(fd)) {
         ht_tap_lost(fd, HT_REQ);
@@ -108,17 +113,15 @@ static inline ssize_t sent_iov(int fd, ssize_t r, const struct iovec *iov, int n
 
 HT_EXPORT int accept(int s, struct sockaddr *addr, socklen_t *len)
 {
-    socklen_t cap = addr && len ? *len : 0;
     int fd = REAL(accept)(s, addr, len);
-    accepted(fd, addr, len, cap);
+    accepted(fd);
     return fd;
 }
 
 HT_EXPORT int accept4(int s, struct sockaddr *addr, socklen_t *len, int flags)
 {
-    socklen_t cap = addr && len ? *len : 0;
     int fd = REAL(accept4)(s, addr, len, flags);
-    accepted(fd, addr, len, cap);
+    accepted(fd);
     return fd;
 }
 
@@ -179,12 +182,35 @@ static void received_fds(const struct msghdr *msg)
     }
 }
 
-HT_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+/* After a successful recvmsg the kernel has read *msg and its iovec
+ * array and written msg_controllen (what it stored there): only then is
+ * any of it looked at. */
+static ssize_t received_msg(int fd, ssize_t r, struct msghdr *msg, int flags)
 {
-    ssize_t r = REAL(recvmsg)(fd, msg, flags);
-    if (r >= 0 && msg->msg_controllen > 0 && ht_fdtab_size)
+    if (r < 0)
+        return r;
+    if (ht_fdtab_size && msg->msg_controllen > 0)
         received_fds(msg);
     return not_fed(fd, r, flags) ? r : received_iov(fd, r, msg->msg_iov, (int)msg->msg_iovlen);
+}
+
+HT_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+    return received_msg(fd, REAL(recvmsg)(fd, msg, flags), msg, flags);
+}
+
+/* Only the r messages the kernel reported, msg_len bytes each. */
+HT_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags,
+                       struct timespec *timeout)
+{
+    int r = REAL(recvmmsg)(fd, vec, vlen, flags, timeout);
+    if (r > 0 && ht_fdtab_size) {
+        int saved = errno;
+        for (int i = 0; i < r; i++)
+            received_msg(fd, (ssize_t)vec[i].msg_len, &vec[i].msg_hdr, flags);
+        errno = saved;
+    }
+    return r;
 }
 
 /* ---- sending ---- */
@@ -210,9 +236,21 @@ HT_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
     return sent(fd, REAL(sendto)(fd, buf, n, flags, addr, alen), buf);
 }
 
+/* msg is read only after the kernel accepted it (r > 0). */
 HT_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-    return sent_iov(fd, REAL(sendmsg)(fd, msg, flags), msg->msg_iov, (int)msg->msg_iovlen);
+    ssize_t r = REAL(sendmsg)(fd, msg, flags);
+    return r > 0 ? sent_iov(fd, r, msg->msg_iov, (int)msg->msg_iovlen) : r;
+}
+
+HT_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
+{
+    int r = REAL(sendmmsg)(fd, vec, vlen, flags);
+    if (r > 0 && __builtin_expect(ht_tracked(fd), 0))
+        for (int i = 0; i < r; i++)
+            sent_iov(fd, (ssize_t)vec[i].msg_len, vec[i].msg_hdr.msg_iov,
+                     (int)vec[i].msg_hdr.msg_iovlen);
+    return r;
 }
 
 /* ---- ending ---- */
@@ -263,13 +301,16 @@ static size_t fetch_file(void *ctx, uint64_t off, uint8_t *buf, size_t len)
     return r > 0 ? (size_t)r : 0;
 }
 
-static ssize_t sent_file(int out_fd, int in_fd, off_t before, ssize_t r)
+/* *offset is read only after a successful call (the kernel wrote it: the
+ * end of the range it sent); before the call it may be a bad pointer. */
+static ssize_t sent_file(int out_fd, int in_fd, const off_t *offset, ssize_t r)
 {
     if (r > 0 && ht_tracked(out_fd)) {
         int saved = errno;
         /* Without an offset argument sendfile used (and moved) the file's
-         * own offset: the range started r bytes before where it is now. */
-        struct file_range fr = { in_fd, before >= 0 ? before : lseek(in_fd, 0, SEEK_CUR) - r };
+         * own offset: either way the range ends where it points now. */
+        off_t end = offset ? *offset : lseek(in_fd, 0, SEEK_CUR);
+        struct file_range fr = { in_fd, end >= 0 ? end - r : -1 };
         errno = saved;
         ht_tap_unseen(out_fd, HT_RESP, (uint64_t)r, HT_SRC_SENDFILE,
                       fr.start >= 0 ? fetch_file : NULL, &fr);
@@ -279,14 +320,12 @@ static ssize_t sent_file(int out_fd, int in_fd, off_t before, ssize_t r)
 
 HT_EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
 {
-    off_t before = offset ? *offset : -1;
-    return sent_file(out_fd, in_fd, before, REAL(sendfile)(out_fd, in_fd, offset, count));
+    return sent_file(out_fd, in_fd, offset, REAL(sendfile)(out_fd, in_fd, offset, count));
 }
 
 HT_EXPORT ssize_t sendfile64(int out_fd, int in_fd, off_t *offset, size_t count)
 {
-    off_t before = offset ? *offset : -1;
-    return sent_file(out_fd, in_fd, before, REAL(sendfile64)(out_fd, in_fd, offset, count));
+    return sent_file(out_fd, in_fd, offset, REAL(sendfile64)(out_fd, in_fd, offset, count));
 }
 
 /* splice / copy_file_range move bytes kernel-side: counted, never seen. */
@@ -328,17 +367,39 @@ HT_EXPORT int dup(int fd)
 
 HT_EXPORT int dup2(int oldfd, int newfd)
 {
-    if (__builtin_expect(is_ours(newfd), 0))
-        ht_sink_move_log_fd();  /* the app may have this number */
+    /* The app may have this number. A vfork child has its own fd table
+     * (its dup2 does not touch our log) but our memory: leave both. */
+    if (__builtin_expect(is_ours(newfd), 0) && !ht_tap_foreign_process())
+        ht_sink_move_log_fd();
     /* Even a failed dup2 never closes newfd; a successful one does. */
     return duped(oldfd, REAL(dup2)(oldfd, newfd));
 }
 
 HT_EXPORT int dup3(int oldfd, int newfd, int flags)
 {
-    if (__builtin_expect(is_ours(newfd), 0))
+    if (__builtin_expect(is_ours(newfd), 0) && !ht_tap_foreign_process())
         ht_sink_move_log_fd();
     return duped(oldfd, REAL(dup3)(oldfd, newfd, flags));
+}
+
+/* F_DUPFD gave the app r, past our log's number although it asked for
+ * arg <= ours: without us it would have had ours (every number in
+ * [arg, ours) is taken). Move the log away and give the app that number. */
+static int not_past_ours(int fd, int r, uintptr_t arg, bool cloexec)
+{
+    int ours = ht_sink_log_fd();
+    /* fd == ours: the sink moving its own log. */
+    if (__builtin_expect(ours < 0 || r < ours || arg > (uintptr_t)ours, 1) || fd == ours ||
+        ht_tap_foreign_process())
+        return r;
+    int saved = errno;
+    ht_sink_move_log_fd();      /* our old number stays open until dup3 replaces it */
+    if (ht_sink_log_fd() != ours && REAL(dup3)(r, ours, cloexec ? O_CLOEXEC : 0) == ours) {
+        REAL(close)(r);
+        r = ours;
+    }
+    errno = saved;
+    return r;
 }
 
 /* fcntl is variadic; every command's argument fits in a pointer-sized
@@ -346,8 +407,10 @@ HT_EXPORT int dup3(int oldfd, int newfd, int flags)
 static int fcntl_common(int (*real)(int, int, ...), int fd, int cmd, uintptr_t arg)
 {
     int r = real(fd, cmd, arg);
-    if ((cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && r >= 0)
+    if ((cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && r >= 0) {
+        r = not_past_ours(fd, r, arg, cmd == F_DUPFD_CLOEXEC);
         duped(fd, r);
+    }
     return r;
 }
 
@@ -380,7 +443,8 @@ static void closed_range(unsigned int first, unsigned int last, int flags)
     }
 }
 
-HT_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
+/* The real close_range, around our log's fd. */
+static int close_range_around_ours(unsigned int first, unsigned int last, int flags)
 {
     int ours = ht_sink_log_fd();
     if (__builtin_expect(ours >= 0 && (unsigned)ours >= first && (unsigned)ours <= last, 0)) {
@@ -398,6 +462,86 @@ HT_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
     if (r == 0)
         closed_range(first, last, flags);
     return r;
+}
+
+HT_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
+{
+    return close_range_around_ours(first, last, flags);
+}
+
+/* glibc's closefrom calls the close_range system call itself: without
+ * this hook it would close our log too. Where close_range is missing
+ * (kernel < 5.9) glibc's own fallback closes what is above our log and
+ * we close what is below it one by one. */
+HT_EXPORT void closefrom(int lowfd)
+{
+    int saved = errno;
+    unsigned first = lowfd < 0 ? 0 : (unsigned)lowfd;
+    if (close_range_around_ours(first, ~0U, 0) == 0) {
+        errno = saved;
+        return;
+    }
+    int ours = ht_sink_log_fd();
+    if (ours < 0 || (unsigned)ours < first) {
+        REAL(closefrom)(lowfd);
+    } else {
+        for (int fd = (int)first; fd < ours; fd++)
+            REAL(close)(fd);
+        REAL(closefrom)(ours + 1);
+    }
+    closed_range(first, ~0U, 0);
+    errno = saved;
+}
+
+/* ---- bytes out of our reach ---- */
+
+/* stdio reads and writes through glibc's internal calls, not through our
+ * hooks: a tracked connection handed to it is counted, not recorded. */
+HT_EXPORT FILE *fdopen(int fd, const char *mode)
+{
+    FILE *f = REAL(fdopen)(fd, mode);
+    if (f && __builtin_expect(ht_tracked(fd), 0) && !ht_tap_foreign_process())
+        ht_tap_out_of_reach(fd, HT_UNSEEN_STDIO);
+    return f;
+}
+
+/* liburing's set-up calls, when the app links it: the ring moves bytes
+ * without any call we see. (A ring set up with the raw system call is
+ * not noticed.) */
+static int uring_set_up(int r)
+{
+    if (r >= 0 && ht_fdtab_size && !ht_tap_foreign_process())
+        ht_tap_uses_io_uring();
+    return r;
+}
+
+HT_EXPORT int io_uring_queue_init(unsigned entries, void *ring, unsigned flags)
+{
+    if (!REAL(uring_queue_init))
+        return -ENOSYS;
+    return uring_set_up(REAL(uring_queue_init)(entries, ring, flags));
+}
+
+HT_EXPORT int io_uring_queue_init_params(unsigned entries, void *ring, void *p)
+{
+    if (!REAL(uring_queue_init_params))
+        return -ENOSYS;
+    return uring_set_up(REAL(uring_queue_init_params)(entries, ring, p));
+}
+
+HT_EXPORT int io_uring_queue_init_mem(unsigned entries, void *ring, void *p, void *buf,
+                                      size_t size)
+{
+    if (!REAL(uring_queue_init_mem))
+        return -ENOSYS;
+    return uring_set_up(REAL(uring_queue_init_mem)(entries, ring, p, buf, size));
+}
+
+HT_EXPORT int io_uring_setup(unsigned entries, void *p)
+{
+    if (!REAL(uring_setup))
+        return -ENOSYS;     /* liburing's convention */
+    return uring_set_up(REAL(uring_setup)(entries, p));
 }
 
 /* ---- leaving without exit() ---- */

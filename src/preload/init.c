@@ -82,10 +82,11 @@ static void strip_preload(void)
         unsetenv("LD_PRELOAD");
 }
 
+/* The sink first: it resets the counters the tap then counts into. */
 static void after_fork_child(void)
 {
-    ht_tap_after_fork_child();
     ht_sink_after_fork_child();
+    ht_tap_after_fork_child();
 }
 
 __attribute__((constructor)) static void httptape_init(void)
@@ -129,7 +130,7 @@ __attribute__((constructor)) static void httptape_init(void)
     conn_cfg.mode = "preload";
     ht_tap_configure(&conn_cfg);
     ht_sink_configure(&cfg, "preload");
-    pthread_atfork(NULL, NULL, after_fork_child);
+    pthread_atfork(NULL, ht_tap_after_fork_parent, after_fork_child);
     active = true;
     ht_tap_activate();
     if (!cfg.redact)

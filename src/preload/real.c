@@ -22,6 +22,14 @@ void ht_real_init(void)
     BIND(send, "send");
     BIND(sendto, "sendto");
     BIND(sendmsg, "sendmsg");
+    BIND(recvmmsg, "recvmmsg");
+    BIND(sendmmsg, "sendmmsg");
+    BIND(fdopen, "fdopen");
+    BIND(closefrom, "closefrom");
+    BIND(uring_queue_init, "io_uring_queue_init");
+    BIND(uring_queue_init_params, "io_uring_queue_init_params");
+    BIND(uring_queue_init_mem, "io_uring_queue_init_mem");
+    BIND(uring_setup, "io_uring_setup");
     BIND(close, "close");
     BIND(shutdown, "shutdown");
     BIND(read_chk, "__read_chk");

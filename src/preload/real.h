@@ -7,6 +7,7 @@
 #ifndef HT_REAL_H
 #define HT_REAL_H
 
+#include <stdio.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -24,6 +25,15 @@ struct ht_real {
     ssize_t (*send)(int, const void *, size_t, int);
     ssize_t (*sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
     ssize_t (*sendmsg)(int, const struct msghdr *, int);
+    int (*recvmmsg)(int, struct mmsghdr *, unsigned int, int, struct timespec *);
+    int (*sendmmsg)(int, struct mmsghdr *, unsigned int, int);
+    FILE *(*fdopen)(int, const char *);
+    void (*closefrom)(int);
+    /* liburing's, when the app has it (else NULL) */
+    int (*uring_queue_init)(unsigned, void *, unsigned);
+    int (*uring_queue_init_params)(unsigned, void *, void *);
+    int (*uring_queue_init_mem)(unsigned, void *, void *, void *, size_t);
+    int (*uring_setup)(unsigned, void *);
     int (*close)(int);
     int (*shutdown)(int, int);
     ssize_t (*read_chk)(int, void *, size_t, size_t);

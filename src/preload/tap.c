@@ -39,6 +39,8 @@ struct ht_tconn {
     _Atomic bool missed[2];     /* bytes passed while we could not look */
     struct ht_tconn *next_free;
     struct ht_tconn *next_deferred;
+    enum ht_unseen unseen;      /* bytes out of our reach: not recorded */
+    bool forked;                /* shared with a process forked since; no I/O here since */
     struct ht_conn conn;
 };
 
@@ -58,6 +60,9 @@ static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ht_tconn *pool_free;
 static struct ht_conn_cfg conn_cfg;
 static int tap_pid;
+static bool child_sink;             /* forked child with inherited connections */
+static _Atomic bool uses_io_uring;
+static _Atomic bool said[HT_UNSEEN_N];
 
 void ht_tap_configure(const struct ht_conn_cfg *cfg) { conn_cfg = *cfg; }
 
@@ -177,10 +182,23 @@ static const char *transport_of(int fd, const struct sockaddr_storage *local)
 
 /* ---- lifecycle ---- */
 
+static void mark_unseen(struct ht_tconn *t, enum ht_unseen why);
+
+/* In a process using io_uring, a connection that saw bytes one way only
+ * most likely moved the others through the ring: logging it would invent
+ * no_response or orphan responses. With t's lock held. */
+static void check_one_way(struct ht_tconn *t)
+{
+    if (atomic_load_explicit(&uses_io_uring, memory_order_relaxed) && !t->unseen &&
+        !t->forked && (t->conn.bytes[HT_REQ] == 0) != (t->conn.bytes[HT_RESP] == 0))
+        mark_unseen(t, HT_UNSEEN_IO_URING);
+}
+
 static void finish_locked(struct ht_tconn *t, uint32_t extra_gaps)
 {
     struct ht_clock now;
     clock_now(&now);
+    check_one_way(t);
     ht_conn_finish(&t->conn, &now, extra_gaps);
     HT_STAT_ADD(bytes_received, t->conn.bytes[HT_REQ]);
     HT_STAT_ADD(bytes_sent, t->conn.bytes[HT_RESP]);
@@ -256,9 +274,21 @@ static void install(int fd, struct ht_tconn *t)
         release(old);
 }
 
+/* Exchanges of a connection out of our reach, or still held at a fork by
+ * the process that did not go on with the connection, are not ours to
+ * log. A forked child starts its writer with its first exchange. */
 static void emit(void *ctx, struct ht_exchange *ex)
 {
-    (void)ctx;
+    struct ht_tconn *t = ctx;
+    check_one_way(t);
+    if (t->unseen || t->forked) {
+        ht_exchange_free(ex);
+        return;
+    }
+    if (__builtin_expect(child_sink, 0)) {
+        child_sink = false;
+        ht_sink_start();
+    }
     ht_sink_push(ex);
 }
 
@@ -267,6 +297,9 @@ void ht_tap_accepted(int fd, const struct sockaddr *peer, socklen_t peer_len)
     if ((unsigned)fd >= ht_fdtab_size || in_tap)
         return;
     int saved = errno;
+    int pid = getpid();
+    if (pid != tap_pid)
+        return;             /* a vfork child: our memory is its parent's */
     struct sockaddr_storage local, pa;
     socklen_t llen = sizeof(local), plen = sizeof(pa);
     struct ht_endpoints ep;
@@ -292,10 +325,11 @@ void ht_tap_accepted(int fd, const struct sockaddr *peer, socklen_t peer_len)
     if (!t)
         goto out;
     char id[32];
-    int pid = getpid();
     ht_connid_format(id, sizeof(id), pid, atomic_fetch_add(&conn_seq, 1) + 1);
     pthread_mutex_lock(&t->lock);
-    ht_conn_init(&t->conn, &conn_cfg, &ep, id, pid, emit, NULL);
+    ht_conn_init(&t->conn, &conn_cfg, &ep, id, pid, emit, t);
+    t->unseen = HT_UNSEEN_NONE;
+    t->forked = false;
     atomic_store(&t->missed[0], false);
     atomic_store(&t->missed[1], false);
     t->nfds = 1;
@@ -369,7 +403,7 @@ static struct ht_tconn *enter(int fd, enum ht_dir d)
     }
     in_tap++;
     pthread_mutex_lock(&t->lock);
-    if (!t->live || atomic_load_explicit(&ht_fdtab[fd], memory_order_acquire) != t) {
+    if (!t->live || t->unseen || atomic_load_explicit(&ht_fdtab[fd], memory_order_acquire) != t) {
         pthread_mutex_unlock(&t->lock);
         in_tap--;
         return NULL;
@@ -378,6 +412,7 @@ static struct ht_tconn *enter(int fd, enum ht_dir d)
         if (atomic_load_explicit(&t->missed[k], memory_order_relaxed) &&
             atomic_exchange(&t->missed[k], false))
             ht_conn_lost(&t->conn, (enum ht_dir)k);
+    t->forked = false;          /* this process goes on with it */
     return t;
 }
 
@@ -483,6 +518,8 @@ void ht_tap_after_fork_child(void)
      * memory leaks, by design). Every slot gets a fresh lock. */
     unsigned hi = atomic_load(&fd_high);
     int pid = getpid();
+    uint64_t kept = 0;
+    bool live = false;
     tap_pid = pid;
     for (unsigned fd = 0; fd < hi && fd < ht_fdtab_size; fd++) {
         struct ht_tconn *t = atomic_load(&ht_fdtab[fd]);
@@ -495,8 +532,90 @@ void ht_tap_after_fork_child(void)
         pthread_mutex_unlock(&t->lock);
         pthread_mutex_init(&t->lock, NULL);
         t->conn.pid = pid;
+        if (t->live) {
+            live = true;
+            if (!t->forked)
+                kept++;     /* once per slot, however many fds share it */
+            t->forked = true;
+        }
     }
+    /* The child's own accounting (stats were reset) counts what it holds;
+     * its writer starts with its first exchange. */
+    HT_STAT_ADD(connections, kept);
+    child_sink = live;
     atomic_store(&conn_seq, 0);
     pthread_mutex_init(&pool_lock, NULL);
     in_tap = 0;
+}
+
+void ht_tap_after_fork_parent(void)
+{
+    /* Until this process does I/O on a connection again, what it holds is
+     * the child's to finish (fork-per-connection: the parent just closes
+     * its copy). */
+    unsigned hi = atomic_load(&fd_high);
+    in_tap++;
+    for (unsigned fd = 0; fd < hi && fd < ht_fdtab_size; fd++) {
+        struct ht_tconn *t = atomic_load(&ht_fdtab[fd]);
+        if (!t)
+            continue;
+        pthread_mutex_lock(&t->lock);
+        if (t->live)
+            t->forked = true;
+        pthread_mutex_unlock(&t->lock);
+    }
+    in_tap--;
+}
+
+/* ---- bytes out of reach ---- */
+
+static const char *const unseen_say[HT_UNSEEN_N] = {
+    [HT_UNSEEN_STDIO] = "httptape: pid %d reads or writes a connection through stdio (fdopen): "
+                        "its bytes are out of reach; such connections are not recorded, only "
+                        "counted (connections_unseen_stdio)\n",
+    [HT_UNSEEN_IO_URING] = "httptape: pid %d uses io_uring (liburing): bytes it moves through "
+                           "the ring are out of reach; connections seen one way only are not "
+                           "recorded, only counted (connections_unseen_io_uring)\n",
+};
+
+static void say_once(enum ht_unseen why)
+{
+    if (atomic_exchange(&said[why], true))
+        return;
+    char line[256];
+    int n = snprintf(line, sizeof(line), unseen_say[why], getpid());
+    if (n > 0)
+        (void)!write(STDERR_FILENO, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+/* With t's lock held. */
+static void mark_unseen(struct ht_tconn *t, enum ht_unseen why)
+{
+    if (t->unseen)
+        return;
+    t->unseen = why;
+    if (why == HT_UNSEEN_STDIO)
+        HT_STAT_ADD(connections_unseen_stdio, 1);
+    else
+        HT_STAT_ADD(connections_unseen_io_uring, 1);
+    say_once(why);
+}
+
+void ht_tap_out_of_reach(int fd, enum ht_unseen why)
+{
+    int saved = errno;
+    struct ht_tconn *t = enter(fd, HT_REQ);
+    if (t) {
+        mark_unseen(t, why);
+        leave(t);
+    }
+    errno = saved;
+}
+
+void ht_tap_uses_io_uring(void)
+{
+    int saved = errno;
+    atomic_store(&uses_io_uring, true);
+    say_once(HT_UNSEEN_IO_URING);
+    errno = saved;
 }

@@ -86,6 +86,21 @@ void ht_tap_finish_all(void);
  * locks (another thread of the parent may have held one). */
 void ht_tap_after_fork_child(void);
 
+/* Forking parent: connections it holds are the child's to finish unless
+ * the parent does I/O on them again. */
+void ht_tap_after_fork_parent(void);
+
+/* Why a connection's bytes are out of our reach. */
+enum ht_unseen { HT_UNSEEN_NONE, HT_UNSEEN_STDIO, HT_UNSEEN_IO_URING, HT_UNSEEN_N };
+
+/* The app handed fd to stdio (fdopen): stop recording the connection,
+ * count it as unseen, say so once per process on stderr. */
+void ht_tap_out_of_reach(int fd, enum ht_unseen why);
+
+/* The process set up an io_uring (liburing): say so once; from now on a
+ * connection that saw bytes one way only is counted unseen, not logged. */
+void ht_tap_uses_io_uring(void);
+
 /* Settings for new connections. */
 struct ht_conn_cfg;
 void ht_tap_configure(const struct ht_conn_cfg *cfg);

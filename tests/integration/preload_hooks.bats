@@ -1,0 +1,188 @@
+#!/usr/bin/env bats
+# preload_hooks.bats - the hooks against what apps really do: calls libc
+# rejects (NULL and bad pointers), fork-per-connection servers, closefrom
+# and vfork children, recvmmsg/sendmmsg, stdio and io_uring on a
+# connection, and the fd numbers the app gets. The C apps are built into
+# the test's directory with cc; each server handles a fixed number of
+# connections and exits on its own (so its final statistics record is
+# written), and teardown stops whatever is left.
+
+load test_helper/common
+
+setup() {
+    PORT=$(free_port)
+    LOG="$BATS_TEST_TMPDIR/log.jsonl"
+    BASE="http://127.0.0.1:$PORT"
+}
+
+teardown() {
+    stop_server
+}
+
+# build NAME SOURCE [CC ARGS...]: compiles apps/SOURCE into the test dir.
+build() {
+    local name=$1 src=$2; shift 2
+    cc -O1 -Wall -o "$BATS_TEST_TMPDIR/$name" "$APPS/$src" "$@"
+}
+
+# serve MODE COUNT [LOGPATH]: the C server under `httptape run`.
+serve() {
+    build hooks_server hooks_server.c
+    start_tapped srv "$LOG" "$BATS_TEST_TMPDIR/hooks_server" "$PORT" "$@"
+    wait_output listening
+}
+
+# get PATH...: one request (one connection) per path.
+get() {
+    local p
+    for p in "$@"; do
+        curl -s --max-time 5 -o /dev/null "$BASE$p" || return 1
+    done
+}
+
+# wait_exit: the server exits by itself after its connections (10 s at most).
+wait_exit() {
+    for _ in $(seq 100); do
+        kill -0 "$SERVER_PID" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    echo "server $SERVER_PID still running after 10 s" >&2
+    show_server_output
+    return 1
+}
+
+# final_stats: the final statistics records, one compact object a line.
+final_stats() {
+    jq -c 'select(.httptape.type == "stats" and .httptape.final) | .httptape.stats' "$LOG"
+}
+
+# sum_stat FIELD: FIELD summed over every process's final record.
+sum_stat() {
+    final_stats | jq -s "map(.$1) | add // 0"
+}
+
+@test "hooks: calls libc rejects (NULL msghdr, bad offset or addrlen pointer) fail as without the library" {
+    build badargs hooks_badargs.c
+    run "$BATS_TEST_TMPDIR/badargs"
+    assert_success
+    plain=$output
+    assert_line --partial "sendmsg(tracked, NULL)"
+    HTTPTAPE_LOG="$LOG" LD_PRELOAD="$HTTPTAPE_LIB" run "$BATS_TEST_TMPDIR/badargs"
+    assert_success
+    assert_equal "$output" "$plain"
+}
+
+@test "hooks: python's ForkingMixIn http.server logs each of 3 requests once, from the child that served it" {
+    start_tapped srv "$LOG" "$PY" "$APPS/hooks_forking_server.py" "$PORT" 3
+    wait_output listening
+    get /one /two /three
+    wait_exit
+    wait_exchanges "$LOG" 3
+    run jq -rs 'map(select(.httptape.type == "exchange")) | sort_by(.url.path) | .[] |
+                [.url.path, .http.response.status_code, (.httptape.gaps // [] | join(","))] | @tsv' "$LOG"
+    assert_output "$(printf '/one\t200\t\n/three\t200\t\n/two\t200\t')"
+    # Each child says what it did in its own final record; the parent
+    # logged nothing for its copies.
+    run bash -c "jq -r 'select(.httptape.type == \"exchange\") | .process.pid' '$LOG' | sort -u | wc -l"
+    assert_output 3
+    refute_line "$SERVER_PID"
+    assert_equal "$(sum_stat exchanges_written)" 3
+    assert_equal "$(sum_stat exchanges_seen)" 3
+    assert_equal "$(sum_stat exchanges_dropped)" 0
+}
+
+@test "hooks: a C server that forks after accept logs each of 3 requests once, under the children's pids" {
+    serve fork 3
+    get /a /b /c
+    wait_exit
+    wait_exchanges "$LOG" 3
+    run jq -rs 'map(select(.httptape.type == "exchange")) | sort_by(.url.path) | .[] |
+                [.url.path, .http.response.status_code, .httptape.complete,
+                 .process.pid != '"$SERVER_PID"'] | @tsv' "$LOG"
+    assert_output "$(printf '/a\t200\ttrue\ttrue\n/b\t200\ttrue\ttrue\n/c\t200\ttrue\ttrue')"
+    assert_equal "$(sum_stat exchanges_written)" 3
+}
+
+@test "hooks: a parent that read the request before forking logs no false no_response for its copy" {
+    serve fork-early 3
+    get /a /b /c
+    wait_exit
+    wait_exchanges "$LOG" 3
+    sleep 0.3
+    run jq -rs 'map(select(.httptape.type == "exchange")) | sort_by(.url.path) | .[] |
+                [.url.path, .http.response.status_code, (.httptape.gaps // [] | join(","))] | @tsv' "$LOG"
+    assert_output "$(printf '/a\t200\t\n/b\t200\t\n/c\t200\t')"
+}
+
+@test "hooks: closefrom() in the app between requests leaves the log open: all 4 exchanges are logged" {
+    serve closefrom 4
+    get /a /b /c /d
+    wait_exit
+    wait_exchanges "$LOG" 4
+    run jq -r 'select(.httptape.type == "exchange") | .url.path' "$LOG"
+    assert_output "$(printf '/a\n/b\n/c\n/d')"
+    assert_equal "$(sum_stat exchanges_written)" 4
+}
+
+@test "hooks: a vfork child's dup2() onto the log's fd number leaves the parent's log alone" {
+    serve vfork 4 "$(realpath -m "$LOG")"
+    get /a /b /c /d
+    wait_exit
+    run grep -c '^log fd [0-9]' "$SERVER_OUT"
+    assert_output 4
+    refute_line --partial "log fd -1"
+    wait_exchanges "$LOG" 4
+    run jq -r 'select(.httptape.type == "exchange") | .url.path' "$LOG"
+    assert_output "$(printf '/a\n/b\n/c\n/d')"
+    assert_equal "$(sum_stat exchanges_written)" 4
+}
+
+@test "hooks: a server reading with recvmmsg and answering with sendmmsg has its exchanges logged whole" {
+    serve mmsg 3
+    get /a /b /c
+    wait_exit
+    wait_exchanges "$LOG" 3
+    run jq -r 'select(.httptape.type == "exchange") | [.url.path, .http.response.status_code,
+               .http.response.body.size, .httptape.complete] | @tsv' "$LOG"
+    assert_output "$(printf '/a\t200\t6\ttrue\n/b\t200\t6\ttrue\n/c\t200\t6\ttrue')"
+}
+
+@test "hooks: connections served through stdio (fdopen) are counted unseen and said once, none logged" {
+    serve fdopen 3
+    get /a /b /c
+    wait_exit
+    assert_equal "$(count_exchanges "$LOG")" 0
+    run grep -c "through stdio (fdopen)" "$SERVER_OUT"
+    assert_output 1
+    assert_equal "$(sum_stat connections_unseen_stdio)" 3
+    assert_equal "$(sum_stat connections_unseen)" 3
+}
+
+@test "hooks: a process using io_uring (liburing) logs no false no_response; its one-way connections are counted" {
+    # A stand-in liburing: the server calls io_uring_queue_init from it and
+    # answers with the raw write system call, which is what a ring's sends
+    # look like from here (no libc call to see).
+    printf 'int io_uring_queue_init(unsigned e, void *r, unsigned f)\n{ (void)e; (void)r; (void)f; return 0; }\n' \
+        >"$BATS_TEST_TMPDIR/uring.c"
+    cc -shared -fPIC -o "$BATS_TEST_TMPDIR/liburing.so" "$BATS_TEST_TMPDIR/uring.c"
+    build hooks_server hooks_server.c -DHT_URING -L"$BATS_TEST_TMPDIR" -luring \
+        -Wl,-rpath,"$BATS_TEST_TMPDIR"
+    start_tapped srv "$LOG" "$BATS_TEST_TMPDIR/hooks_server" "$PORT" uring 3
+    wait_output listening
+    get /a /b /c
+    wait_exit
+    assert_equal "$(count_exchanges "$LOG")" 0
+    run grep -c "uses io_uring" "$SERVER_OUT"
+    assert_output 1
+    assert_equal "$(sum_stat connections_unseen_io_uring)" 3
+}
+
+@test "hooks: fcntl(F_DUPFD, 512) gives the app 512, as without the library, and the log goes on" {
+    serve dupfd 3 "$(realpath -m "$LOG")"
+    get /a /b /c
+    wait_exit
+    run grep '^dupfd' "$SERVER_OUT"
+    assert_output "$(printf 'dupfd 512\ndupfd 512\ndupfd 512')"
+    wait_exchanges "$LOG" 3
+    assert_equal "$(sum_stat exchanges_written)" 3
+}
