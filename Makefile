@@ -23,16 +23,19 @@ CORE_SRC    := $(wildcard src/core/*.c)
 PRELOAD_SRC := $(wildcard src/preload/*.c)
 CLI_SRC     := $(wildcard src/cli/*.c)
 CAPTURE_SRC := $(wildcard src/capture/*.c)
+COLLECTOR_SRC := $(wildcard src/collector/*.c)
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)
 
 CORE_OBJ    := $(CORE_SRC:%.c=$(BUILD)/%.o)
 PRELOAD_OBJ := $(PRELOAD_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ     := $(CLI_SRC:%.c=$(BUILD)/%.o)
 CAPTURE_OBJ := $(CAPTURE_SRC:%.c=$(BUILD)/%.o)
+COLLECTOR_OBJ := $(COLLECTOR_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 CORE_LIB    := $(BUILD)/libhtcore.a
 CAPTURE_LIB := $(BUILD)/libhtcapture.a
+COLLECTOR_LIB := $(BUILD)/libhtcollector.a
 SO          := $(BUILD)/libhttptape.so
 CLI         := $(BUILD)/httptape
 
@@ -53,6 +56,11 @@ $(CAPTURE_LIB): $(CAPTURE_OBJ)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
+# The collector process's loop (src/collector), linked into the CLI.
+$(COLLECTOR_LIB): $(COLLECTOR_OBJ)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
 # The .so exports only the hooked libc names (src/preload/exports.map).
 $(SO): $(PRELOAD_OBJ) $(CORE_LIB) src/preload/exports.map
 	@$(if $(Q),echo "  LD      $@")
@@ -64,10 +72,10 @@ $(CLI): $(CLI_OBJ) $(CORE_LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) -o $@ $(CLI_OBJ) $(CORE_LIB) $(LDFLAGS) $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(CORE_LIB) $(CAPTURE_LIB) tests/unit/tap.h
+$(BUILD)/tests/%: tests/unit/%.c $(COLLECTOR_LIB) $(CORE_LIB) $(CAPTURE_LIB) tests/unit/tap.h
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(CORE_LIB) $(CAPTURE_LIB) $(LDFLAGS) $(LDLIBS)
+	$(Q)$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(COLLECTOR_LIB) $(CORE_LIB) $(CAPTURE_LIB) $(LDFLAGS) $(LDLIBS)
 
 deps:
 	$(Q)scripts/install-deps.sh
@@ -115,4 +123,4 @@ clean:
 # Further targets live in mk/*.mk (bench, attach, ...), one file per concern.
 -include $(sort $(wildcard mk/*.mk))
 
--include $(CORE_OBJ:.o=.d) $(PRELOAD_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(CAPTURE_OBJ:.o=.d)
+-include $(CORE_OBJ:.o=.d) $(PRELOAD_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(CAPTURE_OBJ:.o=.d) $(COLLECTOR_OBJ:.o=.d)

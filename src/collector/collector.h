@@ -1,0 +1,62 @@
+/*
+ * collector.h - the collector's event loop: take registrations of recorded
+ * processes (capture/register.h), map their rings (capture/ring.h), read
+ * their records in order and hand each to a consumer, notice each process's
+ * exit (pidfd) and, once its ring is drained, say so. It ends when the
+ * processes it waits for are all gone.
+ *
+ * What records mean is the consumer's business (collector/feed.h); this
+ * loop only moves them.
+ *
+ * Threading: one thread runs the loop; the consumer is called on it.
+ */
+#ifndef HT_COLLECTOR_H
+#define HT_COLLECTOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "capture/register.h"
+
+struct ht_coll_ops {
+    /* One record of process pid, in ring order. */
+    void (*record)(void *ctx, int32_t pid, uint16_t type, const void *p, uint32_t len);
+    /* Process pid is gone and every record it wrote was handed over. */
+    void (*process_gone)(void *ctx, int32_t pid);
+    /* Once a second or so, with the collector's own clock (housekeeping). */
+    void (*tick)(void *ctx);
+    void *ctx;
+};
+
+struct ht_coll_counts {
+    uint64_t processes;             /* registrations taken */
+    uint64_t refused;               /* without the token, or malformed */
+    uint64_t rings_broken;          /* a ring that held nonsense: stopped reading it */
+    uint64_t lost_records, lost_bytes;  /* records producers could not write (ring full) */
+};
+
+struct ht_collector;
+
+/* Listen at a (fails with -errno, e.g. -EADDRINUSE). The collector waits
+ * for the process behind wait_pidfd (-1: for none) and for every process
+ * that registers; it takes ownership of wait_pidfd. */
+struct ht_collector *ht_coll_new(const struct ht_reg_addr *a, int wait_pidfd,
+                                 const struct ht_coll_ops *ops, int *err);
+
+/* Take a ring that did not come through the socket (a process that started
+ * its own collector hands its ring over at once). Ownership of both fds
+ * passes. 0 or -errno. */
+int ht_coll_add(struct ht_collector *c, int ring_fd, int pid_fd, int32_t pid);
+
+/* Run until every process waited for is gone and its records are handed
+ * over, or until *stop becomes true (then drain what is there and return).
+ * Returns 0. */
+int ht_coll_run(struct ht_collector *c, volatile const int *stop);
+
+void ht_coll_counts(const struct ht_collector *c, struct ht_coll_counts *out);
+
+/* Unmap every ring, close every fd. */
+void ht_coll_free(struct ht_collector *c);
+
+#endif
