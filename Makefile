@@ -68,9 +68,9 @@ $(SO): $(PRELOAD_OBJ) $(CORE_LIB) src/preload/exports.map
 	    -Wl,--version-script=src/preload/exports.map -Wl,-z,now -Wl,-z,relro \
 	    $(LDFLAGS) $(LDLIBS) -ldl
 
-$(CLI): $(CLI_OBJ) $(CORE_LIB)
+$(CLI): $(CLI_OBJ) $(COLLECTOR_LIB) $(CORE_LIB) $(CAPTURE_LIB)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -o $@ $(CLI_OBJ) $(CORE_LIB) $(LDFLAGS) $(LDLIBS)
+	$(Q)$(CC) -o $@ $(CLI_OBJ) $(COLLECTOR_LIB) $(CORE_LIB) $(CAPTURE_LIB) $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(COLLECTOR_LIB) $(CORE_LIB) $(CAPTURE_LIB) tests/unit/tap.h
 	@mkdir -p $(dir $@)

@@ -51,7 +51,7 @@ $(ATTACH_GEN)/vmlinux.h:
 	@$(if $(Q),echo "  BTF     $@")
 	$(Q)$(BPFTOOL) btf dump file $(VMLINUX_BTF) format c >$@.tmp && mv $@.tmp $@
 
-$(ATTACH_GEN)/httptape.bpf.o: src/attach/httptape.bpf.c src/attach/httptape.h $(ATTACH_GEN)/vmlinux.h
+$(ATTACH_GEN)/httptape.bpf.o: src/attach/httptape.bpf.c src/attach/httptape.h src/capture/record.h $(ATTACH_GEN)/vmlinux.h
 	@$(if $(Q),echo "  BPF     $@")
 	$(Q)$(BPF_CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(BPF_ARCH) -Wall -Werror \
 	    -I$(ATTACH_GEN) -Isrc -c $< -o $@

@@ -5,9 +5,11 @@
  * a signal, --duration or the process's exit; detach, drain what is left,
  * end every connection and let the sink write its final record.
  *
- * The other files of the front end (attach_private.h) turn records into
- * calls on the core (conns.c), read sendfile excerpts (files.c) and find
- * what is open already (proc.c).
+ * Records become exchanges in the collector's feed (collector/feed.h), the
+ * same consumer the preloaded library's records go through; this front end
+ * gives it what only the kernel side can do (skip body bytes, forget a
+ * process's connections) and reads sendfile excerpts back (files.c). It
+ * finds what is open already in proc.c.
  *
  * Threading: the main thread only; signals just set a flag.
  */
@@ -39,6 +41,47 @@ static struct ring_buffer *rb;
 static volatile sig_atomic_t stop_requested;
 
 static void on_signal(int sig) { (void)sig; stop_requested = 1; }
+
+/* ---- what the feed asks of the kernel side ---- */
+
+static void skip_bytes(void *ctx, uint32_t tgid, int32_t fd, uint64_t id, const uint64_t to[2])
+{
+    struct ht_conn_key key = { .tgid = tgid, .fd = fd };
+    struct ht_skip sk = { .id = id, .to = { to[0], to[1] } };
+    (void)ctx;
+    bpf_map_update_elem(ht_attach.skips_fd, &key, &sk, BPF_ANY);
+}
+
+static size_t fetch_sendfile(void *ctx, const void *rec, size_t size, uint64_t off, uint8_t *buf,
+                             size_t len)
+{
+    struct ht_attach_fetch f = { .r = rec, .size = size, .fd = -2 };
+    (void)ctx;
+    return ht_attach_fetch_file(&f, off, buf, len);
+}
+
+static void process_exited(void *ctx, uint32_t tgid, int32_t fd)
+{
+    (void)ctx;
+    if (fd >= 0) {
+        struct ht_conn_key key = { .tgid = tgid, .fd = fd };
+        bpf_map_delete_elem(ht_attach.conns_fd, &key);
+        bpf_map_delete_elem(ht_attach.skips_fd, &key);
+    } else if (tgid == (uint32_t)ht_attach.o->pid) {
+        ht_attach.target_gone = true;
+    }
+}
+
+/* The ring buffer's callback: one record. Always 0 (keep going). */
+static int on_record(void *ctx, void *data, size_t size)
+{
+    const struct ht_rec *h = data;
+    (void)ctx;
+    if (size >= sizeof(*h) && h->type == HT_REC_FORK && ht_attach.o->verbose)
+        ht_attach_say("pid %u forked %d: following it", h->tgid, h->fd);
+    ht_feed_record(data, size);
+    return 0;
+}
 
 static int64_t clock_ns(clockid_t id)
 {
@@ -225,6 +268,9 @@ int ht_attach_run(const struct ht_attach_opts *o)
     ht_attach.ccfg = (struct ht_conn_cfg){ .max_body = o->cfg.max_body, .max_header = o->cfg.max_header,
                                    .mode = "attach" };
     ht_attach.wall_minus_mono = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC);
+    static const struct ht_feed_ops ops = { .skip = skip_bytes, .fetch_sendfile = fetch_sendfile,
+                                            .process_exited = process_exited };
+    ht_feed_init(&ht_attach.ccfg, ht_attach.wall_minus_mono, &ops);
     comm_of(o->pid, comm, sizeof(comm));
 
     struct sigaction sa = { .sa_handler = on_signal };
@@ -252,7 +298,7 @@ int ht_attach_run(const struct ht_attach_opts *o)
         ht_sink_shutdown();
         return rc;
     }
-    rb = ring_buffer__new(bpf_map__fd(skel->maps.rb), ht_attach_on_record, NULL, NULL);
+    rb = ring_buffer__new(bpf_map__fd(skel->maps.rb), on_record, NULL, NULL);
     if (!rb) {
         ht_attach_say("cannot map the ring buffer: %s", strerror(errno));
         unload();
@@ -298,10 +344,12 @@ int ht_attach_run(const struct ht_attach_opts *o)
     uint64_t rb_drops = kernel_counter(HT_CNT_RB_DROPS);
     uint64_t conns_full = kernel_counter(HT_CNT_CONNS_FULL);
     /* Exchanges still in flight end here: we will not see the rest. */
-    ht_attach_finish_all(ht_attach.target_gone ? HT_GAP_PROCESS_EXIT : HT_GAP_CAPTURE_ENDED);
+    ht_feed_finish_all(ht_attach.target_gone ? HT_GAP_PROCESS_EXIT : HT_GAP_CAPTURE_ENDED);
+    struct ht_feed_counts fc;
+    ht_feed_counts(&fc);
     /* Records lost whole that no offset jump showed (an accept, a close):
      * counted too. */
-    uint64_t unnoticed = rb_drops > ht_attach.lost_events ? rb_drops - ht_attach.lost_events : 0;
+    uint64_t unnoticed = rb_drops > fc.lost_events ? rb_drops - fc.lost_events : 0;
     if (conns_full || unnoticed)
         HT_STAT_ADD(capture_gaps, conns_full + unnoticed);
     ht_attach_files_expire(0, true);
@@ -310,20 +358,20 @@ int ht_attach_run(const struct ht_attach_opts *o)
 
     printf("httptape attach: detached from pid %d after %.1f s%s: %llu connections (%llu "
            "joined), %llu exchanges logged\n", o->pid, secs, ht_attach.target_gone ? " (it exited)" : "",
-           (unsigned long long)HT_STAT_GET(connections), (unsigned long long)ht_attach.joined,
+           (unsigned long long)HT_STAT_GET(connections), (unsigned long long)fc.joined,
            (unsigned long long)HT_STAT_GET(exchanges_written));
     fflush(stdout);
-    if (rb_drops || ht_attach.lost_events || ht_attach.cut_events || conns_full || ht_attach.no_accept)
+    if (rb_drops || fc.lost_events || fc.cut_events || conns_full || fc.no_accept)
         ht_attach_say("not everything was seen: %llu records lost to a full ring buffer (%llu bytes "
             "missed; see --ring-size), %llu transfers not copied whole, %llu connections "
             "not tracked (map full); the statistics record counts them in capture_gaps",
-            (unsigned long long)rb_drops, (unsigned long long)ht_attach.lost_bytes,
-            (unsigned long long)ht_attach.cut_events, (unsigned long long)conns_full);
+            (unsigned long long)rb_drops, (unsigned long long)fc.lost_bytes,
+            (unsigned long long)fc.cut_events, (unsigned long long)conns_full);
     if (o->verbose)
         ht_attach_say("%llu body bytes past the excerpt cap were counted without being copied",
-                      (unsigned long long)ht_attach.skipped_bytes);
-    if (o->verbose && ht_attach.dropped_early)
+                      (unsigned long long)fc.skipped_bytes);
+    if (o->verbose && fc.dropped_early)
         ht_attach_say("%llu bytes of joined connections preceded their first whole message (not logged)",
-            (unsigned long long)ht_attach.dropped_early);
+            (unsigned long long)fc.dropped_early);
     return HT_ATTACH_OK;
 }

@@ -3,7 +3,6 @@
  * share (not for other front ends, not for the core):
  *
  *   attach.c   checks, loading and attaching the BPF programs, the run loop
- *   conns.c    the connections: records from the ring buffer -> the core
  *   files.c    files sent with sendfile, reopened to read their excerpts
  *   proc.c     what is already there when attaching, found in /proc
  *
@@ -20,6 +19,7 @@
 
 #include "attach/attach.h"
 #include "attach/httptape.h"
+#include "collector/feed.h"
 #include "core/conn.h"
 
 struct ht_attach_state {
@@ -28,33 +28,12 @@ struct ht_attach_state {
     int conns_fd, skips_fd, tgids_fd, files_fd;     /* the BPF maps */
     int64_t wall_minus_mono;        /* CLOCK_REALTIME - CLOCK_MONOTONIC */
     bool target_gone;               /* the process we attached to exited */
-    /* accounting, said at detach */
-    uint64_t lost_bytes, lost_events, cut_events, joined, no_accept, dropped_early;
-    uint64_t skipped_bytes;         /* body past the excerpt cap, not copied */
 };
 
 extern struct ht_attach_state ht_attach;
 
 /* One line on stderr, "httptape attach: " first. */
 void ht_attach_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* ---- conns.c ---- */
-
-/* The ring buffer's callback: one record. Always 0 (keep going). */
-int ht_attach_on_record(void *ctx, void *data, size_t size);
-
-/* A connection that was open before we attached, now tracked by the kernel
- * side under id: logged from its next message on, every exchange marked. */
-bool ht_attach_join(uint64_t id, uint32_t tgid, int fd, const struct ht_endpoints *ep);
-
-/* End every connection still held (detaching): their exchanges in flight
- * are emitted with extra_gaps. */
-void ht_attach_finish_all(uint32_t extra_gaps);
-
-/* Endpoints from raw addresses (network order) or a Unix socket path. */
-void ht_attach_ep_inet(struct ht_endpoints *ep, int family, const uint8_t *laddr, int lport,
-                       const uint8_t *paddr, int pport);
-void ht_attach_ep_unix(struct ht_endpoints *ep, const char *path);
 
 /* ---- files.c ---- */
 

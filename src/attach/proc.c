@@ -106,7 +106,7 @@ static void join_one(int tgid, int fd, unsigned long ino, const struct ht_endpoi
             bpf_map_delete_elem(ht_attach.conns_fd, &key);
         return;
     }
-    ht_attach_join(st.id, (uint32_t)tgid, fd, ep);
+    ht_feed_join(st.id, (uint32_t)tgid, fd, ep);
 }
 
 static void join_inet(int tgid, const struct procsocks *ps, const char *file, int family)
@@ -145,7 +145,7 @@ static void join_inet(int tgid, const struct procsocks *ps, const char *file, in
                 proc_addr(la, l, words);
                 proc_addr(ra, r, words);
                 struct ht_endpoints ep = { 0 };
-                ht_attach_ep_inet(&ep, family, l, (int)lport, r, (int)rport);
+                ht_feed_ep_inet(&ep, family, l, (int)lport, r, (int)rport);
                 join_one(tgid, fd, ino, &ep);
             }
         }
@@ -188,7 +188,7 @@ static void join_unix(int tgid, const struct procsocks *ps)
                 if (!server)
                     continue;
                 struct ht_endpoints ep = { 0 };
-                ht_attach_ep_unix(&ep, sp);
+                ht_feed_ep_unix(&ep, sp);
                 join_one(tgid, fd, ino, &ep);
             }
         }

@@ -1,15 +1,15 @@
 /*
- * conns.c - the attach front end's connections: each record from the ring
- * buffer becomes calls on the shared core (attach_private.h).
+ * feed.c - capture records become calls on the core (feed.h).
  *
- * A connection is a struct ht_conn, found by the kernel side's id (and by
- * process and fd, to notice a close record that was lost). Its bytes are
- * fed in stream-offset order: a jump in the offsets is bytes lost to a full
- * ring buffer, fed as unseen and marked as a gap, never passed over. This
- * file also tells the kernel side which body bytes it need not copy any
- * more, and finds the first message boundary of connections joined mid-way.
+ * A connection is a struct ht_conn, found by its process and the capture
+ * side's id (and by process and fd, to notice a close record that was
+ * lost). Its bytes are fed in stream-offset order: a jump in the offsets
+ * is bytes lost to a full ring, fed as unseen and marked as a gap, never
+ * passed over. This file also tells the capture side which body bytes it
+ * need not copy any more, and finds the first message boundary of
+ * connections joined mid-way.
  *
- * Main thread only.
+ * One thread only.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -19,9 +19,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include <bpf/bpf.h>
-
-#include "attach/attach_private.h"
+#include "capture/record.h"
+#include "collector/feed.h"
 #include "core/connid.h"
 #include "core/sink.h"
 #include "core/stats.h"
@@ -48,7 +47,23 @@ struct aconn {
 
 static struct aconn *by_id[ID_BUCKETS];
 static struct aconn *by_fd[ID_BUCKETS];
-static uint64_t seq;                /* connection ids "<pid>-<seq>" */
+static uint64_t seq;                /* connection ids (core/connid.h) */
+
+static struct {
+    const struct ht_conn_cfg *ccfg;
+    int64_t wall_minus_mono;
+    struct ht_feed_ops ops;
+    struct ht_feed_counts n;
+} feed;
+
+void ht_feed_init(const struct ht_conn_cfg *ccfg, int64_t wall_minus_mono, const struct ht_feed_ops *ops)
+{
+    feed.ccfg = ccfg;
+    feed.wall_minus_mono = wall_minus_mono;
+    feed.ops = *ops;
+}
+
+void ht_feed_counts(struct ht_feed_counts *out) { *out = feed.n; }
 
 /* ---- small helpers ---- */
 
@@ -62,18 +77,21 @@ static int64_t clock_ns(clockid_t id)
 static struct ht_clock rec_clock(const struct ht_rec *h)
 {
     struct ht_clock c = { .mono_ns = (int64_t)h->ts_ns };
-    c.wall_ns = c.mono_ns + ht_attach.wall_minus_mono;
+    c.wall_ns = c.mono_ns + feed.wall_minus_mono;
     return c;
 }
 
 static struct ht_clock now_clock(void)
 {
     struct ht_clock c = { .mono_ns = clock_ns(CLOCK_MONOTONIC) };
-    c.wall_ns = c.mono_ns + ht_attach.wall_minus_mono;
+    c.wall_ns = c.mono_ns + feed.wall_minus_mono;
     return c;
 }
 
 static unsigned hash_id(uint64_t id) { return (unsigned)((id * 0x9e3779b97f4a7c15ull) >> 48); }
+/* Preload ids count per process, attach's kernel-wide: (tgid, id) names
+ * a connection either way. */
+static unsigned hash_key(uint32_t tgid, uint64_t id) { return hash_id(id ^ ((uint64_t)tgid << 40)); }
 static unsigned hash_fd(uint32_t tgid, int fd)
 {
     return hash_id(((uint64_t)tgid << 32) | (uint32_t)fd);
@@ -81,7 +99,7 @@ static unsigned hash_fd(uint32_t tgid, int fd)
 
 /* ---- endpoints ---- */
 
-void ht_attach_ep_inet(struct ht_endpoints *ep, int family, const uint8_t *laddr, int lport,
+void ht_feed_ep_inet(struct ht_endpoints *ep, int family, const uint8_t *laddr, int lport,
                        const uint8_t *paddr, int pport)
 {
     ep->transport = "tcp";
@@ -92,7 +110,7 @@ void ht_attach_ep_inet(struct ht_endpoints *ep, int family, const uint8_t *laddr
     /* An IPv4 peer on an IPv6 socket reads as ::ffff:a.b.c.d, as getpeername says. */
 }
 
-void ht_attach_ep_unix(struct ht_endpoints *ep, const char *path)
+void ht_feed_ep_unix(struct ht_endpoints *ep, const char *path)
 {
     ep->transport = "unix";
     snprintf(ep->local_addr, sizeof(ep->local_addr), "%s", path);
@@ -102,12 +120,23 @@ void ht_attach_ep_unix(struct ht_endpoints *ep, const char *path)
 
 /* ---- the connection table ---- */
 
-static struct aconn *find_id(uint64_t id)
+static struct aconn *find_id(uint32_t tgid, uint64_t id)
 {
-    struct aconn *c = by_id[hash_id(id) % ID_BUCKETS];
-    while (c && c->id != id)
+    struct aconn *c = by_id[hash_key(tgid, id) % ID_BUCKETS];
+    while (c && !(c->id == id && c->tgid == tgid))
         c = c->next_id;
     return c;
+}
+
+/* attach's INHERIT names the parent's connection by its (kernel-wide) id
+ * alone. */
+static struct aconn *find_any(uint64_t id)
+{
+    for (unsigned b = 0; b < ID_BUCKETS; b++)
+        for (struct aconn *c = by_id[b]; c; c = c->next_id)
+            if (c->id == id)
+                return c;
+    return NULL;
 }
 
 static struct aconn *find_fd(uint32_t tgid, int fd)
@@ -128,7 +157,7 @@ static void emit(void *ctx, struct ht_exchange *ex)
 
 static void unlink_conn(struct aconn *c)
 {
-    struct aconn **pp = &by_id[hash_id(c->id) % ID_BUCKETS];
+    struct aconn **pp = &by_id[hash_key(c->tgid, c->id) % ID_BUCKETS];
     while (*pp && *pp != c)
         pp = &(*pp)->next_id;
     if (*pp)
@@ -169,8 +198,8 @@ static struct aconn *new_conn(uint64_t id, uint32_t tgid, int fd, const struct h
     c->waiting[HT_REQ] = c->waiting[HT_RESP] = joined;
     char sid[32];
     ht_connid_format(sid, sizeof(sid), (int)tgid, ++seq);
-    ht_conn_init(&c->conn, &ht_attach.ccfg, ep, sid, (int)tgid, emit, c);
-    unsigned h = hash_id(id) % ID_BUCKETS;
+    ht_conn_init(&c->conn, feed.ccfg, ep, sid, (int)tgid, emit, c);
+    unsigned h = hash_key(tgid, id) % ID_BUCKETS;
     c->next_id = by_id[h];
     by_id[h] = c;
     h = hash_fd(tgid, fd) % ID_BUCKETS;
@@ -180,16 +209,16 @@ static struct aconn *new_conn(uint64_t id, uint32_t tgid, int fd, const struct h
     return c;
 }
 
-bool ht_attach_join(uint64_t id, uint32_t tgid, int fd, const struct ht_endpoints *ep)
+bool ht_feed_join(uint64_t id, uint32_t tgid, int fd, const struct ht_endpoints *ep)
 {
     struct ht_clock now = now_clock();
     if (!new_conn(id, tgid, fd, ep, true, &now))
         return false;
-    ht_attach.joined++;
+    feed.n.joined++;
     return true;
 }
 
-void ht_attach_finish_all(uint32_t extra_gaps)
+void ht_feed_finish_all(uint32_t extra_gaps)
 {
     struct ht_clock now = now_clock();
     for (unsigned b = 0; b < ID_BUCKETS; b++)
@@ -207,7 +236,7 @@ void ht_attach_finish_all(uint32_t extra_gaps)
 static void lose(struct aconn *c, enum ht_dir d, uint64_t n, const struct ht_clock *now)
 {
     uint64_t before = HT_STAT_GET(capture_gaps);
-    ht_attach.lost_bytes += n;
+    feed.n.lost_bytes += n;
     if (!c->waiting[d] && !c->conn.stopped[d]) {
         /* Marked before feeding: the feed may finish and emit it. */
         struct ht_exchange *ex = d == HT_REQ ? c->conn.req_cur : c->conn.resp_cur;
@@ -223,7 +252,7 @@ static void lose(struct aconn *c, enum ht_dir d, uint64_t n, const struct ht_clo
 static void catch_up(struct aconn *c, enum ht_dir d, uint64_t off, const struct ht_clock *now)
 {
     if (off > c->off[d]) {
-        ht_attach.lost_events++;
+        feed.n.lost_events++;
         lose(c, d, off - c->off[d], now);
         c->off[d] = off;
     }
@@ -234,13 +263,13 @@ static void catch_up(struct aconn *c, enum ht_dir d, uint64_t off, const struct 
 static void update_skip(struct aconn *c, enum ht_dir d)
 {
     struct ht_conn *k = &c->conn;
-    if (k->finished || k->stopped[d] || c->waiting[d])
+    if (!feed.ops.skip || k->finished || k->stopped[d] || c->waiting[d])
         return;
     struct ht_exchange *ex = d == HT_REQ ? k->req_cur : k->resp_cur;
     if (!ex)
         return;
     const struct ht_body *b = d == HT_REQ ? &ex->req_body : &ex->resp_body;
-    if (!b->truncated && b->len < ht_attach.ccfg.max_body)
+    if (!b->truncated && b->len < feed.ccfg->max_body)
         return;                     /* the excerpt still wants bytes */
     uint64_t room = ht_parser_body_room(&k->p[d]);
     if (room < SKIP_MIN)
@@ -249,9 +278,7 @@ static void update_skip(struct aconn *c, enum ht_dir d)
     if (to <= c->skip_to[d])
         return;
     c->skip_to[d] = to;
-    struct ht_conn_key key = { .tgid = c->tgid, .fd = c->fd };
-    struct ht_skip sk = { .id = c->id, .to = { c->skip_to[0], c->skip_to[1] } };
-    bpf_map_update_elem(ht_attach.skips_fd, &key, &sk, BPF_ANY);
+    feed.ops.skip(feed.ops.ctx, c->tgid, c->fd, c->id, c->skip_to);
 }
 
 /* ---- joined connections: find a message boundary ---- */
@@ -293,7 +320,7 @@ static bool joined_ready(struct aconn *c, enum ht_dir d, const uint8_t *p, size_
         c->waiting[d] = false;
         return true;
     }
-    ht_attach.dropped_early += n;
+    feed.n.dropped_early += n;
     return false;
 }
 
@@ -301,12 +328,12 @@ static bool joined_ready(struct aconn *c, enum ht_dir d, const uint8_t *p, size_
 
 static struct aconn *conn_of(const struct ht_rec *h, const struct ht_clock *now)
 {
-    struct aconn *c = find_id(h->conn_id);
+    struct aconn *c = find_id(h->tgid, h->conn_id);
     if (c || (h->conn_id & HT_ID_JOINED))
         return c;
     /* Its accept record was lost: the bytes are whole, the addresses unknown. */
     struct ht_endpoints ep = { .peer_port = -1, .local_port = -1 };
-    ht_attach.no_accept++;
+    feed.n.no_accept++;
     return new_conn(h->conn_id, h->tgid, h->fd, &ep, false, now);
 }
 
@@ -314,20 +341,48 @@ static void on_accept(const struct ht_rec_accept *r)
 {
     struct ht_clock now = rec_clock(&r->h);
     struct ht_endpoints ep = { .peer_port = -1, .local_port = -1 };
-    if (find_id(r->h.conn_id))
+    if (find_id(r->h.tgid, r->h.conn_id))
         return;
     if (r->family == AF_UNIX) {
-        char path[HT_BPF_PATH_MAX + 1];
-        memcpy(path, r->path, HT_BPF_PATH_MAX);
-        path[HT_BPF_PATH_MAX] = 0;
-        ht_attach_ep_unix(&ep, path);
+        char path[HT_REC_PATH_MAX + 1];
+        memcpy(path, r->path, HT_REC_PATH_MAX);
+        path[HT_REC_PATH_MAX] = 0;
+        ht_feed_ep_unix(&ep, path);
     } else {
-        ht_attach_ep_inet(&ep, r->family, r->local_addr, r->local_port, r->peer_addr, r->peer_port);
+        ht_feed_ep_inet(&ep, r->family, r->local_addr, r->local_port, r->peer_addr, r->peer_port);
     }
     new_conn(r->h.conn_id, r->h.tgid, r->h.fd, &ep, false, &now);
 }
 
-/* DATA, UNSEEN and SENDFILE records. size: for DATA the payload bytes at
+/* The bytes of a SENDFILE record, read back by the capture side's op. */
+struct sendfile_fetch {
+    const struct ht_rec *h;
+    size_t size;
+};
+
+static size_t fetch_sendfile(void *ctx, uint64_t off, uint8_t *buf, size_t len)
+{
+    const struct sendfile_fetch *f = ctx;
+    return feed.ops.fetch_sendfile(feed.ops.ctx, f->h, f->size, off, buf, len);
+}
+
+/* A FILEDATA record carries the first bytes sent; the rest cannot be had. */
+struct filedata_fetch {
+    const uint8_t *p;
+    size_t len;
+};
+
+static size_t fetch_filedata(void *ctx, uint64_t off, uint8_t *buf, size_t len)
+{
+    const struct filedata_fetch *f = ctx;
+    if (off >= f->len)
+        return 0;
+    size_t n = f->len - off < len ? f->len - (size_t)off : len;
+    memcpy(buf, f->p + off, n);
+    return n;
+}
+
+/* DATA, UNSEEN, SENDFILE and FILEDATA records. size: for DATA the payload bytes at
  * data, for SENDFILE the size of the whole record. */
 static void on_bytes(const struct ht_rec *h, const uint8_t *data, size_t size)
 {
@@ -350,25 +405,34 @@ static void on_bytes(const struct ht_rec *h, const uint8_t *data, size_t size)
         break;
     case HT_REC_UNSEEN:
         if (h->reason == HT_UNSEEN_SKIP)
-            ht_attach.skipped_bytes += h->span;
+            feed.n.skipped_bytes += h->span;
         if (h->reason == HT_UNSEEN_SKIP || h->reason == HT_UNSEEN_SPLICE) {
             if (!c->waiting[d])
                 ht_conn_feed_unseen(&c->conn, d, h->span,
                                     h->reason == HT_UNSEEN_SPLICE ? HT_SRC_SPLICE : HT_SRC_IO,
                                     NULL, NULL, &now);
         } else {
-            ht_attach.cut_events++;
+            feed.n.cut_events++;
             lose(c, d, h->span, &now);
         }
         break;
     case HT_REC_SENDFILE: {
         if (c->waiting[d]) {
-            ht_attach.dropped_early += h->span;
+            feed.n.dropped_early += h->span;
             break;
         }
-        struct ht_attach_fetch f = { .r = (const struct ht_rec_sendfile *)h, .size = size, .fd = -2 };
-        ht_conn_feed_unseen(&c->conn, d, h->span, HT_SRC_SENDFILE, ht_attach_fetch_file, &f,
-                            &now);
+        struct sendfile_fetch f = { h, size };
+        ht_conn_feed_unseen(&c->conn, d, h->span, HT_SRC_SENDFILE,
+                            feed.ops.fetch_sendfile ? fetch_sendfile : NULL, &f, &now);
+        break;
+    }
+    case HT_REC_FILEDATA: {
+        if (c->waiting[d]) {
+            feed.n.dropped_early += h->span;
+            break;
+        }
+        struct filedata_fetch f = { data, h->len <= size ? h->len : 0 };
+        ht_conn_feed_unseen(&c->conn, d, h->span, HT_SRC_SENDFILE, fetch_filedata, &f, &now);
         break;
     }
     }
@@ -379,16 +443,17 @@ static void on_eof(const struct ht_rec *h)
 {
     struct ht_clock now = rec_clock(h);
     struct aconn *c = conn_of(h, &now);
+    enum ht_dir d = h->dir ? HT_RESP : HT_REQ;
     if (!c)
         return;
-    catch_up(c, HT_REQ, h->off, &now);
-    ht_conn_eof(&c->conn, HT_REQ, &now);
+    catch_up(c, d, h->off, &now);
+    ht_conn_eof(&c->conn, d, &now);
 }
 
 static void on_close(const struct ht_rec_close *r)
 {
     struct ht_clock now = rec_clock(&r->h);
-    struct aconn *c = find_id(r->h.conn_id);
+    struct aconn *c = find_id(r->h.tgid, r->h.conn_id);
     if (!c)
         return;
     catch_up(c, HT_REQ, r->end[0], &now);
@@ -401,44 +466,75 @@ static void on_close(const struct ht_rec_close *r)
 static void on_inherit(const struct ht_rec_inherit *r)
 {
     struct ht_clock now = rec_clock(&r->h);
-    struct aconn *p = find_id(r->parent_id);
+    struct aconn *p = find_any(r->parent_id);
     struct ht_endpoints ep = { .peer_port = -1, .local_port = -1 };
     bool begun = r->parent_off[0] || r->parent_off[1] || !p || p->joined;
     if (p)
         ep = p->conn.ep;
     struct aconn *c = new_conn(r->h.conn_id, r->h.tgid, r->h.fd, &ep, begun, &now);
     if (c && begun)
-        ht_attach.joined++;
+        feed.n.joined++;
 }
 
 /* Every connection of a process that is gone (its fds closed without a
- * close call we could see). */
-static void on_exit_rec(const struct ht_rec *h)
+ * close record). */
+void ht_feed_process_gone(uint32_t tgid, uint32_t extra_gaps)
 {
-    struct ht_clock now = rec_clock(h);
+    struct ht_clock now = now_clock();
     for (unsigned b = 0; b < ID_BUCKETS; b++) {
         struct aconn *c = by_id[b];
         while (c) {
             struct aconn *next = c->next_id;
-            if (c->tgid == h->tgid) {
-                struct ht_conn_key key = { .tgid = c->tgid, .fd = c->fd };
-                bpf_map_delete_elem(ht_attach.conns_fd, &key);
-                bpf_map_delete_elem(ht_attach.skips_fd, &key);
-                finish_conn(c, &now, HT_GAP_PROCESS_EXIT);
+            if (c->tgid == tgid) {
+                int fd = c->fd;
+                finish_conn(c, &now, extra_gaps);
+                if (feed.ops.process_exited)
+                    feed.ops.process_exited(feed.ops.ctx, tgid, fd);
             }
             c = next;
         }
     }
-    if (h->tgid == (uint32_t)ht_attach.o->pid)
-        ht_attach.target_gone = true;
 }
 
-int ht_attach_on_record(void *ctx, void *data, size_t size)
+static void on_exit_rec(const struct ht_rec *h)
+{
+    ht_feed_process_gone(h->tgid, HT_GAP_PROCESS_EXIT);
+    if (feed.ops.process_exited)
+        feed.ops.process_exited(feed.ops.ctx, h->tgid, -1);
+}
+
+/* A preloaded process's new connection, or its forked child's copy of
+ * one: a copy whose streams had begun is joined at the next message. */
+static void on_open(const struct ht_rec_open *r)
+{
+    const struct ht_rec_accept *a = &r->a;
+    struct ht_clock now = rec_clock(&a->h);
+    struct ht_endpoints ep = { .peer_port = -1, .local_port = -1 };
+    if (find_id(a->h.tgid, a->h.conn_id))
+        return;
+    if (a->family == AF_UNIX) {
+        char path[HT_REC_PATH_MAX + 1];
+        memcpy(path, a->path, HT_REC_PATH_MAX);
+        path[HT_REC_PATH_MAX] = 0;
+        ht_feed_ep_unix(&ep, path);
+    } else if (a->family == AF_INET || a->family == AF_INET6) {
+        ht_feed_ep_inet(&ep, a->family, a->local_addr, a->local_port, a->peer_addr, a->peer_port);
+    }
+    bool begun = r->start[0] || r->start[1];
+    struct aconn *c = new_conn(a->h.conn_id, a->h.tgid, a->h.fd, &ep, begun, &now);
+    if (!c)
+        return;
+    c->off[0] = r->start[0];
+    c->off[1] = r->start[1];
+    if (begun)
+        feed.n.joined++;
+}
+
+void ht_feed_record(const void *data, size_t size)
 {
     const struct ht_rec *h = data;
-    (void)ctx;
     if (size < sizeof(*h))
-        return 0;
+        return;
     switch (h->type) {
     case HT_REC_ACCEPT:
         if (size >= sizeof(struct ht_rec_accept))
@@ -447,6 +543,15 @@ int ht_attach_on_record(void *ctx, void *data, size_t size)
     case HT_REC_DATA:
     case HT_REC_UNSEEN:
         on_bytes(h, (const uint8_t *)data + sizeof(*h), size - sizeof(*h));
+        break;
+    case HT_REC_FILEDATA:
+        if (size >= sizeof(struct ht_rec_filedata))
+            on_bytes(h, (const uint8_t *)data + sizeof(struct ht_rec_filedata),
+                     size - sizeof(struct ht_rec_filedata));
+        break;
+    case HT_REC_OPEN:
+        if (size >= sizeof(struct ht_rec_open))
+            on_open(data);
         break;
     case HT_REC_SENDFILE:
         if (size >= offsetof(struct ht_rec_sendfile, path))
@@ -466,10 +571,5 @@ int ht_attach_on_record(void *ctx, void *data, size_t size)
         if (size >= sizeof(struct ht_rec_inherit))
             on_inherit(data);
         break;
-    case HT_REC_FORK:
-        if (ht_attach.o->verbose)
-            ht_attach_say("pid %u forked %d: following it", h->tgid, h->fd);
-        break;
     }
-    return 0;
 }

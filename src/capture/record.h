@@ -1,0 +1,126 @@
+/*
+ * record.h - the records capture writes and the collector reads: the BPF
+ * programs of attach (through the BPF ring buffer) and the preloaded
+ * library (through its shared-memory ring, capture/ring.h) write the same
+ * structures, so one consumer (collector/feed.c) turns both into exchanges.
+ * Fixed-width types only, no pointers: BPF code and user space read the
+ * same bytes.
+ *
+ * Every byte a tracked connection moves in one direction has a stream
+ * offset, counted by the capture side. A record covers [off, off + span):
+ * DATA carries those bytes, UNSEEN says they went by without being copied
+ * (why: HT_UNSEEN_*), SENDFILE/FILEDATA say they came from a file. The
+ * consumer feeds them in offset order; a jump in the offsets is a lost
+ * record (a ring was full), which is how losses show without a sequence
+ * number.
+ */
+#ifndef HT_CAPTURE_RECORD_H
+#define HT_CAPTURE_RECORD_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define HT_REC_PATH_MAX     108     /* sizeof(sun_path) */
+#define HT_REC_FILE_PATH    512     /* sendfile: room for the file's path */
+
+/* Record types. */
+enum ht_rec_type {
+    HT_REC_ACCEPT = 1,      /* struct ht_rec_accept: a new connection */
+    HT_REC_DATA,            /* struct ht_rec + len payload bytes */
+    HT_REC_UNSEEN,          /* struct ht_rec: span bytes not copied (reason) */
+    HT_REC_SENDFILE,        /* struct ht_rec_sendfile: span bytes from a file */
+    HT_REC_EOF,             /* struct ht_rec: dir 0: a read returned 0; dir 1: the app shut down writing */
+    HT_REC_CLOSE,           /* struct ht_rec_close: close(fd) */
+    HT_REC_EXIT,            /* struct ht_rec: process tgid is gone */
+    HT_REC_FORK,            /* struct ht_rec: tgid forked fd = child tgid */
+    HT_REC_INHERIT,         /* struct ht_rec_inherit: a forked child's copy of a connection */
+    HT_REC_OPEN,            /* preload: struct ht_rec_open: a new connection, or a forked child's copy */
+    HT_REC_FILEDATA,        /* preload: struct ht_rec_filedata + len bytes: span bytes from a file */
+};
+
+/* Why UNSEEN bytes were not copied. */
+enum ht_unseen_reason {
+    HT_UNSEEN_SKIP = 1,     /* user space said it does not need them */
+    HT_UNSEEN_CUT,          /* over the per-call bound, or unreadable memory */
+    HT_UNSEEN_SPLICE,       /* moved by splice(2): never in a buffer we could read */
+};
+
+/* conn_id bit set by attach's user side for connections open before it
+ * attached. */
+#define HT_ID_JOINED (1ull << 63)
+
+/* Every record starts with this. */
+struct ht_rec {
+    __u8  type;             /* enum ht_rec_type */
+    __u8  dir;              /* 0 request (read), 1 response (write) */
+    __u8  reason;           /* UNSEEN: enum ht_unseen_reason */
+    __u8  pad;
+    __u32 tgid;
+    __u32 tid;
+    __s32 fd;
+    __u64 conn_id;
+    __u64 ts_ns;            /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+    __u64 off;              /* stream offset of the first byte covered */
+    __u32 span;             /* bytes covered */
+    __u32 len;              /* DATA: payload bytes that follow */
+};
+
+struct ht_rec_accept {
+    struct ht_rec h;
+    __u16 family;           /* AF_INET, AF_INET6, AF_UNIX */
+    __u16 local_port;       /* host order */
+    __u16 peer_port;
+    __u16 pad;
+    __u8  local_addr[16];   /* network order; IPv4 in the first 4 bytes */
+    __u8  peer_addr[16];
+    char  path[HT_REC_PATH_MAX];    /* AF_UNIX: the socket's bound path */
+};
+
+struct ht_rec_sendfile {
+    struct ht_rec h;
+    __u64 file_off;         /* offset in the file of the first byte sent */
+    __u64 ino;
+    __u32 dev;              /* kernel encoding: major << 20 | minor */
+    __s32 in_fd;
+    __u16 path_len;         /* bytes used in path */
+    __u8  path_ok;          /* path reaches the root of the mount namespace */
+    __u8  pad[5];
+    /* The file's path, so that it can be opened after the process closed
+     * it: components from the file up, each a length byte then the name. */
+    char  path[HT_REC_FILE_PATH];
+};
+
+struct ht_rec_close {
+    struct ht_rec h;
+    __u64 end[2];           /* final stream offsets: trailing losses show */
+};
+
+/* With --children, a process forked by a followed one gets its own copy of
+ * each tracked connection the parent holds (a server that accepts, then
+ * forks a child to serve): h.tgid/h.fd/h.conn_id are the child's. */
+struct ht_rec_inherit {
+    struct ht_rec h;
+    __u64 parent_id;
+    __u64 parent_off[2];    /* where the parent's streams stood at the fork */
+};
+#define HT_BPF_INHERIT_MAX 16       /* connections copied per fork */
+
+/* A connection the preloaded library saw accepted (inherited 0), or a
+ * forked child's copy of one its parent had (inherited 1): its streams
+ * then start at start[0], start[1], where the parent's stood. */
+struct ht_rec_open {
+    struct ht_rec_accept a;
+    __u64 start[2];
+    __u32 inherited;
+    __u32 pad;
+};
+
+/* span bytes went to the socket by sendfile; the first len of them (the
+ * library read them back from the file, up to the excerpt cap) follow. */
+struct ht_rec_filedata {
+    struct ht_rec h;
+    __u64 file_off;
+};
+
+#endif
