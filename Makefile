@@ -62,15 +62,16 @@ $(COLLECTOR_LIB): $(COLLECTOR_OBJ)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
 # The .so exports only the hooked libc names (src/preload/exports.map).
-$(SO): $(PRELOAD_OBJ) $(CORE_LIB) src/preload/exports.map
+$(SO): $(PRELOAD_OBJ) $(CAPTURE_LIB) $(CORE_LIB) src/preload/exports.map
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -shared -o $@ $(PRELOAD_OBJ) $(CORE_LIB) \
+	$(Q)$(CC) -shared -o $@ $(PRELOAD_OBJ) $(CAPTURE_LIB) $(CORE_LIB) \
 	    -Wl,--version-script=src/preload/exports.map -Wl,-z,now -Wl,-z,relro \
 	    $(LDFLAGS) $(LDLIBS) -ldl
 
 $(CLI): $(CLI_OBJ) $(COLLECTOR_LIB) $(CORE_LIB) $(CAPTURE_LIB)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -o $@ $(CLI_OBJ) $(COLLECTOR_LIB) $(CORE_LIB) $(CAPTURE_LIB) $(LDFLAGS) $(LDLIBS)
+	$(Q)$(CC) -o $@ $(CLI_OBJ) $(COLLECTOR_LIB) $(CORE_LIB) $(CAPTURE_LIB) \
+	    -Wl,--export-dynamic-symbol=httptape_no_capture $(LDFLAGS) $(LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(COLLECTOR_LIB) $(CORE_LIB) $(CAPTURE_LIB) tests/unit/tap.h
 	@mkdir -p $(dir $@)

@@ -37,6 +37,15 @@ enum ht_rec_type {
     HT_REC_INHERIT,         /* struct ht_rec_inherit: a forked child's copy of a connection */
     HT_REC_OPEN,            /* preload: struct ht_rec_open: a new connection, or a forked child's copy */
     HT_REC_FILEDATA,        /* preload: struct ht_rec_filedata + len bytes: span bytes from a file */
+    HT_REC_UNREACHABLE,     /* preload: struct ht_rec: the connection's bytes are out of reach
+                             * (reason HT_UNREACH_*); conn_id 0: the whole process */
+};
+
+/* Why a connection's bytes went out of reach (UNREACHABLE). */
+enum ht_unreach_reason {
+    HT_UNREACH_STDIO = 1,   /* handed to stdio (fdopen): not recorded, counted */
+    HT_UNREACH_IO_URING,    /* conn_id 0: the process uses io_uring; a connection seen
+                             * one way only is counted, not logged */
 };
 
 /* Why UNSEEN bytes were not copied. */
@@ -91,6 +100,10 @@ struct ht_rec_sendfile {
     char  path[HT_REC_FILE_PATH];
 };
 
+/* CLOSE's h.reason: the process forked since it last touched the
+ * connection, so a child may go on with it (fork-per-connection). */
+#define HT_CLOSE_HANDED_OVER 1
+
 struct ht_rec_close {
     struct ht_rec h;
     __u64 end[2];           /* final stream offsets: trailing losses show */
@@ -107,13 +120,13 @@ struct ht_rec_inherit {
 #define HT_BPF_INHERIT_MAX 16       /* connections copied per fork */
 
 /* A connection the preloaded library saw accepted (inherited 0), or a
- * forked child's copy of one its parent had (inherited 1): its streams
- * then start at start[0], start[1], where the parent's stood. */
+ * forked child's copy of one its parent (parent_tgid) had (inherited 1):
+ * its streams then start at start[0], start[1], where the parent's stood. */
 struct ht_rec_open {
     struct ht_rec_accept a;
     __u64 start[2];
     __u32 inherited;
-    __u32 pad;
+    __u32 parent_tgid;
 };
 
 /* span bytes went to the socket by sendfile; the first len of them (the

@@ -1,7 +1,11 @@
 /*
- * cmd_run.c - `httptape run`: validate the flags, put libhttptape.so in
- * front of LD_PRELOAD (once), set the HTTPTAPE_* variables and exec the
- * command, so the server keeps our pid and receives signals directly.
+ * cmd_run.c - `httptape run`: validate the flags, start the collector (a
+ * process of its own, as the invoking user, that owns the log), put
+ * libhttptape.so in front of LD_PRELOAD (once), set the HTTPTAPE_*
+ * variables and exec the command, so the server keeps our pid and
+ * receives signals directly. The collector ends after the server and every
+ * recorded process it started are gone, once it has written their
+ * exchanges.
  *
  * The library is found at $HTTPTAPE_LIBRARY, else beside this executable
  * (build/), else in ../lib/httptape/ relative to it (an install).
@@ -19,11 +23,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "capture/register.h"
 #include "cli/cli.h"
 #include "core/config.h"
 
@@ -230,6 +239,61 @@ static void warn_unpreloadable(const char *cmd)
             "'httptape attach' instead)\n", path, why);
 }
 
+/* Start the collector for the process we are about to become (our pid
+ * stays the server's), wait until it listens (bounded), and tell the
+ * library where it is (HTTPTAPE_COLLECTOR). It is our grandchild, so the
+ * server never has it as a child, in a session of its own, so the
+ * terminal's signals are the server's. 0, or -1 when it did not start (the
+ * library then starts a collector of its own). */
+static int start_collector(const struct ht_config *cfg)
+{
+    struct ht_collect_opts co = { .wait_pidfd = -1, .ring_fd = -1, .ring_pidfd = -1,
+                                  .for_pid = getpid() };
+    int ready[2], rc = -1;
+    int me = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    if (me < 0 || ht_reg_new(&co.addr, getpid()) || pipe2(ready, O_CLOEXEC)) {
+        if (me >= 0)
+            close(me);
+        return -1;
+    }
+    fflush(NULL);
+    pid_t mid = fork();
+    if (mid == 0) {
+        if (fork() == 0) {
+            setsid();
+            prctl(PR_SET_NAME, "httptape-coll");
+            int null = open("/dev/null", O_RDWR);
+            if (null >= 0)
+                dup2(null, STDIN_FILENO);
+            /* Only what it needs: stdio, the ready pipe, the server's
+             * pidfd (both moved out of the way first, so that neither
+             * lands on the other's number). */
+            int r = fcntl(ready[1], F_DUPFD, 10), m = fcntl(me, F_DUPFD, 10);
+            if (r < 0 || m < 0 || dup2(r, 3) < 0 || dup2(m, 4) < 0)
+                _exit(1);
+            syscall(SYS_close_range, 5, ~0u, 0);
+            co.ready_fd = 3;
+            co.wait_pidfd = 4;
+            _exit(ht_collect(cfg, &co));
+        }
+        _exit(0);
+    }
+    close(ready[1]);
+    close(me);
+    if (mid > 0)
+        waitpid(mid, NULL, 0);
+    struct pollfd p = { .fd = ready[0], .events = POLLIN };
+    char b;
+    if (mid > 0 && poll(&p, 1, 5000) == 1 && read(ready[0], &b, 1) == 1) {
+        char v[128];
+        ht_reg_format(&co.addr, v, sizeof(v));
+        setenv("HTTPTAPE_COLLECTOR", v, 1);
+        rc = 0;
+    }
+    close(ready[0]);
+    return rc;
+}
+
 int ht_cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -307,6 +371,9 @@ int ht_cmd_run(int argc, char **argv)
         return 1;
     }
     warn_unpreloadable(argv[optind]);
+    if (start_collector(&envcfg))
+        fputs("httptape run: the collector did not start; the server's processes start "
+              "their own\n", stderr);
     execvp(argv[optind], argv + optind);
     fprintf(stderr, "httptape run: %s: %s\n", argv[optind], strerror(errno));
     return 127;

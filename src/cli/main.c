@@ -8,6 +8,10 @@
 
 #include "cli/cli.h"
 
+/* libhttptape.so stays inert in this program (its collector, attach),
+ * also when an outer `httptape run` preloaded it here. */
+__attribute__((visibility("default"))) const int httptape_no_capture = 1;
+
 static const char usage[] =
     "usage: httptape <command> [options]\n"
     "\n"
@@ -20,6 +24,8 @@ static const char usage[] =
     "                      show a log one exchange per line\n"
     "  replay [--max-body BYTES] CLIENT_STREAM SERVER_STREAM\n"
     "                      parse one captured TCP connection, print its events\n"
+    "  collect [--log FILE] [--address NAME:TOKEN]\n"
+    "                      a standing collector that several servers hand records to\n"
     "\n"
     "'httptape <command> --help' describes a command. Exit codes: 0 success,\n"
     "1 failure, 2 usage error.\n";
@@ -43,6 +49,8 @@ int main(int argc, char **argv)
         return ht_cmd_attach(argc - 1, argv + 1);
     if (!strcmp(cmd, "replay"))
         return ht_cmd_replay(argc - 1, argv + 1);
+    if (!strcmp(cmd, "collect"))
+        return ht_cmd_collect(argc - 1, argv + 1);
     fprintf(stderr, "httptape: unknown command '%s'\n%s", cmd, usage);
     return 2;
 }

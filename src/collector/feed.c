@@ -40,6 +40,8 @@ struct aconn {
     uint64_t off[2];                /* next stream offset expected, per direction */
     uint64_t skip_to[2];            /* what we last told the kernel */
     bool joined;
+    bool discard;                   /* out of reach: nothing of it is logged */
+    int64_t handed_at;              /* closed by a parent that forked: a child's to go on with */
     bool waiting[2];                /* joined: no message boundary found yet */
     struct aconn *next_id, *next_fd;
     struct ht_conn conn;
@@ -147,12 +149,29 @@ static struct aconn *find_fd(uint32_t tgid, int fd)
     return c;
 }
 
+static void one_way_unseen(struct aconn *c);
+
 static void emit(void *ctx, struct ht_exchange *ex)
 {
     struct aconn *c = ctx;
+    one_way_unseen(c);
+    if (c->discard) {
+        ht_exchange_free(ex);
+        return;
+    }
     if (c->joined)
         ex->gaps |= JOINED_GAP;
     ht_sink_push(ex);
+}
+
+static void link_conn(struct aconn *c)
+{
+    unsigned h = hash_key(c->tgid, c->id) % ID_BUCKETS;
+    c->next_id = by_id[h];
+    by_id[h] = c;
+    h = hash_fd(c->tgid, c->fd) % ID_BUCKETS;
+    c->next_fd = by_fd[h];
+    by_fd[h] = c;
 }
 
 static void unlink_conn(struct aconn *c)
@@ -169,9 +188,41 @@ static void unlink_conn(struct aconn *c)
         *pp = c->next_fd;
 }
 
+/* Processes that move bytes through io_uring (preload: UNREACHABLE with
+ * conn_id 0): a connection of theirs seen one way only most likely moved
+ * the other way through the ring; logging it would invent no_response or
+ * an orphan response. */
+#define URING_MAX 64
+static uint32_t uring_tgids[URING_MAX];
+static unsigned n_uring;
+
+static bool uses_io_uring(uint32_t tgid)
+{
+    for (unsigned i = 0; i < n_uring; i++)
+        if (uring_tgids[i] == tgid)
+            return true;
+    return false;
+}
+
+static unsigned n_handed;           /* connections held for a child (on_close) */
+
+/* A connection of an io_uring process seen one way only: discarded,
+ * counted once. */
+static void one_way_unseen(struct aconn *c)
+{
+    if (!c->discard && n_uring && uses_io_uring(c->tgid) &&
+        (c->conn.bytes[HT_REQ] == 0) != (c->conn.bytes[HT_RESP] == 0)) {
+        c->discard = true;
+        HT_STAT_ADD(connections_unseen_io_uring, 1);
+    }
+}
+
 /* End a connection: emit what it holds, forget it. */
 static void finish_conn(struct aconn *c, const struct ht_clock *now, uint32_t extra_gaps)
 {
+    if (c->handed_at)
+        n_handed--;
+    one_way_unseen(c);
     ht_conn_finish(&c->conn, now, extra_gaps);
     HT_STAT_ADD(bytes_received, c->conn.bytes[HT_REQ]);
     HT_STAT_ADD(bytes_sent, c->conn.bytes[HT_RESP]);
@@ -199,12 +250,7 @@ static struct aconn *new_conn(uint64_t id, uint32_t tgid, int fd, const struct h
     char sid[32];
     ht_connid_format(sid, sizeof(sid), (int)tgid, ++seq);
     ht_conn_init(&c->conn, feed.ccfg, ep, sid, (int)tgid, emit, c);
-    unsigned h = hash_key(tgid, id) % ID_BUCKETS;
-    c->next_id = by_id[h];
-    by_id[h] = c;
-    h = hash_fd(tgid, fd) % ID_BUCKETS;
-    c->next_fd = by_fd[h];
-    by_fd[h] = c;
+    link_conn(c);
     HT_STAT_ADD(connections, 1);
     return c;
 }
@@ -450,6 +496,11 @@ static void on_eof(const struct ht_rec *h)
     ht_conn_eof(&c->conn, d, &now);
 }
 
+/* A process that forked closed its copy without touching it since:
+ * (fork-per-connection) a child goes on with it and will say so (OPEN,
+ * inherited); until then, or HANDED_WAIT, it is held, not ended. */
+#define HANDED_WAIT_NS 5000000000LL
+
 static void on_close(const struct ht_rec_close *r)
 {
     struct ht_clock now = rec_clock(&r->h);
@@ -458,7 +509,25 @@ static void on_close(const struct ht_rec_close *r)
         return;
     catch_up(c, HT_REQ, r->end[0], &now);
     catch_up(c, HT_RESP, r->end[1], &now);
+    if (r->h.reason == HT_CLOSE_HANDED_OVER) {
+        c->handed_at = now.mono_ns ? now.mono_ns : 1;
+        n_handed++;
+        return;
+    }
     finish_conn(c, &now, 0);
+}
+
+void ht_feed_tick(void)
+{
+    if (!n_handed)
+        return;
+    struct ht_clock now = now_clock();
+    for (unsigned b = 0; b < ID_BUCKETS; b++)
+        for (struct aconn *c = by_id[b], *next; c; c = next) {
+            next = c->next_id;
+            if (c->handed_at && now.mono_ns - c->handed_at > HANDED_WAIT_NS)
+                finish_conn(c, &now, 0);
+        }
 }
 
 /* A followed process forked: the child has its own copy of a connection
@@ -494,6 +563,10 @@ void ht_feed_process_gone(uint32_t tgid, uint32_t extra_gaps)
             c = next;
         }
     }
+    /* Its pid may be reused by a process that does not use io_uring. */
+    for (unsigned i = 0; i < n_uring; i++)
+        if (uring_tgids[i] == tgid)
+            uring_tgids[i--] = uring_tgids[--n_uring];
 }
 
 static void on_exit_rec(const struct ht_rec *h)
@@ -520,6 +593,20 @@ static void on_open(const struct ht_rec_open *r)
     } else if (a->family == AF_INET || a->family == AF_INET6) {
         ht_feed_ep_inet(&ep, a->family, a->local_addr, a->local_port, a->peer_addr, a->peer_port);
     }
+    /* The child goes on with its parent's connection from where the
+     * parent's records ended: the same struct ht_conn, under the child. */
+    struct aconn *p = r->inherited ? find_id(r->parent_tgid, a->h.conn_id) : NULL;
+    if (p && p->off[0] == r->start[0] && p->off[1] == r->start[1]) {
+        if (p->handed_at)
+            n_handed--;
+        p->handed_at = 0;
+        unlink_conn(p);
+        p->tgid = a->h.tgid;
+        p->fd = a->h.fd;
+        p->conn.pid = (int)a->h.tgid;
+        link_conn(p);
+        return;
+    }
     bool begun = r->start[0] || r->start[1];
     struct aconn *c = new_conn(a->h.conn_id, a->h.tgid, a->h.fd, &ep, begun, &now);
     if (!c)
@@ -528,6 +615,25 @@ static void on_open(const struct ht_rec_open *r)
     c->off[1] = r->start[1];
     if (begun)
         feed.n.joined++;
+}
+
+/* A connection (or, with conn_id 0, a process) whose bytes went out of
+ * reach: its exchanges are not logged, it is counted. */
+static void on_unreachable(const struct ht_rec *h)
+{
+    if (h->conn_id == 0) {
+        if (h->reason == HT_UNREACH_IO_URING && !uses_io_uring(h->tgid) && n_uring < URING_MAX)
+            uring_tgids[n_uring++] = h->tgid;
+        return;
+    }
+    struct aconn *c = find_id(h->tgid, h->conn_id);
+    if (!c || c->discard)
+        return;
+    c->discard = true;
+    if (h->reason == HT_UNREACH_STDIO)
+        HT_STAT_ADD(connections_unseen_stdio, 1);
+    else
+        HT_STAT_ADD(connections_unseen_io_uring, 1);
 }
 
 void ht_feed_record(const void *data, size_t size)
@@ -552,6 +658,9 @@ void ht_feed_record(const void *data, size_t size)
     case HT_REC_OPEN:
         if (size >= sizeof(struct ht_rec_open))
             on_open(data);
+        break;
+    case HT_REC_UNREACHABLE:
+        on_unreachable(h);
         break;
     case HT_REC_SENDFILE:
         if (size >= offsetof(struct ht_rec_sendfile, path))

@@ -64,6 +64,10 @@ bool ht_feed_join(uint64_t id, uint32_t tgid, int fd, const struct ht_endpoints 
  * flight). */
 void ht_feed_process_gone(uint32_t tgid, uint32_t extra_gaps);
 
+/* About once a second: end connections held for a forked child that
+ * never went on with them. */
+void ht_feed_tick(void);
+
 /* End every connection (capture stops). */
 void ht_feed_finish_all(uint32_t extra_gaps);
 

@@ -83,6 +83,7 @@ static const struct num_var num_vars[] = {
     { "HTTPTAPE_ROTATE_SIZE", NUM(rotate_size, 8, U_BYTES, 0, 1ULL << 50) },
     { "HTTPTAPE_ROTATE_KEEP", NUM(rotate_keep, 4, U_COUNT, 1, 1000) },
     { "HTTPTAPE_STATS_INTERVAL", NUM(stats_interval, 4, U_SECONDS, 0, 86400) },
+    { "HTTPTAPE_RING_SIZE", NUM(ring_size, 4, U_BYTES, 64u << 10, 1u << 30) },
 };
 
 static const char *const unit_words[] = { "bytes", "items", "milliseconds", "seconds" };
@@ -95,6 +96,10 @@ static int set_log(struct ht_config *c, const char *value, char *err, size_t err
     }
     char cwd[4096];
     int n;
+    if (!strcmp(value, "-")) {
+        strcpy(c->log_path, "-");       /* the collector's standard output */
+        return 0;
+    }
     if (value[0] == '/') {
         n = snprintf(c->log_path, sizeof(c->log_path), "%s", value);
     } else if (getcwd(cwd, sizeof(cwd))) {
@@ -256,6 +261,7 @@ void ht_config_defaults(struct ht_config *c)
     c->max_body = HT_DEFAULT_MAX_BODY;
     c->max_header = HT_DEFAULT_MAX_HEADER;
     c->queue_len = HT_DEFAULT_QUEUE;
+    c->ring_size = HT_DEFAULT_RING_SIZE;
     c->flush_ms = HT_DEFAULT_FLUSH_MS;
     c->rotate_keep = HT_DEFAULT_ROTATE_KEEP;
     c->stats_interval = HT_DEFAULT_STATS_INTERVAL;

@@ -17,16 +17,19 @@
 #define HT_DEFAULT_MAX_BODY   4096u
 #define HT_DEFAULT_MAX_HEADER 65536u
 #define HT_DEFAULT_QUEUE      4096u
+#define HT_DEFAULT_RING_SIZE  (1u << 20)
 #define HT_DEFAULT_FLUSH_MS   2000u
 #define HT_DEFAULT_ROTATE_KEEP 5u
 #define HT_DEFAULT_STATS_INTERVAL 60u
 #define HT_DEFAULT_LOG_MODE   0600u
 
 struct ht_config {
-    char log_path[4096];        /* absolute; "%p" still unexpanded */
+    char log_path[4096];        /* absolute, or "-" (standard output); "%p" still unexpanded */
     uint32_t max_body;          /* HTTPTAPE_MAX_BODY */
     uint32_t max_header;        /* HTTPTAPE_MAX_HEADER */
     uint32_t queue_len;         /* HTTPTAPE_QUEUE */
+    uint32_t ring_size;         /* HTTPTAPE_RING_SIZE: record ring per recorded process,
+                                 * bytes, rounded up to a power of two */
     uint32_t flush_ms;          /* HTTPTAPE_FLUSH_TIMEOUT_MS */
     uint64_t rotate_size;       /* HTTPTAPE_ROTATE_SIZE, 0 = never */
     uint32_t rotate_keep;       /* HTTPTAPE_ROTATE_KEEP */

@@ -404,6 +404,8 @@ void ht_stats_record_take(struct ht_stats_record *r, int64_t wall_ns, int pid,
     r->capture_gaps = HT_STAT_GET(capture_gaps);
     r->bytes_received = HT_STAT_GET(bytes_received);
     r->bytes_sent = HT_STAT_GET(bytes_sent);
+    r->records_lost = HT_STAT_GET(records_lost);
+    r->record_bytes_lost = HT_STAT_GET(record_bytes_lost);
 }
 
 int ht_event_format_stats(const struct ht_stats_record *r, struct ht_buf *out)
@@ -441,6 +443,8 @@ int ht_event_format_stats(const struct ht_stats_record *r, struct ht_buf *out)
     ht_jw_u64(&w, "capture_gaps", r->capture_gaps);
     ht_jw_u64(&w, "bytes_received", r->bytes_received);
     ht_jw_u64(&w, "bytes_sent", r->bytes_sent);
+    ht_jw_u64(&w, "records_lost", r->records_lost);
+    ht_jw_u64(&w, "record_bytes_lost", r->record_bytes_lost);
     ht_jw_close(&w);
     ht_jw_close(&w);
     ht_jw_close(&w);

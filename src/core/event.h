@@ -31,6 +31,7 @@ struct ht_stats_record {
     uint64_t dropped_pipeline, dropped_unparsed;
     uint64_t dropped;           /* the sum of the dropped_* above */
     uint64_t parse_errors, capture_gaps, bytes_received, bytes_sent;
+    uint64_t records_lost, record_bytes_lost;
 };
 
 /* Fill a record from the live counters. */

@@ -22,7 +22,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifndef HT_DIR_DEFINED
+#define HT_DIR_DEFINED
 enum ht_dir { HT_REQ = 0, HT_RESP = 1 };
+#endif
 
 enum ht_framing {
     HT_FRAME_NONE,      /* no body */

@@ -48,6 +48,7 @@
 #define POLL_MAX_NS 100000000L   /* backing off to 100 ms when idle */
 #define HIGH_WATER 256           /* queued exchanges that end a nap early */
 #define BATCH_MAX 512
+#define PUSH_WAIT_MS 1000        /* a full queue waits this long for the writer, then drops */
 #define STATS_MIN_INTERVAL_NS 1000000000LL
 
 struct cell {
@@ -69,14 +70,10 @@ static struct {
     _Atomic bool stop;
     _Atomic bool abandon;       /* exit's flush time is up: start no write */
     _Atomic bool writing;       /* a write(2) to the log is under way */
-    _Atomic int log_fd;         /* for the hooks: never close or replace it */
-    pthread_mutex_t fd_lock;    /* held by the writer only around log I/O */
     pthread_t thread;
     int pid;
-} s = { .log_fd = -1, .fd_lock = PTHREAD_MUTEX_INITIALIZER };
-
-/* Log fds start here, out of the way of the app's low numbers. */
-#define LOG_FD_MIN 512
+    int for_pid;                /* the process the log speaks for; 0: this one */
+} s;
 
 enum { ST_IDLE, ST_STARTING, ST_RUNNING, ST_FAILED };
 
@@ -167,8 +164,20 @@ static void queue_reset(void)
 bool ht_sink_push(struct ht_exchange *ex)
 {
     HT_STAT_ADD(exchanges_seen, 1);
-    if (atomic_load_explicit(&s.state, memory_order_acquire) == ST_RUNNING && queue_push(ex))
-        return true;
+    if (atomic_load_explicit(&s.state, memory_order_acquire) == ST_RUNNING) {
+        if (queue_push(ex))
+            return true;
+        /* Full: the pusher is the collector (or attach), not an app
+         * thread, and its source (a ring) holds what comes meanwhile:
+         * wait for the writer, a bounded time, rather than drop. */
+        for (int i = 0; i < PUSH_WAIT_MS; i++) {
+            wake_writer();
+            struct timespec ts = { 0, 1000000L };
+            nanosleep(&ts, NULL);
+            if (queue_push(ex))
+                return true;
+        }
+    }
     HT_STAT_ADD(dropped_queue_full, 1);
     ht_exchange_free(ex);
     return false;
@@ -193,34 +202,18 @@ static void say(const char *fmt, const char *a, const char *b)
         (void)!write(STDERR_FILENO, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
 }
 
+/* "-": the log is our standard output (containers), never reopened,
+ * checked or rotated. */
+static bool log_is_stdout(const struct logf *lf) { return !strcmp(lf->path, "-"); }
+
 static void log_close(struct logf *lf)
 {
-    atomic_store(&s.log_fd, -1);
-    if (lf->fd >= 0)
+    if (lf->fd >= 0 && !log_is_stdout(lf))
         close(lf->fd);
     lf->fd = -1;
 }
 
-int ht_sink_log_fd(void) { return atomic_load_explicit(&s.log_fd, memory_order_relaxed); }
-
-/* The writer's struct logf, for ht_sink_move_log_fd (set while running). */
-static struct logf *live_log;
-
-void ht_sink_move_log_fd(void)
-{
-    pthread_mutex_lock(&s.fd_lock);
-    struct logf *lf = live_log;
-    if (lf && lf->fd >= 0) {
-        int nfd = fcntl(lf->fd, F_DUPFD_CLOEXEC, LOG_FD_MIN);
-        if (nfd >= 0) {
-            /* The old number is the app's to take now (its dup2 replaces
-             * it); ours lives on under nfd. */
-            lf->fd = nfd;
-            atomic_store(&s.log_fd, nfd);
-        }
-    }
-    pthread_mutex_unlock(&s.fd_lock);
-}
+void ht_sink_speak_for(int pid) { s.for_pid = pid; }
 
 static void log_open(struct logf *lf)
 {
@@ -228,6 +221,11 @@ static void log_open(struct logf *lf)
     const char *name;
     struct stat st;
     log_close(lf);
+    if (log_is_stdout(lf)) {
+        lf->fd = STDOUT_FILENO;
+        lf->fragment = false;
+        return;
+    }
     int dir = ht_logpath_dir(lf->path, &name, why, sizeof(why));
     int fd = dir < 0 ? dir : ht_logpath_open(dir, name, s.cfg.log_mode ? (mode_t)s.cfg.log_mode
                                                                        : 0600, &st, why, sizeof(why));
@@ -240,13 +238,7 @@ static void log_open(struct logf *lf)
         lf->complained = true;
         return;
     }
-    int high = fcntl(fd, F_DUPFD_CLOEXEC, LOG_FD_MIN);
-    if (high >= 0) {
-        close(fd);
-        fd = high;
-    }
     lf->fd = fd;
-    atomic_store(&s.log_fd, fd);
     lf->dev = st.st_dev;
     lf->ino = st.st_ino;
     lf->complained = false;
@@ -271,6 +263,8 @@ static bool log_is_ours(const struct logf *lf, int *dir, const char **name)
  * path, which says why when it cannot be opened. */
 static void log_check(struct logf *lf)
 {
+    if (log_is_stdout(lf))
+        return;
     int dir = -1;
     const char *name;
     bool ours = lf->fd >= 0 && log_is_ours(lf, &dir, &name);
@@ -288,7 +282,8 @@ static void log_check(struct logf *lf)
 static void log_rotate(struct logf *lf)
 {
     struct stat st;
-    if (lf->fd < 0 || !s.cfg.rotate_size || fstat(lf->fd, &st) || (uint64_t)st.st_size < s.cfg.rotate_size)
+    if (lf->fd < 0 || log_is_stdout(lf) || !s.cfg.rotate_size || fstat(lf->fd, &st) ||
+        (uint64_t)st.st_size < s.cfg.rotate_size)
         return;
     if (flock(lf->fd, LOCK_EX))
         return;
@@ -329,9 +324,7 @@ static size_t log_write(struct logf *lf, const struct ht_buf *b)
         atomic_store(&s.writing, false);
         return 0;
     }
-    pthread_mutex_lock(&s.fd_lock);
     size_t lines = write_lines(lf, b);
-    pthread_mutex_unlock(&s.fd_lock);
     atomic_store(&s.writing, false);
     return lines;
 }
@@ -410,8 +403,12 @@ static size_t write_batch(struct writer *w)
     }
     if (!lines)
         return n;
+    /* Every batch: a log renamed away (logrotate's "create") gets not
+     * one batch more. */
     if (w->log.fd < 0)
         log_open(&w->log);
+    else
+        log_check(&w->log);
     size_t written = log_write(&w->log, &w->buf);
     if (written > lines)
         written = lines;
@@ -421,7 +418,8 @@ static size_t write_batch(struct writer *w)
     return n;
 }
 
-/* Once a second: follow a renamed log, report drops, periodic stats. */
+/* Once a second: follow a renamed log (when idle too), report drops,
+ * periodic stats. */
 static void housekeeping(struct writer *w)
 {
     int64_t now = wall_now();
@@ -442,9 +440,6 @@ static void *writer_main(void *arg)
     (void)arg;
     if (ht_config_log_path(&s.cfg, s.pid, w.log.path, sizeof(w.log.path)))
         snprintf(w.log.path, sizeof(w.log.path), "%s", s.cfg.log_path);
-    pthread_mutex_lock(&s.fd_lock);
-    live_log = &w.log;
-    pthread_mutex_unlock(&s.fd_lock);
     log_open(&w.log);
     w.last_stats = w.last_check = wall_now();
     while (!atomic_load_explicit(&s.stop, memory_order_acquire)) {
@@ -464,10 +459,7 @@ static void *writer_main(void *arg)
         ;
     write_stats(&w, true);
     ht_buf_free(&w.buf);
-    pthread_mutex_lock(&s.fd_lock);
-    live_log = NULL;
     log_close(&w.log);
-    pthread_mutex_unlock(&s.fd_lock);
     return NULL;
 }
 
@@ -487,7 +479,7 @@ int ht_sink_start(void)
         s.mask = cap - 1;
     }
     queue_reset();
-    s.pid = getpid();
+    s.pid = s.for_pid ? s.for_pid : getpid();
     atomic_store(&s.stop, false);
 
     sigset_t all, old;
@@ -530,24 +522,4 @@ void ht_sink_shutdown(void)
         struct timespec ts = { 0, 10000000L };
         nanosleep(&ts, NULL);
     }
-}
-
-void ht_sink_after_fork_child(void)
-{
-    /* The writer thread was not copied. Its log fd was: our copy of it is
-     * closed (the child's own writer opens the log again when the child
-     * has something to write, and the app may use the number). Queued
-     * exchanges are the parent's: forgotten, not written twice. */
-    int fd = atomic_exchange(&s.log_fd, -1);
-    if (fd >= 0)
-        syscall(SYS_close, fd);
-    if (s.cells)
-        queue_reset();
-    pthread_mutex_init(&s.fd_lock, NULL);
-    live_log = NULL;
-    atomic_store(&s.stop, false);
-    atomic_store(&s.abandon, false);
-    atomic_store(&s.writing, false);
-    atomic_store(&s.state, ST_IDLE);
-    ht_stats_reset();
 }

@@ -1,11 +1,13 @@
 /*
  * sink.h - where finished exchanges go in live capture: a bounded lock-free
- * queue that app threads push onto, and one background writer thread per
- * process that formats records and appends whole lines to the log.
+ * queue that the front end's thread (the collector's loop, attach's main
+ * thread) pushes onto, and one writer thread that formats records and
+ * appends whole lines to the log, or writes them to standard output.
  *
- * Threading: ht_sink_push is safe from any thread, lock-free, never blocks
- * and makes no system call. The others are called from the front end's
- * start-up, exit and fork paths. App threads never touch the log file.
+ * Threading: ht_sink_push is safe from any thread and lock-free; it makes
+ * no system call but the one wake at high water, except that a full queue
+ * makes it wait for the writer. The others are called from the front
+ * end's start-up and exit.
  */
 #ifndef HT_SINK_H
 #define HT_SINK_H
@@ -23,26 +25,18 @@ void ht_sink_configure(const struct ht_config *cfg, const char *mode);
  * -errno; on failure pushes drop and count. */
 int ht_sink_start(void);
 
-/* Hand an exchange to the writer; ownership passes in all cases. Returns
- * false when it was dropped (queue full, or no writer): counted in the
- * statistics record. */
+/* Hand an exchange to the writer; ownership passes in all cases. A full
+ * queue waits for the writer (up to a second). Returns false when it was
+ * dropped (still full, or no writer): counted in the statistics record. */
 bool ht_sink_push(struct ht_exchange *ex);
 
 /* Stop the writer: it writes what is queued and a final statistics record,
  * waiting at most the configured flush timeout. For process exit. */
 void ht_sink_shutdown(void);
 
-/* The log's fd, or -1. The app must not close or replace it: the hooks
- * ask. Lock-free. */
-int ht_sink_log_fd(void);
-
-/* The app is about to dup2/dup3 onto the log's fd: move the log to another
- * fd first (waits for a write under way; called on the app's thread, only
- * in that rare case). */
-void ht_sink_move_log_fd(void);
-
-/* In a forked child: the parent's writer does not exist here and the
- * parent's queued exchanges are not ours to write; start afresh. */
-void ht_sink_after_fork_child(void);
+/* The process the log speaks for (%p in the path, process.pid of the
+ * statistics record), when that is not the writing process (the
+ * collector). Before ht_sink_start. */
+void ht_sink_speak_for(int pid);
 
 #endif

@@ -21,4 +21,6 @@ void ht_stats_reset(void)
     atomic_store(&ht_stats.capture_gaps, 0);
     atomic_store(&ht_stats.bytes_received, 0);
     atomic_store(&ht_stats.bytes_sent, 0);
+    atomic_store(&ht_stats.records_lost, 0);
+    atomic_store(&ht_stats.record_bytes_lost, 0);
 }

@@ -26,12 +26,16 @@ struct ht_stats {
     _Atomic uint64_t capture_gaps;      /* bytes we could not observe (events) */
     _Atomic uint64_t bytes_received;    /* by the app, on tracked connections */
     _Atomic uint64_t bytes_sent;
+    _Atomic uint64_t records_lost;      /* capture records a full ring had no room for */
+    _Atomic uint64_t record_bytes_lost; /* ... the bytes they would have held */
 };
 
 extern struct ht_stats ht_stats;
 
 #define HT_STAT_ADD(field, n) \
     atomic_fetch_add_explicit(&ht_stats.field, (uint64_t)(n), memory_order_relaxed)
+#define HT_STAT_SET(field, n) \
+    atomic_store_explicit(&ht_stats.field, (uint64_t)(n), memory_order_relaxed)
 #define HT_STAT_GET(field) \
     atomic_load_explicit(&ht_stats.field, memory_order_relaxed)
 

@@ -20,13 +20,10 @@
 #include <unistd.h>
 #include <linux/close_range.h>
 
-#include "core/sink.h"
 #include "preload/real.h"
 #include "preload/tap.h"
 
 #define HT_EXPORT __attribute__((visibility("default")))
-
-void ht_preload_flush(void);   /* init.c */
 
 /* ---- helpers shared by the hooks ---- */
 
@@ -63,7 +60,7 @@ static inline bool not_fed(int fd, ssize_t r, int flags)
     if (flags & (MSG_PEEK | MSG_ERRQUEUE))
         return true;
     if ((flags & MSG_TRUNC) && r > 0 && ht_tracked(fd)) {
-        ht_tap_lost(fd, HT_REQ);
+        ht_tap_lost(fd, HT_REQ, (uint64_t)r);
         return true;
     }
     return false;
@@ -263,19 +260,8 @@ HT_EXPORT int shutdown(int fd, int how)
     return r;
 }
 
-/* Our log's fd is not the app's: to the app it does not exist, as it would
- * not without us. */
-static inline bool is_ours(int fd)
-{
-    return fd >= 0 && fd == ht_sink_log_fd();
-}
-
 HT_EXPORT int close(int fd)
 {
-    if (__builtin_expect(is_ours(fd), 0)) {
-        errno = EBADF;
-        return -1;
-    }
     struct ht_tconn *t = ht_tracked(fd) && !ht_tap_foreign_process() ? ht_tap_detach(fd) : NULL;
     int r = REAL(close)(fd);
     if (t)
@@ -284,22 +270,6 @@ HT_EXPORT int close(int fd)
 }
 
 /* ---- bytes that bypass our buffers ---- */
-
-struct file_range {
-    int fd;
-    off_t start;
-};
-
-/* Fetch from the file sendfile read, without moving its offset. */
-static size_t fetch_file(void *ctx, uint64_t off, uint8_t *buf, size_t len)
-{
-    const struct file_range *fr = ctx;
-    /* The system call itself: pread() is a cancellation point, and in a
-     * multi-threaded process (our writer makes it one) glibc wraps each
-     * call in two atomic cancellation-state changes. */
-    long r = syscall(SYS_pread64, fr->fd, buf, len, (long)(fr->start + (off_t)off));
-    return r > 0 ? (size_t)r : 0;
-}
 
 /* *offset is read only after a successful call (the kernel wrote it: the
  * end of the range it sent); before the call it may be a bad pointer. */
@@ -310,10 +280,8 @@ static ssize_t sent_file(int out_fd, int in_fd, const off_t *offset, ssize_t r)
         /* Without an offset argument sendfile used (and moved) the file's
          * own offset: either way the range ends where it points now. */
         off_t end = offset ? *offset : lseek(in_fd, 0, SEEK_CUR);
-        struct file_range fr = { in_fd, end >= 0 ? end - r : -1 };
         errno = saved;
-        ht_tap_unseen(out_fd, HT_RESP, (uint64_t)r, HT_SRC_SENDFILE,
-                      fr.start >= 0 ? fetch_file : NULL, &fr);
+        ht_tap_sent_file(out_fd, in_fd, end >= 0 ? (int64_t)(end - r) : -1, (uint64_t)r);
     }
     return r;
 }
@@ -332,9 +300,9 @@ HT_EXPORT ssize_t sendfile64(int out_fd, int in_fd, off_t *offset, size_t count)
 static ssize_t moved(int fd_in, int fd_out, ssize_t r)
 {
     if (r > 0 && ht_tracked(fd_out))
-        ht_tap_unseen(fd_out, HT_RESP, (uint64_t)r, HT_SRC_SPLICE, NULL, NULL);
+        ht_tap_unseen(fd_out, HT_RESP, (uint64_t)r);
     if (r > 0 && ht_tracked(fd_in))
-        ht_tap_unseen(fd_in, HT_REQ, (uint64_t)r, HT_SRC_SPLICE, NULL, NULL);
+        ht_tap_unseen(fd_in, HT_REQ, (uint64_t)r);
     return r;
 }
 
@@ -367,39 +335,13 @@ HT_EXPORT int dup(int fd)
 
 HT_EXPORT int dup2(int oldfd, int newfd)
 {
-    /* The app may have this number. A vfork child has its own fd table
-     * (its dup2 does not touch our log) but our memory: leave both. */
-    if (__builtin_expect(is_ours(newfd), 0) && !ht_tap_foreign_process())
-        ht_sink_move_log_fd();
     /* Even a failed dup2 never closes newfd; a successful one does. */
     return duped(oldfd, REAL(dup2)(oldfd, newfd));
 }
 
 HT_EXPORT int dup3(int oldfd, int newfd, int flags)
 {
-    if (__builtin_expect(is_ours(newfd), 0) && !ht_tap_foreign_process())
-        ht_sink_move_log_fd();
     return duped(oldfd, REAL(dup3)(oldfd, newfd, flags));
-}
-
-/* F_DUPFD gave the app r, past our log's number although it asked for
- * arg <= ours: without us it would have had ours (every number in
- * [arg, ours) is taken). Move the log away and give the app that number. */
-static int not_past_ours(int fd, int r, uintptr_t arg, bool cloexec)
-{
-    int ours = ht_sink_log_fd();
-    /* fd == ours: the sink moving its own log. */
-    if (__builtin_expect(ours < 0 || r < ours || arg > (uintptr_t)ours, 1) || fd == ours ||
-        ht_tap_foreign_process())
-        return r;
-    int saved = errno;
-    ht_sink_move_log_fd();      /* our old number stays open until dup3 replaces it */
-    if (ht_sink_log_fd() != ours && REAL(dup3)(r, ours, cloexec ? O_CLOEXEC : 0) == ours) {
-        REAL(close)(r);
-        r = ours;
-    }
-    errno = saved;
-    return r;
 }
 
 /* fcntl is variadic; every command's argument fits in a pointer-sized
@@ -407,10 +349,8 @@ static int not_past_ours(int fd, int r, uintptr_t arg, bool cloexec)
 static int fcntl_common(int (*real)(int, int, ...), int fd, int cmd, uintptr_t arg)
 {
     int r = real(fd, cmd, arg);
-    if ((cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && r >= 0) {
-        r = not_past_ours(fd, r, arg, cmd == F_DUPFD_CLOEXEC);
+    if ((cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && r >= 0)
         duped(fd, r);
-    }
     return r;
 }
 
@@ -443,53 +383,21 @@ static void closed_range(unsigned int first, unsigned int last, int flags)
     }
 }
 
-/* The real close_range, around our log's fd. */
-static int close_range_around_ours(unsigned int first, unsigned int last, int flags)
+HT_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 {
-    int ours = ht_sink_log_fd();
-    if (__builtin_expect(ours >= 0 && (unsigned)ours >= first && (unsigned)ours <= last, 0)) {
-        /* Close around our log: two ranges (either may be empty). */
-        int r = 0;
-        if ((unsigned)ours > first)
-            r = REAL(close_range)(first, (unsigned)ours - 1, flags);
-        if (r == 0 && (unsigned)ours < last)
-            r = REAL(close_range)((unsigned)ours + 1, last, flags);
-        if (r == 0)
-            closed_range(first, last, flags);
-        return r;
-    }
     int r = REAL(close_range)(first, last, flags);
     if (r == 0)
         closed_range(first, last, flags);
     return r;
 }
 
-HT_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
-{
-    return close_range_around_ours(first, last, flags);
-}
-
-/* glibc's closefrom calls the close_range system call itself: without
- * this hook it would close our log too. Where close_range is missing
- * (kernel < 5.9) glibc's own fallback closes what is above our log and
- * we close what is below it one by one. */
+/* glibc's closefrom calls the close_range system call itself, past our
+ * close_range hook: the connections it closed end here. */
 HT_EXPORT void closefrom(int lowfd)
 {
+    REAL(closefrom)(lowfd);
     int saved = errno;
-    unsigned first = lowfd < 0 ? 0 : (unsigned)lowfd;
-    if (close_range_around_ours(first, ~0U, 0) == 0) {
-        errno = saved;
-        return;
-    }
-    int ours = ht_sink_log_fd();
-    if (ours < 0 || (unsigned)ours < first) {
-        REAL(closefrom)(lowfd);
-    } else {
-        for (int fd = (int)first; fd < ours; fd++)
-            REAL(close)(fd);
-        REAL(closefrom)(ours + 1);
-    }
-    closed_range(first, ~0U, 0);
+    closed_range(lowfd < 0 ? 0 : (unsigned)lowfd, ~0U, 0);
     errno = saved;
 }
 
@@ -542,20 +450,4 @@ HT_EXPORT int io_uring_setup(unsigned entries, void *p)
     if (!REAL(uring_setup))
         return -ENOSYS;     /* liburing's convention */
     return uring_set_up(REAL(uring_setup)(entries, p));
-}
-
-/* ---- leaving without exit() ---- */
-
-/* _exit skips atexit handlers and destructors (os._exit in python worker
- * processes, failed execs): write what is queued first, bounded. */
-HT_EXPORT void _exit(int status)
-{
-    ht_preload_flush();
-    REAL(exit_)(status);
-}
-
-HT_EXPORT void _Exit(int status)
-{
-    ht_preload_flush();
-    REAL(Exit_)(status);
 }

@@ -45,6 +45,4 @@ void ht_real_init(void)
     BIND(fcntl, "fcntl");
     BIND(fcntl64, "fcntl64");
     BIND(close_range, "close_range");
-    BIND(exit_, "_exit");
-    BIND(Exit_, "_Exit");
 }

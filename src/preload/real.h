@@ -49,8 +49,6 @@ struct ht_real {
     int (*fcntl)(int, int, ...);
     int (*fcntl64)(int, int, ...);
     int (*close_range)(unsigned int, unsigned int, int);
-    void (*exit_)(int) __attribute__((noreturn));
-    void (*Exit_)(int) __attribute__((noreturn));
 };
 
 extern struct ht_real ht_real;

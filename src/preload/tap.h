@@ -4,10 +4,10 @@
  * to report what the app read and wrote on them.
  *
  * Threading: ht_tracked() is a single relaxed atomic load (no lock, no
- * syscall) and is all an untracked fd ever costs. Work on a tracked
- * connection takes that connection's own mutex; a re-entrant call on the
- * same thread (a signal handler writing while we hold it) is never waited
- * on: it is passed through and recorded as a capture gap.
+ * syscall) and is all an untracked fd ever costs. Bytes on a tracked
+ * connection are recorded lock-free (out.h), also from a signal handler;
+ * accept, dup and close take the connection's lock, and a close from a
+ * signal handler that interrupted them on the same thread is deferred.
  */
 #ifndef HT_TAP_H
 #define HT_TAP_H
@@ -18,8 +18,13 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-#include "core/conn.h"
-#include "core/parser.h"
+#include <stdint.h>
+
+/* Directions, as in the records (capture/record.h). */
+#ifndef HT_DIR_DEFINED
+#define HT_DIR_DEFINED
+enum ht_dir { HT_REQ = 0, HT_RESP = 1 };
+#endif
 
 struct ht_tconn;
 
@@ -51,12 +56,16 @@ void ht_tap_data(int fd, enum ht_dir d, const struct iovec *iov, int iovcnt, siz
  * down writing (HT_RESP). */
 void ht_tap_eof(int fd, enum ht_dir d);
 
-/* Bytes of direction d moved without our seeing them. */
-void ht_tap_lost(int fd, enum ht_dir d);
+/* n bytes of direction d were thrown away without our seeing them
+ * (MSG_TRUNC on a stream). */
+void ht_tap_lost(int fd, enum ht_dir d, uint64_t n);
 
-/* n bytes of direction d moved by sendfile/splice (see ht_conn_feed_unseen). */
-void ht_tap_unseen(int fd, enum ht_dir d, uint64_t n, enum ht_body_source src,
-                   ht_fetch_fn fetch, void *ctx);
+/* n bytes of direction d moved by splice/copy_file_range: never seen. */
+void ht_tap_unseen(int fd, enum ht_dir d, uint64_t n);
+
+/* n bytes went out on fd by sendfile, from in_fd at file offset file_off
+ * (-1: unknown, no excerpt). */
+void ht_tap_sent_file(int fd, int in_fd, int64_t file_off, uint64_t n);
 
 /* newfd now refers to what oldfd refers to (dup, dup2, dup3, F_DUPFD); any
  * connection newfd held before was closed by the call. */
@@ -78,16 +87,12 @@ bool ht_tap_foreign_process(void);
 struct ht_tconn *ht_tap_detach(int fd);
 void ht_tap_finish(struct ht_tconn *t);
 
-/* Process exit: finish every connection still open (their held exchanges
- * are logged with gap process_exit). */
-void ht_tap_finish_all(void);
-
-/* Forked child: forget the parent's connections without touching their
- * locks (another thread of the parent may have held one). */
+/* Forked child: keep the parent's connections (recorded from the child's
+ * own ring from its first call on them) without trusting their locks. */
 void ht_tap_after_fork_child(void);
 
-/* Forking parent: connections it holds are the child's to finish unless
- * the parent does I/O on them again. */
+/* Forking parent: connections it holds may be a child's to go on with,
+ * until the parent touches them again. */
 void ht_tap_after_fork_parent(void);
 
 /* Why a connection's bytes are out of our reach. */
@@ -100,9 +105,5 @@ void ht_tap_out_of_reach(int fd, enum ht_unseen why);
 /* The process set up an io_uring (liburing): say so once; from now on a
  * connection that saw bytes one way only is counted unseen, not logged. */
 void ht_tap_uses_io_uring(void);
-
-/* Settings for new connections. */
-struct ht_conn_cfg;
-void ht_tap_configure(const struct ht_conn_cfg *cfg);
 
 #endif

@@ -1,0 +1,364 @@
+/*
+ * out.c - records into this process's ring (out.h).
+ *
+ * Offsets: each direction of a connection counts its bytes (one atomic
+ * add per call), and every record says which range it covers. A record
+ * the ring had no room for is simply not there: the collector sees the
+ * jump in the offsets and marks the exchange, so a full ring never blocks
+ * an app thread and never loses bytes silently.
+ */
+#include "preload/out.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stddef.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "capture/register.h"
+#include "capture/ring.h"
+#include "preload/real.h"
+#include "preload/spawn.h"
+
+#define DATA_CHUNK (64u << 10)      /* payload bytes per DATA record at most */
+
+enum { ST_NONE, ST_STARTING, ST_READY, ST_FAILED };
+
+static struct {
+    struct ht_out_cfg cfg;
+    struct ht_reg_addr addr;        /* the collector we registered with (or started) */
+    bool have_addr;
+    _Atomic int state;
+    struct ht_ring ring;
+    void *map;
+    int32_t pid;
+    _Atomic uint64_t seq;           /* connection ids */
+    uint32_t chunk;
+} o;
+
+static void say(const char *fmt, const char *a, long b)
+{
+    char line[512];
+    int n = snprintf(line, sizeof(line), fmt, a, b);
+    if (n > 0)
+        (void)!REAL(write)(STDERR_FILENO, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+void ht_out_configure(const struct ht_out_cfg *cfg)
+{
+    o.cfg = *cfg;
+    o.have_addr = cfg->collector && ht_reg_parse(cfg->collector, &o.addr) == 0;
+    o.chunk = HT_RING_MAX_REC(cfg->ring_size) - (uint32_t)sizeof(struct ht_rec);
+    if (o.chunk > DATA_CHUNK)
+        o.chunk = DATA_CHUNK;
+    o.pid = getpid();
+}
+
+/* ---- the ring ---- */
+
+static int start_slow(void)
+{
+    int fd, rc;
+    void *map;
+    int32_t pid = (int32_t)getpid();
+    if ((rc = ht_reg_ring_new(o.cfg.ring_size, pid, &o.ring, &map, &fd)))
+        return rc;
+    /* A collector we know of takes it; if there is none (or it is gone),
+     * we start one and hand it the ring directly. */
+    rc = o.have_addr ? ht_reg_send(&o.addr, fd, o.cfg.ring_size) : -ECONNREFUSED;
+    if (rc == -ECONNREFUSED || rc == -ENOENT) {
+        struct ht_reg_addr a;
+        rc = ht_reg_new(&a, pid);
+        if (!rc)
+            rc = ht_spawn_collector(o.cfg.collector_bin, o.cfg.collector_env, &a, fd);
+        if (!rc) {
+            o.addr = a;
+            o.have_addr = true;
+        }
+    }
+    syscall(SYS_close, fd);
+    if (rc) {
+        syscall(SYS_munmap, map, ht_ring_map_size(o.cfg.ring_size));
+        return rc;
+    }
+    o.map = map;
+    o.pid = pid;
+    return 0;
+}
+
+int ht_out_start(void)
+{
+    int st = atomic_load_explicit(&o.state, memory_order_acquire);
+    if (st == ST_READY)
+        return 0;
+    if (st == ST_FAILED)
+        return -EIO;
+    int expected = ST_NONE;
+    if (!atomic_compare_exchange_strong(&o.state, &expected, ST_STARTING))
+        return expected == ST_READY ? 0 : -EAGAIN;  /* another thread is at it */
+    int saved = errno;
+    int rc = start_slow();
+    if (rc)
+        say("httptape: cannot hand this process's records to a collector (%s); not recording "
+            "in it (pid %ld)\n", strerror(-rc), (long)getpid());
+    atomic_store_explicit(&o.state, rc ? ST_FAILED : ST_READY, memory_order_release);
+    errno = saved;
+    return rc;
+}
+
+static inline bool ready(void)
+{
+    return atomic_load_explicit(&o.state, memory_order_acquire) == ST_READY;
+}
+
+void ht_out_after_fork_child(void)
+{
+    if (o.map)
+        syscall(SYS_munmap, o.map, ht_ring_map_size(o.cfg.ring_size));
+    o.map = NULL;
+    o.pid = getpid();
+    atomic_store(&o.state, ST_NONE);
+}
+
+uint64_t ht_out_lost(void)
+{
+    if (!ready())
+        return 0;
+    struct ht_ring_counts k;
+    ht_ring_counts(&o.ring, &k);
+    return k.lost_records;
+}
+
+/* ---- records ---- */
+
+static inline uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline void head(struct ht_rec *h, uint8_t type, int d, const struct ht_oconn *c, int fd,
+                        uint64_t off, uint64_t span, uint32_t len)
+{
+    h->type = type;
+    h->dir = (uint8_t)d;
+    h->reason = 0;
+    h->pad = 0;
+    h->tgid = (uint32_t)o.pid;
+    h->tid = 0;
+    h->fd = fd;
+    h->conn_id = c->id;
+    h->ts_ns = now_ns();
+    h->off = off;
+    h->span = span > UINT32_MAX ? UINT32_MAX : (uint32_t)span;
+    h->len = len;
+}
+
+static void put_open(const struct ht_oconn *c, const uint64_t start[2], int32_t parent)
+{
+    struct ht_ring_res res;
+    if (!ht_ring_reserve(&o.ring, HT_REC_OPEN, sizeof(struct ht_rec_open), &res))
+        return;
+    struct ht_rec_open *r = res.payload;
+    r->a = c->open;
+    r->a.h.tgid = (uint32_t)o.pid;
+    r->a.h.ts_ns = now_ns();
+    r->start[0] = start[0];
+    r->start[1] = start[1];
+    r->inherited = parent != 0;
+    r->parent_tgid = (uint32_t)parent;
+    ht_ring_commit(&o.ring, &res);
+}
+
+/* May records of c go out from this process? In a forked child, the
+ * first one makes the child's ring and announces the inherited copy. */
+static bool usable(struct ht_oconn *c)
+{
+    int32_t mine = o.pid, owner = atomic_load_explicit(&c->pid, memory_order_relaxed);
+    if (__builtin_expect(owner == mine && ready(), 1))
+        return true;
+    if (ht_out_start())
+        return false;
+    if (atomic_compare_exchange_strong(&c->pid, &owner, mine)) {
+        uint64_t start[2] = { atomic_load(&c->off[0]), atomic_load(&c->off[1]) };
+        put_open(c, start, owner);
+    }
+    return true;
+}
+
+static void fill_addr(const struct sockaddr *sa, socklen_t len, uint8_t out[16], uint16_t *port)
+{
+    if (sa && sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *in = (const void *)sa;
+        memcpy(out, &in->sin_addr, 4);
+        *port = ntohs(in->sin_port);
+    } else if (sa && sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *in6 = (const void *)sa;
+        memcpy(out, &in6->sin6_addr, 16);
+        *port = ntohs(in6->sin6_port);
+    }
+}
+
+void ht_out_open(struct ht_oconn *c, int fd, const struct sockaddr *local, socklen_t llen,
+                 const struct sockaddr *peer, socklen_t plen)
+{
+    memset(c, 0, sizeof(*c));
+    c->id = atomic_fetch_add(&o.seq, 1) + 1;
+    atomic_store(&c->pid, o.pid);
+    struct ht_rec_accept *a = &c->open;
+    head(&a->h, HT_REC_OPEN, 0, c, fd, 0, 0, 0);
+    a->family = local ? local->sa_family : 0;
+    if (a->family == AF_UNIX && llen > offsetof(struct sockaddr_un, sun_path)) {
+        const struct sockaddr_un *un = (const void *)local;
+        size_t n = llen - offsetof(struct sockaddr_un, sun_path);
+        memcpy(a->path, un->sun_path, n < HT_REC_PATH_MAX ? n : HT_REC_PATH_MAX);
+    } else {
+        fill_addr(local, llen, a->local_addr, &a->local_port);
+        fill_addr(peer, plen, a->peer_addr, &a->peer_port);
+    }
+    if (ready()) {
+        uint64_t zero[2] = { 0, 0 };
+        put_open(c, zero, 0);
+    }
+}
+
+void ht_out_data(struct ht_oconn *c, int fd, int d, const struct iovec *iov, int iovcnt, size_t n)
+{
+    /* Announced (in a forked child) before the offset moves: the copy
+     * starts where the parent's stream stood. */
+    bool ok_ring = usable(c);
+    uint64_t off = atomic_fetch_add_explicit(&c->off[d], n, memory_order_relaxed);
+    if (!ok_ring)
+        return;
+    int i = 0;
+    size_t in = 0;                  /* bytes of iov[i] already taken */
+    while (n > 0) {
+        uint32_t len = n < o.chunk ? (uint32_t)n : o.chunk;
+        struct ht_ring_res res;
+        bool ok = ht_ring_reserve(&o.ring, HT_REC_DATA, (uint32_t)sizeof(struct ht_rec) + len, &res);
+        uint8_t *p = ok ? (uint8_t *)res.payload + sizeof(struct ht_rec) : NULL;
+        if (ok)
+            head(res.payload, HT_REC_DATA, d, c, fd, off, len, len);
+        /* Copy (or, with no room, pass over) len bytes of the iovec. */
+        for (size_t left = len; left > 0 && i < iovcnt;) {
+            size_t avail = iov[i].iov_len - in;
+            size_t take = avail < left ? avail : left;
+            if (p) {
+                memcpy(p, (const uint8_t *)iov[i].iov_base + in, take);
+                p += take;
+            }
+            in += take;
+            left -= take;
+            if (in == iov[i].iov_len) {
+                i++;
+                in = 0;
+            }
+        }
+        if (ok)
+            ht_ring_commit(&o.ring, &res);
+        off += len;
+        n -= len;
+    }
+}
+
+static void put_plain(struct ht_oconn *c, int fd, uint8_t type, int d, uint64_t off, uint64_t span,
+                      uint8_t reason)
+{
+    struct ht_ring_res res;
+    if (!ht_ring_reserve(&o.ring, type, sizeof(struct ht_rec), &res))
+        return;
+    head(res.payload, type, d, c, fd, off, span, 0);
+    ((struct ht_rec *)res.payload)->reason = reason;
+    ht_ring_commit(&o.ring, &res);
+}
+
+void ht_out_unseen(struct ht_oconn *c, int fd, int d, uint64_t n, int reason)
+{
+    while (n > 0) {
+        /* span is 32 bits wide: a huge splice is several records. */
+        uint64_t part = n > UINT32_MAX ? UINT32_MAX : n;
+        bool ok_ring = usable(c);
+        uint64_t off = atomic_fetch_add_explicit(&c->off[d], part, memory_order_relaxed);
+        if (ok_ring)
+            put_plain(c, fd, HT_REC_UNSEEN, d, off, part, (uint8_t)reason);
+        n -= part;
+    }
+}
+
+void ht_out_file(struct ht_oconn *c, int fd, int in_fd, int64_t file_off, uint64_t n)
+{
+    if (n > UINT32_MAX) {
+        /* Rare enough: the excerpt from the first part, the rest counted. */
+        ht_out_file(c, fd, in_fd, file_off, UINT32_MAX);
+        ht_out_unseen(c, fd, 1, n - UINT32_MAX, HT_UNSEEN_CUT);
+        return;
+    }
+    bool ok_ring = usable(c);
+    uint64_t off = atomic_fetch_add_explicit(&c->off[1], n, memory_order_relaxed);
+    if (!ok_ring)
+        return;
+    uint32_t want = n < o.cfg.max_body ? (uint32_t)n : o.cfg.max_body;
+    if (want > o.chunk)
+        want = o.chunk;
+    if (file_off < 0)
+        want = 0;
+    struct ht_ring_res res;
+    if (!ht_ring_reserve(&o.ring, HT_REC_FILEDATA, (uint32_t)sizeof(struct ht_rec_filedata) + want,
+                         &res))
+        return;
+    struct ht_rec_filedata *r = res.payload;
+    long got = 0;
+    if (want) {
+        /* The system call itself: pread() is a cancellation point. */
+        got = syscall(SYS_pread64, in_fd, (uint8_t *)(r + 1), (size_t)want, (long)file_off);
+        if (got < 0)
+            got = 0;
+    }
+    head(&r->h, HT_REC_FILEDATA, 1, c, fd, off, n, (uint32_t)got);
+    r->file_off = (uint64_t)(file_off < 0 ? 0 : file_off);
+    ht_ring_commit(&o.ring, &res);
+}
+
+void ht_out_eof(struct ht_oconn *c, int fd, int d)
+{
+    uint64_t off = atomic_load_explicit(&c->off[d], memory_order_relaxed);
+    if (usable(c))
+        put_plain(c, fd, HT_REC_EOF, d, off, 0, 0);
+}
+
+void ht_out_close(struct ht_oconn *c, bool handed_over)
+{
+    int fd = c->open.h.fd;
+    if (atomic_load_explicit(&c->pid, memory_order_relaxed) != o.pid || !ready())
+        return;
+    struct ht_ring_res res;
+    if (!ht_ring_reserve(&o.ring, HT_REC_CLOSE, sizeof(struct ht_rec_close), &res))
+        return;
+    struct ht_rec_close *r = res.payload;
+    head(&r->h, HT_REC_CLOSE, 0, c, fd, 0, 0, 0);
+    r->h.reason = handed_over ? HT_CLOSE_HANDED_OVER : 0;
+    r->end[0] = atomic_load(&c->off[0]);
+    r->end[1] = atomic_load(&c->off[1]);
+    ht_ring_commit(&o.ring, &res);
+}
+
+void ht_out_unreachable(struct ht_oconn *c, int fd, int reason)
+{
+    uint64_t off = atomic_load_explicit(&c->off[0], memory_order_relaxed);
+    if (usable(c))
+        put_plain(c, fd, HT_REC_UNREACHABLE, 0, off, 0, (uint8_t)reason);
+}
+
+void ht_out_process_uses_io_uring(void)
+{
+    struct ht_oconn none = { .id = 0 };
+    if (ready())
+        put_plain(&none, -1, HT_REC_UNREACHABLE, 0, 0, 0, HT_UNREACH_IO_URING);
+}
