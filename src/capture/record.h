@@ -53,6 +53,8 @@ enum ht_unseen_reason {
     HT_UNSEEN_SKIP = 1,     /* user space said it does not need them */
     HT_UNSEEN_CUT,          /* over the per-call bound, or unreadable memory */
     HT_UNSEEN_SPLICE,       /* moved by splice(2): never in a buffer we could read */
+    HT_UNSEEN_BIG,          /* preload: the middle of one call too big to copy whole; counted,
+                             * a gap only where it had to be parsed */
 };
 
 /* conn_id bit set by attach's user side for connections open before it

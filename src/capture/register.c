@@ -93,9 +93,16 @@ static socklen_t sockaddr_of(const struct ht_reg_addr *a, struct sockaddr_un *sa
 
 static long sys_close(int fd) { return syscall(SYS_close, fd); }
 
+size_t ht_reg_map_size(uint32_t data_size) { return ht_ring_map_size(data_size) + HT_SKIP_BYTES; }
+
+struct ht_skip_slot *ht_reg_skips(void *map, uint32_t data_size)
+{
+    return (struct ht_skip_slot *)((uint8_t *)map + ht_ring_map_size(data_size));
+}
+
 int ht_reg_ring_new(uint32_t data_size, int pid, struct ht_ring *r, void **map, int *fd)
 {
-    size_t len = ht_ring_map_size(data_size);
+    size_t len = ht_reg_map_size(data_size);
     int rc;
     int mfd = (int)syscall(SYS_memfd_create, "httptape-ring", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (mfd < 0)
@@ -110,7 +117,7 @@ int ht_reg_ring_new(uint32_t data_size, int pid, struct ht_ring *r, void **map, 
         rc = -errno;
         goto fail;
     }
-    if ((rc = ht_ring_format(r, m, len, data_size, pid))) {
+    if ((rc = ht_ring_format(r, m, ht_ring_map_size(data_size), data_size, pid))) {
         syscall(SYS_munmap, m, len);
         goto fail;
     }

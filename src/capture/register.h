@@ -21,6 +21,7 @@
 #ifndef HT_CAPTURE_REGISTER_H
 #define HT_CAPTURE_REGISTER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -47,6 +48,25 @@ int ht_reg_new(struct ht_reg_addr *a, int pid);
 /* ---- recorded process ---- */
 
 struct ht_ring;
+
+/* After the ring in the same memfd: the skip table, written by the
+ * collector, read by the recorded process. A connection's slot (its id
+ * modulo HT_SKIP_SLOTS) says that body bytes before stream offsets to[]
+ * are past the excerpt cap: the process need not copy them into the ring,
+ * only count them. The collector writes id 0, then to[], then the id; a
+ * reader trusts to[] only when it read the same id before and after. */
+#define HT_SKIP_SLOTS 1024
+struct ht_skip_slot {
+    _Atomic uint64_t id;
+    _Atomic uint64_t to[2];
+};
+#define HT_SKIP_BYTES (HT_SKIP_SLOTS * sizeof(struct ht_skip_slot))
+
+/* Bytes of the memfd of a ring of data_size bytes: ring, then skips. */
+size_t ht_reg_map_size(uint32_t data_size);
+
+/* The skip table of a mapping of ht_reg_map_size(data_size) bytes. */
+struct ht_skip_slot *ht_reg_skips(void *map, uint32_t data_size);
 
 /* A new ring of data_size bytes in a sealed memfd (it can no longer shrink
  * or grow), mapped and formatted for pid. 0 with *r, *map and *fd set, or

@@ -67,7 +67,7 @@ static void view(struct ht_ring *r, void *mem, uint32_t data_size)
     r->size = data_size;
     r->mask = data_size - 1;
     r->tail = 0;
-    r->high = data_size / 4;
+    r->high = data_size / 16;
 }
 
 int ht_ring_format(struct ht_ring *r, void *mem, size_t mem_len, uint32_t data_size, int32_t pid)
@@ -244,6 +244,28 @@ void ht_ring_nap(struct ht_ring *r, long ns)
         syscall(SYS_futex, &h->wake_seq, FUTEX_WAIT, seen, &ts, NULL, 0);
     }
     atomic_store_explicit(&h->wake_at, 0, memory_order_relaxed);
+}
+
+bool ht_ring_nap_begin(struct ht_ring *r, uint32_t **word, uint32_t *val)
+{
+    struct ht_ring_hdr *h = r->h;
+    *val = atomic_load(&h->wake_seq);
+    *word = (uint32_t *)&h->wake_seq;
+    /* A record reserved but not committed holds back all behind it: wake
+     * on its commit (its room starts at tail), not at high water. */
+    struct frame *f = frame_at(r, r->tail);
+    bool blocked = atomic_load_explicit(&h->head, memory_order_acquire) != r->tail &&
+                   !(atomic_load_explicit(&f->state, memory_order_acquire) & ST_COMMITTED);
+    atomic_store_explicit(&h->wake_at, r->tail + (blocked ? 1 : r->high), memory_order_seq_cst);
+    uint64_t queued = atomic_load_explicit(&h->head, memory_order_seq_cst) - r->tail;
+    if (blocked)
+        return !(atomic_load_explicit(&f->state, memory_order_seq_cst) & ST_COMMITTED);
+    return queued < r->high;
+}
+
+void ht_ring_nap_end(struct ht_ring *r)
+{
+    atomic_store_explicit(&r->h->wake_at, 0, memory_order_relaxed);
 }
 
 void ht_ring_counts(const struct ht_ring *r, struct ht_ring_counts *c)

@@ -110,6 +110,13 @@ bool ht_ring_skip_pending(struct ht_ring *r);
 /* Sleep up to ns nanoseconds, or until producers queue high bytes. */
 void ht_ring_nap(struct ht_ring *r, long ns);
 
+/* The same for a consumer of several rings, in three steps: for each ring
+ * ht_ring_nap_begin (false: it has high bytes queued already, do not
+ * sleep), then one FUTEX_WAITV over the words and values it gave, then
+ * ht_ring_nap_end for each. */
+bool ht_ring_nap_begin(struct ht_ring *r, uint32_t **word, uint32_t *val);
+void ht_ring_nap_end(struct ht_ring *r);
+
 struct ht_ring_counts {
     uint64_t lost_records, lost_bytes;  /* dropped by producers: ring full */
     uint64_t queued;                    /* bytes reserved, not yet consumed */

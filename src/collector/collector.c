@@ -3,10 +3,11 @@
  * (collector.h).
  *
  * Each recorded process is one entry: its ring's mapping and its pidfd.
- * The loop drains every ring, then sleeps in poll(2) on the registration
- * socket and the pidfds: 5 ms while records flow, backing off to 100 ms
- * when all is quiet (a ring holds far more than 5 ms of traffic; sleeping
- * longer costs a server on the same CPU nothing).
+ * The loop drains every ring, then sleeps in one FUTEX_WAITV over every
+ * ring's wake word: 5 ms while records flow, backing off to 100 ms when
+ * all is quiet, and woken early by a producer whose record crosses its
+ * ring's high-water mark (a quarter full), so a burst never waits for the
+ * timer. Registrations and exits (pidfds) are looked at after each nap.
  *
  * A ring's memfd must be sealed against shrinking: a process that could
  * shrink it under our mapping could make the collector fault (SIGBUS).
@@ -16,12 +17,18 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <stdatomic.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/futex.h>
 
 #include "capture/ring.h"
 
@@ -36,6 +43,7 @@ struct proc {
     void *map;
     size_t maplen;
     struct ht_ring ring;
+    struct ht_skip_slot *skips;
     bool gone;                      /* its pidfd said so */
     bool broken;                    /* ring refused: read no more */
     int64_t pending_since;          /* a record reserved, not committed, since */
@@ -51,6 +59,18 @@ struct ht_collector {
     struct ht_coll_counts counts;
     uint64_t lost_gone_records, lost_gone_bytes;    /* of processes already forgotten */
     int64_t last_tick;
+
+    /* Registrations are taken by a thread of their own, blocked in poll on
+     * the socket, so that a new ring is read at once, not after a nap: it
+     * maps each ring, leaves it in pending[] and rings the doorbell (a
+     * futex word the loop's nap waits on with the rings'). */
+    pthread_t watcher;
+    bool watching;
+    int stop_pipe[2];
+    pthread_mutex_t lock;           /* pending[], counts.refused */
+    struct proc *pending;
+    size_t npending, cap_pending;
+    _Atomic uint32_t doorbell;
 };
 
 static int64_t mono_ns(void)
@@ -59,6 +79,8 @@ static int64_t mono_ns(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
+
+static void *watch(void *arg);
 
 struct ht_collector *ht_coll_new(const struct ht_reg_addr *a, int wait_pidfd,
                                  const struct ht_coll_ops *ops, int *err)
@@ -78,17 +100,30 @@ struct ht_collector *ht_coll_new(const struct ht_reg_addr *a, int wait_pidfd,
         return NULL;
     }
     c->last_tick = mono_ns();
+    pthread_mutex_init(&c->lock, NULL);
+    if (pipe2(c->stop_pipe, O_CLOEXEC) == 0) {
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        c->watching = pthread_create(&c->watcher, NULL, watch, c) == 0;
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    } else {
+        c->stop_pipe[0] = c->stop_pipe[1] = -1;
+    }
     return c;
 }
 
-int ht_coll_add(struct ht_collector *c, int ring_fd, int pid_fd, int32_t pid)
+/* Check and map a ring handed over with its process's pidfd; fds are
+ * consumed either way. 0 with *out filled, or -errno. */
+static int map_proc(int ring_fd, int pid_fd, int32_t pid, struct proc *out)
 {
     struct stat st;
     int rc = 0;
     void *map = MAP_FAILED;
     int seals = fcntl(ring_fd, F_GET_SEALS);
     if (fstat(ring_fd, &st) || seals < 0 || !(seals & F_SEAL_SHRINK) ||
-        st.st_size < (off_t)HT_RING_HDR_SIZE || st.st_size > (off_t)ht_ring_map_size(HT_RING_MAX_DATA)) {
+        st.st_size < (off_t)HT_RING_HDR_SIZE ||
+        st.st_size > (off_t)ht_reg_map_size(HT_RING_MAX_DATA)) {
         rc = -EBADMSG;
         goto fail;
     }
@@ -100,20 +135,13 @@ int ht_coll_add(struct ht_collector *c, int ring_fd, int pid_fd, int32_t pid)
     struct ht_ring ring;
     if ((rc = ht_ring_open(&ring, map, (size_t)st.st_size)))
         goto fail;
-    if (c->nprocs == c->cap) {
-        size_t ncap = c->cap ? c->cap * 2 : 16;
-        struct proc *np = realloc(c->procs, ncap * sizeof(*np));
-        if (!np) {
-            rc = -ENOMEM;
-            goto fail;
-        }
-        c->procs = np;
-        c->cap = ncap;
+    if ((size_t)st.st_size != ht_reg_map_size((uint32_t)ring.size)) {
+        rc = -EBADMSG;
+        goto fail;
     }
     close(ring_fd);
-    c->procs[c->nprocs++] = (struct proc){ .pid = pid, .pidfd = pid_fd, .map = map,
-                                           .maplen = (size_t)st.st_size, .ring = ring };
-    c->counts.processes++;
+    *out = (struct proc){ .pid = pid, .pidfd = pid_fd, .map = map, .maplen = (size_t)st.st_size,
+                          .ring = ring, .skips = ht_reg_skips(map, (uint32_t)ring.size) };
     return 0;
 fail:
     if (map != MAP_FAILED)
@@ -121,24 +149,111 @@ fail:
     close(ring_fd);
     if (pid_fd >= 0)
         close(pid_fd);
-    c->counts.refused++;
     return rc;
 }
 
+static int grow(struct proc **v, size_t *cap, size_t n)
+{
+    if (n < *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : 16;
+    struct proc *nv = realloc(*v, ncap * sizeof(*nv));
+    if (!nv)
+        return -ENOMEM;
+    *v = nv;
+    *cap = ncap;
+    return 0;
+}
+
+static void unmap_proc(struct proc *p)
+{
+    munmap(p->map, p->maplen);
+    if (p->pidfd >= 0)
+        close(p->pidfd);
+}
+
+int ht_coll_add(struct ht_collector *c, int ring_fd, int pid_fd, int32_t pid)
+{
+    struct proc p;
+    int rc = map_proc(ring_fd, pid_fd, pid, &p);
+    if (!rc && (rc = grow(&c->procs, &c->cap, c->nprocs)))
+        unmap_proc(&p);
+    if (rc) {
+        pthread_mutex_lock(&c->lock);
+        c->counts.refused++;
+        pthread_mutex_unlock(&c->lock);
+        return rc;
+    }
+    c->procs[c->nprocs++] = p;
+    c->counts.processes++;
+    return 0;
+}
+
+/* The watcher thread: registrations in, mapped, left for the loop. */
+static void *watch(void *arg)
+{
+    struct ht_collector *c = arg;
+    for (;;) {
+        struct pollfd fds[2] = { { .fd = c->lfd, .events = POLLIN },
+                                 { .fd = c->stop_pipe[0], .events = POLLIN } };
+        if (poll(fds, 2, -1) < 0 && errno != EINTR)
+            break;
+        if (fds[1].revents)
+            break;
+        if (!(fds[0].revents & POLLIN))
+            continue;
+        for (int i = 0; i < 64; i++) {
+            struct ht_reg_hello h;
+            struct proc p;
+            int r = ht_reg_accept(c->lfd, &c->addr, &h);
+            if (r == 0)
+                break;
+            bool ok = r > 0 && map_proc(h.ring_fd, h.pid_fd, h.pid, &p) == 0;
+            pthread_mutex_lock(&c->lock);
+            if (ok && grow(&c->pending, &c->cap_pending, c->npending) == 0)
+                c->pending[c->npending++] = p;
+            else if (r < 0 || !ok)
+                c->counts.refused++;
+            pthread_mutex_unlock(&c->lock);
+        }
+        atomic_fetch_add(&c->doorbell, 1);
+        syscall(SYS_futex, &c->doorbell, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    }
+    return NULL;
+}
+
+/* The rings the watcher mapped become the loop's. */
 static void take_registrations(struct ht_collector *c)
 {
-    for (int i = 0; i < 64; i++) {
-        struct ht_reg_hello h;
-        int r = ht_reg_accept(c->lfd, &c->addr, &h);
-        if (r == 0)
-            return;
-        if (r < 0) {
-            if (r == -EPERM || r == -EPROTO)
+    if (!c->watching) {
+        /* No watcher thread (it could not start): take them here. */
+        for (int i = 0; i < 64; i++) {
+            struct ht_reg_hello h;
+            int r = ht_reg_accept(c->lfd, &c->addr, &h);
+            if (r == 0)
+                return;
+            if (r < 0) {
+                pthread_mutex_lock(&c->lock);
                 c->counts.refused++;
+                pthread_mutex_unlock(&c->lock);
+            } else {
+                ht_coll_add(c, h.ring_fd, h.pid_fd, h.pid);
+            }
+        }
+        return;
+    }
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < c->npending; i++) {
+        if (grow(&c->procs, &c->cap, c->nprocs)) {
+            unmap_proc(&c->pending[i]);
+            c->counts.refused++;        /* under the lock */
             continue;
         }
-        ht_coll_add(c, h.ring_fd, h.pid_fd, h.pid);
+        c->procs[c->nprocs++] = c->pending[i];
+        c->counts.processes++;
     }
+    c->npending = 0;
+    pthread_mutex_unlock(&c->lock);
 }
 
 /* Hand over up to BATCH records of p. Returns how many. */
@@ -193,16 +308,76 @@ static void forget(struct ht_collector *c, size_t i)
     c->lost_gone_records += k.lost_records;
     c->lost_gone_bytes += k.lost_bytes;
     c->ops.process_gone(c->ops.ctx, p->pid);
-    munmap(p->map, p->maplen);
-    if (p->pidfd >= 0)
-        close(p->pidfd);
+    unmap_proc(p);
     c->procs[i] = c->procs[--c->nprocs];
 }
 
-/* Look at the pidfds (non-blocking) and the registration socket; sleep up
- * to ms first. */
+int ht_coll_skip(struct ht_collector *c, int32_t pid, uint64_t id, const uint64_t to[2])
+{
+    for (size_t i = 0; i < c->nprocs; i++) {
+        struct proc *p = &c->procs[i];
+        if (p->pid != pid)
+            continue;
+        struct ht_skip_slot *sl = &p->skips[id % HT_SKIP_SLOTS];
+        atomic_store_explicit(&sl->id, 0, memory_order_relaxed);
+        atomic_thread_fence(memory_order_release);
+        atomic_store_explicit(&sl->to[0], to[0], memory_order_relaxed);
+        atomic_store_explicit(&sl->to[1], to[1], memory_order_relaxed);
+        atomic_store_explicit(&sl->id, id, memory_order_release);
+        return 0;
+    }
+    return -ESRCH;
+}
+
+/* Sleep up to ms, or until a ring fills to its high-water mark: one
+ * FUTEX_WAITV over every ring's wake word (at most FUTEX_WAITV_MAX rings;
+ * with more, plain sleep). */
+static void nap_rings(struct ht_collector *c, int ms)
+{
+    struct futex_waitv w[FUTEX_WAITV_MAX];
+    size_t n = 0;
+    bool sleep_ok = true;
+    if (c->watching) {
+        uint32_t bell = atomic_load(&c->doorbell);
+        pthread_mutex_lock(&c->lock);
+        sleep_ok = c->npending == 0;
+        pthread_mutex_unlock(&c->lock);
+        w[n++] = (struct futex_waitv){ .val = bell, .uaddr = (uintptr_t)&c->doorbell,
+                                       .flags = FUTEX_32 | FUTEX_PRIVATE_FLAG };
+    }
+    for (size_t i = 0; i < c->nprocs && n < FUTEX_WAITV_MAX; i++) {
+        struct proc *p = &c->procs[i];
+        uint32_t *word, val;
+        if (p->broken)
+            continue;
+        sleep_ok &= ht_ring_nap_begin(&p->ring, &word, &val);
+        w[n++] = (struct futex_waitv){ .val = val, .uaddr = (uintptr_t)word, .flags = FUTEX_32 };
+    }
+    if (sleep_ok) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += ms / 1000;
+        ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        bool all = c->nprocs + 1 <= FUTEX_WAITV_MAX;
+        if (!all || syscall(SYS_futex_waitv, w, (unsigned)n, 0, &ts, CLOCK_MONOTONIC) < 0) {
+            if (!all || errno == ENOSYS || errno == EINVAL)
+                poll(NULL, 0, ms);
+        }
+    }
+    for (size_t i = 0; i < c->nprocs; i++)
+        if (!c->procs[i].broken)
+            ht_ring_nap_end(&c->procs[i].ring);
+}
+
+/* Look at the pidfds and the registration socket without waiting, after
+ * napping up to ms on the rings. */
 static void wait_events(struct ht_collector *c, int ms)
 {
+    nap_rings(c, ms);
     size_t n = 2 + c->nprocs;
     struct pollfd stackfds[64], *fds = n <= 64 ? stackfds : calloc(n, sizeof(*fds));
     if (!fds) {
@@ -214,7 +389,7 @@ static void wait_events(struct ht_collector *c, int ms)
     for (size_t i = 0; i < c->nprocs; i++)
         fds[2 + i] = (struct pollfd){ .fd = c->procs[i].gone ? -1 : c->procs[i].pidfd,
                                       .events = POLLIN };
-    if (poll(fds, (nfds_t)n, ms) > 0) {
+    if (poll(fds, (nfds_t)n, 0) > 0) {
         if (fds[1].revents) {
             close(c->wait_pidfd);
             c->wait_pidfd = -1;
@@ -266,9 +441,11 @@ int ht_coll_run(struct ht_collector *c, volatile const int *stop)
     return 0;
 }
 
-void ht_coll_counts(const struct ht_collector *c, struct ht_coll_counts *out)
+void ht_coll_counts(struct ht_collector *c, struct ht_coll_counts *out)
 {
+    pthread_mutex_lock(&c->lock);
     *out = c->counts;
+    pthread_mutex_unlock(&c->lock);
     out->lost_records += c->lost_gone_records;
     out->lost_bytes += c->lost_gone_bytes;
     for (size_t i = 0; i < c->nprocs; i++) {
@@ -283,6 +460,15 @@ void ht_coll_free(struct ht_collector *c)
 {
     if (!c)
         return;
+    if (c->watching) {
+        (void)!write(c->stop_pipe[1], "x", 1);
+        pthread_join(c->watcher, NULL);
+        take_registrations(c);
+    }
+    if (c->stop_pipe[0] >= 0) {
+        close(c->stop_pipe[0]);
+        close(c->stop_pipe[1]);
+    }
     while (c->nprocs)
         forget(c, c->nprocs - 1);
     free(c->procs);

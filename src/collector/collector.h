@@ -8,7 +8,8 @@
  * What records mean is the consumer's business (collector/feed.h); this
  * loop only moves them.
  *
- * Threading: one thread runs the loop; the consumer is called on it.
+ * Threading: one thread runs the loop, and the consumer is called on it;
+ * a thread of the collector's own takes registrations.
  */
 #ifndef HT_COLLECTOR_H
 #define HT_COLLECTOR_H
@@ -54,7 +55,12 @@ int ht_coll_add(struct ht_collector *c, int ring_fd, int pid_fd, int32_t pid);
  * Returns 0. */
 int ht_coll_run(struct ht_collector *c, volatile const int *stop);
 
-void ht_coll_counts(const struct ht_collector *c, struct ht_coll_counts *out);
+void ht_coll_counts(struct ht_collector *c, struct ht_coll_counts *out);
+
+/* Tell process pid that connection id's body bytes before to[] need not
+ * be copied into its ring (the skip table, capture/register.h). 0 or
+ * -ESRCH. */
+int ht_coll_skip(struct ht_collector *c, int32_t pid, uint64_t id, const uint64_t to[2]);
 
 /* Unmap every ring, close every fd. */
 void ht_coll_free(struct ht_collector *c);

@@ -452,7 +452,8 @@ static void on_bytes(const struct ht_rec *h, const uint8_t *data, size_t size)
     case HT_REC_UNSEEN:
         if (h->reason == HT_UNSEEN_SKIP)
             feed.n.skipped_bytes += h->span;
-        if (h->reason == HT_UNSEEN_SKIP || h->reason == HT_UNSEEN_SPLICE) {
+        if (h->reason == HT_UNSEEN_SKIP || h->reason == HT_UNSEEN_SPLICE ||
+            h->reason == HT_UNSEEN_BIG) {
             if (!c->waiting[d])
                 ht_conn_feed_unseen(&c->conn, d, h->span,
                                     h->reason == HT_UNSEEN_SPLICE ? HT_SRC_SPLICE : HT_SRC_IO,

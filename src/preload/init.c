@@ -203,6 +203,7 @@ __attribute__((constructor)) static void httptape_init(void)
     while (ring < cfg.ring_size)
         ring <<= 1;
     struct ht_out_cfg oc = { .ring_size = ring, .max_body = cfg.max_body,
+                             .max_header = cfg.max_header,
                              .collector = collector[0] ? collector : NULL,
                              .collector_bin = collector_bin[0] ? collector_bin : NULL,
                              .collector_env = env_list };

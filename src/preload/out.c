@@ -37,9 +37,12 @@ static struct {
     _Atomic int state;
     struct ht_ring ring;
     void *map;
+    struct ht_skip_slot *skips;     /* written by the collector */
     int32_t pid;
     _Atomic uint64_t seq;           /* connection ids */
-    uint32_t chunk;
+    uint32_t chunk;                 /* payload bytes per DATA record at most */
+    size_t keep_front, keep_back;   /* of a call over cut_over bytes, what is copied */
+    size_t cut_over;
 } o;
 
 static void say(const char *fmt, const char *a, long b)
@@ -57,6 +60,15 @@ void ht_out_configure(const struct ht_out_cfg *cfg)
     o.chunk = HT_RING_MAX_REC(cfg->ring_size) - (uint32_t)sizeof(struct ht_rec);
     if (o.chunk > DATA_CHUNK)
         o.chunk = DATA_CHUNK;
+    /* A head (HTTPTAPE_MAX_HEADER) and an excerpt fit in the front. */
+    o.keep_front = (size_t)cfg->max_header + cfg->max_body;
+    o.keep_back = 64u << 10;
+    /* Only calls that would take a quarter of the ring are cut: the
+     * collector then still reads whole what most reads and writes move,
+     * chunk lines included. */
+    o.cut_over = o.keep_front + o.keep_back + (64u << 10);
+    if (o.cut_over < cfg->ring_size / 4)
+        o.cut_over = cfg->ring_size / 4;
     o.pid = getpid();
 }
 
@@ -84,10 +96,11 @@ static int start_slow(void)
     }
     syscall(SYS_close, fd);
     if (rc) {
-        syscall(SYS_munmap, map, ht_ring_map_size(o.cfg.ring_size));
+        syscall(SYS_munmap, map, ht_reg_map_size(o.cfg.ring_size));
         return rc;
     }
     o.map = map;
+    o.skips = ht_reg_skips(map, o.cfg.ring_size);
     o.pid = pid;
     return 0;
 }
@@ -120,8 +133,9 @@ static inline bool ready(void)
 void ht_out_after_fork_child(void)
 {
     if (o.map)
-        syscall(SYS_munmap, o.map, ht_ring_map_size(o.cfg.ring_size));
+        syscall(SYS_munmap, o.map, ht_reg_map_size(o.cfg.ring_size));
     o.map = NULL;
+    o.skips = NULL;
     o.pid = getpid();
     atomic_store(&o.state, ST_NONE);
 }
@@ -211,7 +225,9 @@ void ht_out_open(struct ht_oconn *c, int fd, const struct sockaddr *local, sockl
 {
     memset(c, 0, sizeof(*c));
     c->id = atomic_fetch_add(&o.seq, 1) + 1;
-    atomic_store(&c->pid, o.pid);
+    /* pid 0 until announced: a connection accepted while another thread
+     * is still making the ring is announced with its first record. */
+    atomic_store(&c->pid, ready() ? o.pid : 0);
     struct ht_rec_accept *a = &c->open;
     head(&a->h, HT_REC_OPEN, 0, c, fd, 0, 0, 0);
     a->family = local ? local->sa_family : 0;
@@ -229,6 +245,68 @@ void ht_out_open(struct ht_oconn *c, int fd, const struct sockaddr *local, sockl
     }
 }
 
+static void put_plain(struct ht_oconn *c, int fd, uint8_t type, int d, uint64_t off, uint64_t span,
+                      uint8_t reason);
+
+/* Where the collector says direction d of c need not be copied up to
+ * (body past the excerpt cap); 0 when it said nothing. */
+static uint64_t skip_to(const struct ht_oconn *c, int d)
+{
+    const struct ht_skip_slot *sl = &o.skips[c->id % HT_SKIP_SLOTS];
+    uint64_t id = atomic_load_explicit(&sl->id, memory_order_acquire);
+    if (id != c->id)
+        return 0;
+    uint64_t to = atomic_load_explicit(&sl->to[d], memory_order_relaxed);
+    atomic_thread_fence(memory_order_acquire);
+    return atomic_load_explicit(&sl->id, memory_order_relaxed) == id ? to : 0;
+}
+
+/* A read position in the app's iovec. */
+struct cursor {
+    const struct iovec *iov;
+    int cnt, i;
+    size_t in;                      /* bytes of iov[i] already taken */
+};
+
+/* Take len bytes at the cursor: copied to p, or passed over (p NULL). */
+static void take(struct cursor *k, uint8_t *p, size_t len)
+{
+    while (len > 0 && k->i < k->cnt) {
+        size_t avail = k->iov[k->i].iov_len - k->in;
+        size_t n = avail < len ? avail : len;
+        if (p) {
+            memcpy(p, (const uint8_t *)k->iov[k->i].iov_base + k->in, n);
+            p += n;
+        }
+        k->in += n;
+        len -= n;
+        if (k->in == k->iov[k->i].iov_len) {
+            k->i++;
+            k->in = 0;
+        }
+    }
+}
+
+/* len bytes at the cursor as DATA records of direction d from stream
+ * offset off. A record the ring has no room for is passed over (the
+ * collector sees the jump). */
+static void put_data(struct ht_oconn *c, int fd, int d, uint64_t off, struct cursor *k, size_t len)
+{
+    while (len > 0) {
+        uint32_t part = len < o.chunk ? (uint32_t)len : o.chunk;
+        struct ht_ring_res res;
+        if (ht_ring_reserve(&o.ring, HT_REC_DATA, (uint32_t)sizeof(struct ht_rec) + part, &res)) {
+            head(res.payload, HT_REC_DATA, d, c, fd, off, part, part);
+            take(k, (uint8_t *)res.payload + sizeof(struct ht_rec), part);
+            ht_ring_commit(&o.ring, &res);
+        } else {
+            take(k, NULL, part);
+        }
+        off += part;
+        len -= part;
+    }
+}
+
 void ht_out_data(struct ht_oconn *c, int fd, int d, const struct iovec *iov, int iovcnt, size_t n)
 {
     /* Announced (in a forked child) before the offset moves: the copy
@@ -237,35 +315,29 @@ void ht_out_data(struct ht_oconn *c, int fd, int d, const struct iovec *iov, int
     uint64_t off = atomic_fetch_add_explicit(&c->off[d], n, memory_order_relaxed);
     if (!ok_ring)
         return;
-    int i = 0;
-    size_t in = 0;                  /* bytes of iov[i] already taken */
-    while (n > 0) {
-        uint32_t len = n < o.chunk ? (uint32_t)n : o.chunk;
-        struct ht_ring_res res;
-        bool ok = ht_ring_reserve(&o.ring, HT_REC_DATA, (uint32_t)sizeof(struct ht_rec) + len, &res);
-        uint8_t *p = ok ? (uint8_t *)res.payload + sizeof(struct ht_rec) : NULL;
-        if (ok)
-            head(res.payload, HT_REC_DATA, d, c, fd, off, len, len);
-        /* Copy (or, with no room, pass over) len bytes of the iovec. */
-        for (size_t left = len; left > 0 && i < iovcnt;) {
-            size_t avail = iov[i].iov_len - in;
-            size_t take = avail < left ? avail : left;
-            if (p) {
-                memcpy(p, (const uint8_t *)iov[i].iov_base + in, take);
-                p += take;
-            }
-            in += take;
-            left -= take;
-            if (in == iov[i].iov_len) {
-                i++;
-                in = 0;
-            }
-        }
-        if (ok)
-            ht_ring_commit(&o.ring, &res);
-        off += len;
-        n -= len;
+    struct cursor k = { iov, iovcnt, 0, 0 };
+    uint64_t to = skip_to(c, d);
+    if (to > off) {
+        /* Body past the excerpt cap: counted, not copied. */
+        uint64_t skip = to - off < n ? to - off : n;
+        put_plain(c, fd, HT_REC_UNSEEN, d, off, skip, HT_UNSEEN_SKIP);
+        take(&k, NULL, (size_t)skip);
+        off += skip;
+        n -= (size_t)skip;
     }
+    if (n > o.cut_over) {
+        /* One call bigger than a ring can take in a burst: its front (a
+         * head and the excerpt) and its back (the next head, pipelined)
+         * are copied, the middle counted (UNSEEN, reason BIG). */
+        size_t mid = n - o.keep_front - o.keep_back;
+        put_data(c, fd, d, off, &k, o.keep_front);
+        off += o.keep_front;
+        put_plain(c, fd, HT_REC_UNSEEN, d, off, mid, HT_UNSEEN_BIG);
+        take(&k, NULL, mid);
+        off += mid;
+        n = o.keep_back;
+    }
+    put_data(c, fd, d, off, &k, n);
 }
 
 static void put_plain(struct ht_oconn *c, int fd, uint8_t type, int d, uint64_t off, uint64_t span,

@@ -30,7 +30,7 @@
 /* What the library keeps of a tracked connection. */
 struct ht_oconn {
     uint64_t id;                    /* per process, from 1 */
-    _Atomic int32_t pid;            /* the process that announced it */
+    _Atomic int32_t pid;            /* the process that announced it; 0: none yet */
     _Atomic uint64_t off[2];        /* bytes moved per direction */
     struct ht_rec_accept open;      /* what to announce again in a forked child */
 };
@@ -38,6 +38,7 @@ struct ht_oconn {
 struct ht_out_cfg {
     uint32_t ring_size;             /* data bytes of a ring (power of two) */
     uint32_t max_body;              /* excerpt cap: how much of a sendfile to read back */
+    uint32_t max_header;            /* head size limit: what of a huge call is kept */
     const char *collector;          /* HTTPTAPE_COLLECTOR, or NULL */
     const char *collector_bin;      /* the httptape executable, for spawning one */
     char *const *collector_env;     /* its environment (HTTPTAPE_* settings) */
@@ -47,8 +48,10 @@ struct ht_out_cfg {
 void ht_out_configure(const struct ht_out_cfg *cfg);
 
 /* Make this process's ring and hand it to a collector, once (later calls
- * return at once). 0, or -errno: nothing can be recorded (said once on
- * stderr, and the process's connections are not tracked). */
+ * return at once). 0; -EAGAIN while another thread is making it (records
+ * of this thread are dropped meanwhile, counted by the offsets); other
+ * -errno: nothing can be recorded (said once on stderr, and the process's
+ * connections are not tracked). */
 int ht_out_start(void);
 
 /* A connection accepted (or received) on fd: announced at once. */

@@ -216,7 +216,8 @@ void ht_tap_accepted(int fd, const struct sockaddr *peer, socklen_t peer_len)
         peer = (struct sockaddr *)&pa;
         peer_len = plen;
     }
-    if (ht_out_start())
+    int started = ht_out_start();
+    if (started && started != -EAGAIN)
         goto out;           /* no collector: nothing could be recorded */
     struct ht_tconn *t = pool_get();
     if (!t)

@@ -83,7 +83,7 @@ static void child(const struct ht_reg_addr *a, int n, bool seal_ok)
     if (!seal_ok) {
         /* An unsealed copy of the ring: must be refused. */
         int u = (int)syscall(SYS_memfd_create, "plain", 0);
-        if (u < 0 || ftruncate(u, (off_t)ht_ring_map_size(DATA)))
+        if (u < 0 || ftruncate(u, (off_t)ht_reg_map_size(DATA)))
             _exit(11);
         fd = u;
     }
@@ -173,7 +173,7 @@ static void test_no_collector(void)
            sent);
     tap_ok(fcntl(fd, F_GET_SEALS) & F_SEAL_SHRINK, "register: a new ring's memfd is sealed against shrinking");
     close(fd);
-    munmap(map, ht_ring_map_size(DATA));
+    munmap(map, ht_reg_map_size(DATA));
 }
 
 static void test_addr(void)
