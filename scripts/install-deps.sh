@@ -39,6 +39,10 @@ PACKAGES=(
     # tests: real prefork servers (nginx's sendfile, gunicorn's workers) and
     # mount(8) for the disk-full test on a tiny tmpfs
     nginx-light gunicorn util-linux
+    # tests: apache2's prefork and event MPMs with children as www-data
+    # (deploy.bats runs /usr/sbin/apache2 with its own config: the binary
+    # and modules only, no service)
+    apache2-bin
     # tests: setcap, for the file-capability case in security.bats
     libcap2-bin
     # attach (eBPF): libbpf and the libraries it links, bpftool for vmlinux.h and

@@ -229,3 +229,83 @@ stage_for_others() {
 unstage() {
     if [ -n "${STAGE_DIR:-}" ]; then rm -rf "$STAGE_DIR"; fi
 }
+
+# ---- deploy.bats helpers: processes of a server, and who holds a file ----
+# (added for deploy.bats; generic, usable by any suite)
+
+# process_tree PID: PID and every descendant of it (children, their
+# children, ...), one a line, PID first. Bounded at 1000 processes.
+process_tree() {
+    local pids=("$1") i=0 c
+    while [ "$i" -lt "${#pids[@]}" ] && [ "${#pids[@]}" -lt 1000 ]; do
+        for c in $(pgrep -P "${pids[$i]}"); do pids+=("$c"); done
+        i=$((i + 1))
+    done
+    printf '%s\n' "${pids[@]}"
+}
+
+# server_processes PID: the processes of the server PID: PID and those of
+# its descendants that run the same executable (an nginx master and its
+# workers, an apache2 parent and its children). A helper of ours forked
+# before the server was exec'ed (a collector) runs another executable and is
+# not listed.
+server_processes() {
+    local exe pid
+    exe=$(readlink "/proc/$1/exe") || return 1
+    for pid in $(process_tree "$1"); do
+        [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$exe" ] && echo "$pid"
+    done
+    return 0
+}
+
+# fd_holders FILE: "PID FD" for every open file descriptor of any process
+# that points at FILE (also once FILE is deleted), one a line. One find over
+# /proc, so it is quick however many processes there are.
+fd_holders() {
+    local path
+    path=$(realpath -m -- "$1")
+    find /proc/[0-9]*/fd -mindepth 1 -maxdepth 1 -type l -printf '%h/%f %l\n' 2>/dev/null |
+        awk -v p="$path" '{
+            link = $1; $1 = ""; sub(/^ /, "")
+            if ($0 == p || $0 == p " (deleted)") { split(link, a, "/"); print a[3], a[5] }
+        }'
+}
+
+# describe_pids PID...: "pid PID user USER: CMDLINE" for each, for messages.
+describe_pids() {
+    local pid
+    for pid in "$@"; do
+        echo "pid $pid user $(ps -o user= -p "$pid" 2>/dev/null || echo '?'):" \
+            "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || echo '(gone)')"
+    done
+}
+
+# wait_no_holders FILE SECONDS: waits up to SECONDS (at most 60) until no
+# process holds FILE open. Fails, naming the holders, on timeout.
+wait_no_holders() {
+    local file=$1 secs=${2:-10} held
+    [ "$secs" -le 60 ] || secs=60
+    local deadline=$((SECONDS + secs))
+    while :; do
+        held=$(fd_holders "$file")
+        [ -z "$held" ] && return 0
+        [ "$SECONDS" -lt "$deadline" ] || break
+        sleep 0.1
+    done
+    echo "$file still open $secs s later, by:" >&2
+    # shellcheck disable=SC2046
+    describe_pids $(echo "$held" | awk '{print $1}' | sort -un) >&2
+    return 1
+}
+
+# stop_holders FILE: stops every process (other than this shell) that holds
+# FILE open: for a teardown, a helper of the test's own server that outlived
+# it, found by the test's own file. Safe when there is none.
+stop_holders() {
+    local pid
+    for pid in $(fd_holders "$1" | awk '{print $1}' | sort -un); do
+        [ "$pid" = "$$" ] || [ "$pid" = "${BASHPID:-}" ] && continue
+        stop_pid "$pid"
+    done
+}
+# ---- end of deploy.bats helpers ----
