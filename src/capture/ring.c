@@ -40,6 +40,7 @@ struct ht_ring_hdr {
     _Alignas(64) _Atomic uint64_t tail;
     _Atomic uint64_t wake_at;       /* head position that wakes the consumer; 0 none */
     _Atomic uint32_t wake_seq;      /* futex word the consumer naps on */
+    _Atomic int32_t consumer;       /* its pid, 0 until it opened the ring */
     _Alignas(64) _Atomic uint64_t lost_records, lost_bytes;
 };
 _Static_assert(sizeof(struct ht_ring_hdr) <= HT_RING_HDR_SIZE, "ring header fits its page");
@@ -266,6 +267,16 @@ bool ht_ring_nap_begin(struct ht_ring *r, uint32_t **word, uint32_t *val)
 void ht_ring_nap_end(struct ht_ring *r)
 {
     atomic_store_explicit(&r->h->wake_at, 0, memory_order_relaxed);
+}
+
+void ht_ring_set_consumer(struct ht_ring *r, int32_t pid)
+{
+    atomic_store_explicit(&r->h->consumer, pid, memory_order_release);
+}
+
+int32_t ht_ring_consumer(const struct ht_ring *r)
+{
+    return atomic_load_explicit(&r->h->consumer, memory_order_acquire);
 }
 
 void ht_ring_counts(const struct ht_ring *r, struct ht_ring_counts *c)

@@ -107,6 +107,11 @@ void ht_ring_consume(struct ht_ring *r);
  * ring cannot be read past it). */
 bool ht_ring_skip_pending(struct ht_ring *r);
 
+/* The consumer says who it is (its pid), so that producers that find the
+ * ring full can tell a slow consumer from a dead one. */
+void ht_ring_set_consumer(struct ht_ring *r, int32_t pid);
+int32_t ht_ring_consumer(const struct ht_ring *r);
+
 /* Sleep up to ns nanoseconds, or until producers queue high bytes. */
 void ht_ring_nap(struct ht_ring *r, long ns);
 

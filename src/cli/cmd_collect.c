@@ -157,7 +157,7 @@ int ht_collect(const struct ht_config *cfg_in, const struct ht_collect_opts *co)
         (void)!write(co->ready_fd, "1", 1);
         close(co->ready_fd);
     }
-    ht_coll_run(c, &stop_requested);
+    ht_coll_run(c, &stop_requested, co->standing);
     ht_feed_finish_all(stop_requested ? HT_GAP_CAPTURE_ENDED : HT_GAP_PROCESS_EXIT);
     count_losses(c);
     struct ht_coll_counts k;

@@ -140,6 +140,7 @@ static int map_proc(int ring_fd, int pid_fd, int32_t pid, struct proc *out)
         goto fail;
     }
     close(ring_fd);
+    ht_ring_set_consumer(&ring, (int32_t)getpid());
     *out = (struct proc){ .pid = pid, .pidfd = pid_fd, .map = map, .maplen = (size_t)st.st_size,
                           .ring = ring, .skips = ht_reg_skips(map, (uint32_t)ring.size) };
     return 0;
@@ -402,7 +403,7 @@ static void wait_events(struct ht_collector *c, int ms)
         free(fds);
 }
 
-int ht_coll_run(struct ht_collector *c, volatile const int *stop)
+int ht_coll_run(struct ht_collector *c, volatile const int *stop, bool standing)
 {
     int nap = NAP_BUSY_MS;
     for (;;) {
@@ -425,7 +426,7 @@ int ht_coll_run(struct ht_collector *c, volatile const int *stop)
             continue;                   /* more may be waiting */
         }
         bool stopping = stop && *stop;
-        if ((c->wait_pidfd < 0 && c->nprocs == 0) || stopping) {
+        if ((!standing && c->wait_pidfd < 0 && c->nprocs == 0) || stopping) {
             take_registrations(c);
             if (c->nprocs == 0 || stopping)
                 break;

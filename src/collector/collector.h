@@ -51,9 +51,9 @@ struct ht_collector *ht_coll_new(const struct ht_reg_addr *a, int wait_pidfd,
 int ht_coll_add(struct ht_collector *c, int ring_fd, int pid_fd, int32_t pid);
 
 /* Run until every process waited for is gone and its records are handed
- * over, or until *stop becomes true (then drain what is there and return).
- * Returns 0. */
-int ht_coll_run(struct ht_collector *c, volatile const int *stop);
+ * over (standing: only until *stop), or until *stop becomes true (then
+ * drain what is there and return). Returns 0. */
+int ht_coll_run(struct ht_collector *c, volatile const int *stop, bool standing);
 
 void ht_coll_counts(struct ht_collector *c, struct ht_coll_counts *out);
 

@@ -43,6 +43,7 @@ struct aconn {
     bool discard;                   /* out of reach: nothing of it is logged */
     int64_t handed_at;              /* closed by a parent that forked: a child's to go on with */
     bool waiting[2];                /* joined: no message boundary found yet */
+    bool adopt[2];                  /* start the stream at the next record's offset */
     struct aconn *next_id, *next_fd;
     struct ht_conn conn;
 };
@@ -377,10 +378,27 @@ static struct aconn *conn_of(const struct ht_rec *h, const struct ht_clock *now)
     struct aconn *c = find_id(h->tgid, h->conn_id);
     if (c || (h->conn_id & HT_ID_JOINED))
         return c;
-    /* Its accept record was lost: the bytes are whole, the addresses unknown. */
+    /* Its opening record was lost (a full ring, or it went to a collector
+     * that died): the addresses are unknown. From the stream's start the
+     * bytes are whole; from further in, it is joined at the next message,
+     * each direction from the first offset it shows. */
     struct ht_endpoints ep = { .peer_port = -1, .local_port = -1 };
     feed.n.no_accept++;
-    return new_conn(h->conn_id, h->tgid, h->fd, &ep, false, now);
+    c = new_conn(h->conn_id, h->tgid, h->fd, &ep, h->off > 0, now);
+    if (c && h->off > 0) {
+        c->adopt[0] = c->adopt[1] = true;
+        feed.n.joined++;
+    }
+    return c;
+}
+
+/* A joined connection's direction d starts where its first record is. */
+static inline void adopt(struct aconn *c, enum ht_dir d, uint64_t off)
+{
+    if (c->adopt[d]) {
+        c->off[d] = off;
+        c->adopt[d] = false;
+    }
 }
 
 static void on_accept(const struct ht_rec_accept *r)
@@ -437,6 +455,7 @@ static void on_bytes(const struct ht_rec *h, const uint8_t *data, size_t size)
     enum ht_dir d = h->dir ? HT_RESP : HT_REQ;
     if (!c)
         return;
+    adopt(c, d, h->off);
     if (h->off + h->span <= c->off[d] && h->span)
         return;                     /* already had these (cannot happen; be safe) */
     catch_up(c, d, h->off, &now);
@@ -493,6 +512,7 @@ static void on_eof(const struct ht_rec *h)
     enum ht_dir d = h->dir ? HT_RESP : HT_REQ;
     if (!c)
         return;
+    adopt(c, d, h->off);
     catch_up(c, d, h->off, &now);
     ht_conn_eof(&c->conn, d, &now);
 }

@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,9 +36,17 @@ static struct {
     struct ht_reg_addr addr;        /* the collector we registered with (or started) */
     bool have_addr;
     _Atomic int state;
-    struct ht_ring ring;
-    void *map;
-    struct ht_skip_slot *skips;     /* written by the collector */
+    /* The ring records go to: one of two, so that a new one (a collector
+     * that died was replaced) can be put in place while threads still
+     * finish records in the old one, whose mapping is kept. */
+    struct out_ring {
+        struct ht_ring ring;
+        void *map;
+        struct ht_skip_slot *skips; /* written by the collector */
+    } slots[2];
+    _Atomic(struct out_ring *) cur;
+    _Atomic uint32_t gen;           /* rings made in this process so far */
+    _Atomic uint64_t next_check;    /* when to look at the collector next (CLOCK_MONOTONIC ns) */
     int32_t pid;
     _Atomic uint64_t seq;           /* connection ids */
     uint32_t chunk;                 /* payload bytes per DATA record at most */
@@ -74,16 +83,16 @@ void ht_out_configure(const struct ht_out_cfg *cfg)
 
 /* ---- the ring ---- */
 
-static int start_slow(void)
+/* Make a ring in slot s and hand it to a collector: the one we know of
+ * (unless it is gone), else one we start. */
+static int start_slow(struct out_ring *s, bool known_gone)
 {
     int fd, rc;
     void *map;
     int32_t pid = (int32_t)getpid();
-    if ((rc = ht_reg_ring_new(o.cfg.ring_size, pid, &o.ring, &map, &fd)))
+    if ((rc = ht_reg_ring_new(o.cfg.ring_size, pid, &s->ring, &map, &fd)))
         return rc;
-    /* A collector we know of takes it; if there is none (or it is gone),
-     * we start one and hand it the ring directly. */
-    rc = o.have_addr ? ht_reg_send(&o.addr, fd, o.cfg.ring_size) : -ECONNREFUSED;
+    rc = o.have_addr && !known_gone ? ht_reg_send(&o.addr, fd, o.cfg.ring_size) : -ECONNREFUSED;
     if (rc == -ECONNREFUSED || rc == -ENOENT) {
         struct ht_reg_addr a;
         rc = ht_reg_new(&a, pid);
@@ -99,9 +108,11 @@ static int start_slow(void)
         syscall(SYS_munmap, map, ht_reg_map_size(o.cfg.ring_size));
         return rc;
     }
-    o.map = map;
-    o.skips = ht_reg_skips(map, o.cfg.ring_size);
+    s->map = map;
+    s->skips = ht_reg_skips(map, o.cfg.ring_size);
     o.pid = pid;
+    atomic_fetch_add(&o.gen, 1);
+    atomic_store_explicit(&o.cur, s, memory_order_release);
     return 0;
 }
 
@@ -116,7 +127,7 @@ int ht_out_start(void)
     if (!atomic_compare_exchange_strong(&o.state, &expected, ST_STARTING))
         return expected == ST_READY ? 0 : -EAGAIN;  /* another thread is at it */
     int saved = errno;
-    int rc = start_slow();
+    int rc = start_slow(&o.slots[0], false);
     if (rc)
         say("httptape: cannot hand this process's records to a collector (%s); not recording "
             "in it (pid %ld)\n", strerror(-rc), (long)getpid());
@@ -132,24 +143,19 @@ static inline bool ready(void)
 
 void ht_out_after_fork_child(void)
 {
-    if (o.map)
-        syscall(SYS_munmap, o.map, ht_reg_map_size(o.cfg.ring_size));
-    o.map = NULL;
-    o.skips = NULL;
+    for (int i = 0; i < 2; i++) {
+        if (o.slots[i].map)
+            syscall(SYS_munmap, o.slots[i].map, ht_reg_map_size(o.cfg.ring_size));
+        o.slots[i].map = NULL;
+        o.slots[i].skips = NULL;
+    }
+    atomic_store(&o.cur, NULL);
     o.pid = getpid();
+    atomic_store(&o.next_check, 0);
     atomic_store(&o.state, ST_NONE);
 }
 
-uint64_t ht_out_lost(void)
-{
-    if (!ready())
-        return 0;
-    struct ht_ring_counts k;
-    ht_ring_counts(&o.ring, &k);
-    return k.lost_records;
-}
-
-/* ---- records ---- */
+/* ---- a collector that is gone ---- */
 
 static inline uint64_t now_ns(void)
 {
@@ -157,6 +163,70 @@ static inline uint64_t now_ns(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
+
+/* Once a second at most (and when the ring is full), see whether the
+ * collector still lives: one kill(pid, 0). If it is gone, records go to a
+ * new ring with a collector of our own from now on; what the old ring
+ * held unread is lost, and said once. */
+static void check_collector(uint64_t now)
+{
+    uint64_t next = atomic_load_explicit(&o.next_check, memory_order_relaxed);
+    if (now < next || !atomic_compare_exchange_strong(&o.next_check, &next, now + 1000000000u))
+        return;
+    struct out_ring *s = atomic_load_explicit(&o.cur, memory_order_acquire);
+    if (!s)
+        return;
+    int32_t who = ht_ring_consumer(&s->ring);
+    if (who <= 0 || kill(who, 0) == 0 || errno != ESRCH)
+        return;
+    int st = ST_READY;
+    if (!atomic_compare_exchange_strong(&o.state, &st, ST_STARTING))
+        return;
+    int saved = errno;
+    struct ht_ring_counts k;
+    ht_ring_counts(&s->ring, &k);
+    unsigned long long unread = k.queued, lost = k.lost_records;
+    struct out_ring *next_slot = s == &o.slots[0] ? &o.slots[1] : &o.slots[0];
+    /* That slot's old mapping (two takeovers ago) stays mapped: a thread
+     * may still be finishing a record in it. */
+    int rc = start_slow(next_slot, true);
+    char line[256];
+    int n = snprintf(line, sizeof(line),
+                     "httptape: the collector (pid %d) is gone; pid %ld lost %llu bytes of "
+                     "records unread and %llu records that did not fit; %s\n", (int)who,
+                     (long)getpid(), unread, lost,
+                     rc ? "no collector could be started: not recording any more"
+                        : "a new collector takes over (connections open now are joined at their next message)");
+    if (n > 0)
+        (void)!REAL(write)(STDERR_FILENO, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+    atomic_store(&o.state, rc ? ST_FAILED : ST_READY);
+    errno = saved;
+}
+
+/* Room for a record in the current ring; on false it was counted lost. */
+static bool reserve(uint16_t type, uint32_t len, struct ht_ring_res *res, struct ht_ring **r)
+{
+    struct out_ring *s = atomic_load_explicit(&o.cur, memory_order_acquire);
+    if (!s)
+        return false;
+    if (ht_ring_reserve(&s->ring, type, len, res)) {
+        *r = &s->ring;
+        return true;
+    }
+    check_collector(now_ns());
+    return false;
+}
+
+uint64_t ht_out_lost(void)
+{
+    if (!ready())
+        return 0;
+    struct ht_ring_counts k;
+    ht_ring_counts(&atomic_load(&o.cur)->ring, &k);
+    return k.lost_records;
+}
+
+/* ---- records ---- */
 
 static inline void head(struct ht_rec *h, uint8_t type, int d, const struct ht_oconn *c, int fd,
                         uint64_t off, uint64_t span, uint32_t len)
@@ -170,6 +240,8 @@ static inline void head(struct ht_rec *h, uint8_t type, int d, const struct ht_o
     h->fd = fd;
     h->conn_id = c->id;
     h->ts_ns = now_ns();
+    if (__builtin_expect(h->ts_ns >= atomic_load_explicit(&o.next_check, memory_order_relaxed), 0))
+        check_collector(h->ts_ns);
     h->off = off;
     h->span = span > UINT32_MAX ? UINT32_MAX : (uint32_t)span;
     h->len = len;
@@ -178,7 +250,8 @@ static inline void head(struct ht_rec *h, uint8_t type, int d, const struct ht_o
 static void put_open(const struct ht_oconn *c, const uint64_t start[2], int32_t parent)
 {
     struct ht_ring_res res;
-    if (!ht_ring_reserve(&o.ring, HT_REC_OPEN, sizeof(struct ht_rec_open), &res))
+    struct ht_ring *rr;
+    if (!reserve(HT_REC_OPEN, sizeof(struct ht_rec_open), &res, &rr))
         return;
     struct ht_rec_open *r = res.payload;
     r->a = c->open;
@@ -188,7 +261,7 @@ static void put_open(const struct ht_oconn *c, const uint64_t start[2], int32_t 
     r->start[1] = start[1];
     r->inherited = parent != 0;
     r->parent_tgid = (uint32_t)parent;
-    ht_ring_commit(&o.ring, &res);
+    ht_ring_commit(rr, &res);
 }
 
 /* May records of c go out from this process? In a forked child, the
@@ -196,13 +269,26 @@ static void put_open(const struct ht_oconn *c, const uint64_t start[2], int32_t 
 static bool usable(struct ht_oconn *c)
 {
     int32_t mine = o.pid, owner = atomic_load_explicit(&c->pid, memory_order_relaxed);
-    if (__builtin_expect(owner == mine && ready(), 1))
+    uint32_t gen = atomic_load_explicit(&o.gen, memory_order_relaxed);
+    if (__builtin_expect(owner == mine && atomic_load_explicit(&c->gen, memory_order_relaxed) == gen &&
+                         ready(), 1))
         return true;
     if (ht_out_start())
         return false;
-    if (atomic_compare_exchange_strong(&c->pid, &owner, mine)) {
-        uint64_t start[2] = { atomic_load(&c->off[0]), atomic_load(&c->off[1]) };
-        put_open(c, start, owner);
+    gen = atomic_load(&o.gen);
+    uint64_t start[2] = { atomic_load(&c->off[0]), atomic_load(&c->off[1]) };
+    if (owner != mine) {
+        /* A forked child's first record on its parent's connection. */
+        if (atomic_compare_exchange_strong(&c->pid, &owner, mine)) {
+            atomic_store(&c->gen, gen);
+            put_open(c, start, owner);
+        }
+    } else {
+        /* A new collector (the old one died) does not know it yet: it is
+         * joined at its next message. */
+        uint32_t had = atomic_load(&c->gen);
+        if (had != gen && atomic_compare_exchange_strong(&c->gen, &had, gen))
+            put_open(c, start, 0);
     }
     return true;
 }
@@ -228,6 +314,7 @@ void ht_out_open(struct ht_oconn *c, int fd, const struct sockaddr *local, sockl
     /* pid 0 until announced: a connection accepted while another thread
      * is still making the ring is announced with its first record. */
     atomic_store(&c->pid, ready() ? o.pid : 0);
+    atomic_store(&c->gen, atomic_load(&o.gen));
     struct ht_rec_accept *a = &c->open;
     head(&a->h, HT_REC_OPEN, 0, c, fd, 0, 0, 0);
     a->family = local ? local->sa_family : 0;
@@ -252,7 +339,8 @@ static void put_plain(struct ht_oconn *c, int fd, uint8_t type, int d, uint64_t 
  * (body past the excerpt cap); 0 when it said nothing. */
 static uint64_t skip_to(const struct ht_oconn *c, int d)
 {
-    const struct ht_skip_slot *sl = &o.skips[c->id % HT_SKIP_SLOTS];
+    const struct ht_skip_slot *sl = &atomic_load_explicit(&o.cur, memory_order_acquire)
+                                          ->skips[c->id % HT_SKIP_SLOTS];
     uint64_t id = atomic_load_explicit(&sl->id, memory_order_acquire);
     if (id != c->id)
         return 0;
@@ -295,10 +383,11 @@ static void put_data(struct ht_oconn *c, int fd, int d, uint64_t off, struct cur
     while (len > 0) {
         uint32_t part = len < o.chunk ? (uint32_t)len : o.chunk;
         struct ht_ring_res res;
-        if (ht_ring_reserve(&o.ring, HT_REC_DATA, (uint32_t)sizeof(struct ht_rec) + part, &res)) {
+        struct ht_ring *rr;
+        if (reserve(HT_REC_DATA, (uint32_t)sizeof(struct ht_rec) + part, &res, &rr)) {
             head(res.payload, HT_REC_DATA, d, c, fd, off, part, part);
             take(k, (uint8_t *)res.payload + sizeof(struct ht_rec), part);
-            ht_ring_commit(&o.ring, &res);
+            ht_ring_commit(rr, &res);
         } else {
             take(k, NULL, part);
         }
@@ -344,11 +433,12 @@ static void put_plain(struct ht_oconn *c, int fd, uint8_t type, int d, uint64_t 
                       uint8_t reason)
 {
     struct ht_ring_res res;
-    if (!ht_ring_reserve(&o.ring, type, sizeof(struct ht_rec), &res))
+    struct ht_ring *rr;
+    if (!reserve(type, sizeof(struct ht_rec), &res, &rr))
         return;
     head(res.payload, type, d, c, fd, off, span, 0);
     ((struct ht_rec *)res.payload)->reason = reason;
-    ht_ring_commit(&o.ring, &res);
+    ht_ring_commit(rr, &res);
 }
 
 void ht_out_unseen(struct ht_oconn *c, int fd, int d, uint64_t n, int reason)
@@ -382,8 +472,8 @@ void ht_out_file(struct ht_oconn *c, int fd, int in_fd, int64_t file_off, uint64
     if (file_off < 0)
         want = 0;
     struct ht_ring_res res;
-    if (!ht_ring_reserve(&o.ring, HT_REC_FILEDATA, (uint32_t)sizeof(struct ht_rec_filedata) + want,
-                         &res))
+    struct ht_ring *rr;
+    if (!reserve(HT_REC_FILEDATA, (uint32_t)sizeof(struct ht_rec_filedata) + want, &res, &rr))
         return;
     struct ht_rec_filedata *r = res.payload;
     long got = 0;
@@ -395,7 +485,7 @@ void ht_out_file(struct ht_oconn *c, int fd, int in_fd, int64_t file_off, uint64
     }
     head(&r->h, HT_REC_FILEDATA, 1, c, fd, off, n, (uint32_t)got);
     r->file_off = (uint64_t)(file_off < 0 ? 0 : file_off);
-    ht_ring_commit(&o.ring, &res);
+    ht_ring_commit(rr, &res);
 }
 
 void ht_out_eof(struct ht_oconn *c, int fd, int d)
@@ -408,17 +498,19 @@ void ht_out_eof(struct ht_oconn *c, int fd, int d)
 void ht_out_close(struct ht_oconn *c, bool handed_over)
 {
     int fd = c->open.h.fd;
-    if (atomic_load_explicit(&c->pid, memory_order_relaxed) != o.pid || !ready())
+    if (atomic_load_explicit(&c->pid, memory_order_relaxed) != o.pid ||
+        atomic_load_explicit(&c->gen, memory_order_relaxed) != atomic_load(&o.gen) || !ready())
         return;
     struct ht_ring_res res;
-    if (!ht_ring_reserve(&o.ring, HT_REC_CLOSE, sizeof(struct ht_rec_close), &res))
+    struct ht_ring *rr;
+    if (!reserve(HT_REC_CLOSE, sizeof(struct ht_rec_close), &res, &rr))
         return;
     struct ht_rec_close *r = res.payload;
     head(&r->h, HT_REC_CLOSE, 0, c, fd, 0, 0, 0);
     r->h.reason = handed_over ? HT_CLOSE_HANDED_OVER : 0;
     r->end[0] = atomic_load(&c->off[0]);
     r->end[1] = atomic_load(&c->off[1]);
-    ht_ring_commit(&o.ring, &res);
+    ht_ring_commit(rr, &res);
 }
 
 void ht_out_unreachable(struct ht_oconn *c, int fd, int reason)

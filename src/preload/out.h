@@ -31,6 +31,7 @@
 struct ht_oconn {
     uint64_t id;                    /* per process, from 1 */
     _Atomic int32_t pid;            /* the process that announced it; 0: none yet */
+    _Atomic uint32_t gen;           /* ... to the ring of that generation (out.c) */
     _Atomic uint64_t off[2];        /* bytes moved per direction */
     struct ht_rec_accept open;      /* what to announce again in a forked child */
 };

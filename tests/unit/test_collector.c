@@ -137,7 +137,7 @@ static void test_children(void)
         child(&a, 10, false);
 
     alarm(60);                  /* bounded: a hang fails the whole binary */
-    ht_coll_run(c, NULL);
+    ht_coll_run(c, NULL, false);
     alarm(0);
     int st, ok_exit = 1;
     for (int k = 0; k < 3; k++)
