@@ -108,11 +108,11 @@ int ht_reg_ring_new(uint32_t data_size, int pid, struct ht_ring *r, void **map, 
     if (mfd < 0)
         return -errno;
     if (syscall(SYS_ftruncate, mfd, (long)len) ||
-        syscall(SYS_fcntl, mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)) {
+        syscall(SYS_fcntl, mfd, F_ADD_SEALS, (long)(F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL))) {
         rc = -errno;
         goto fail;
     }
-    void *m = (void *)syscall(SYS_mmap, NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+    void *m = (void *)syscall(SYS_mmap, NULL, len, (long)(PROT_READ | PROT_WRITE), (long)MAP_SHARED, (long)mfd, 0L);
     if (m == MAP_FAILED) {
         rc = -errno;
         goto fail;

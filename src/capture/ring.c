@@ -167,7 +167,7 @@ void ht_ring_commit(struct ht_ring *r, const struct ht_ring_res *res)
     uint64_t at = atomic_load_explicit(&r->h->wake_at, memory_order_seq_cst);
     if (at && res->start < at && res->end >= at) {
         atomic_fetch_add(&r->h->wake_seq, 1);
-        syscall(SYS_futex, &r->h->wake_seq, FUTEX_WAKE, 1, NULL, NULL, 0);
+        syscall(SYS_futex, &r->h->wake_seq, FUTEX_WAKE, 1, NULL, NULL, 0L);
     }
 }
 
@@ -242,7 +242,7 @@ void ht_ring_nap(struct ht_ring *r, long ns)
     atomic_store_explicit(&h->wake_at, r->tail + r->high, memory_order_seq_cst);
     if (atomic_load_explicit(&h->head, memory_order_seq_cst) - r->tail < r->high) {
         struct timespec ts = { ns / 1000000000L, ns % 1000000000L };
-        syscall(SYS_futex, &h->wake_seq, FUTEX_WAIT, seen, &ts, NULL, 0);
+        syscall(SYS_futex, &h->wake_seq, FUTEX_WAIT, seen, &ts, NULL, 0L);
     }
     atomic_store_explicit(&h->wake_at, 0, memory_order_relaxed);
 }

@@ -218,7 +218,7 @@ static void *watch(void *arg)
             pthread_mutex_unlock(&c->lock);
         }
         atomic_fetch_add(&c->doorbell, 1);
-        syscall(SYS_futex, &c->doorbell, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+        syscall(SYS_futex, &c->doorbell, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0L);
     }
     return NULL;
 }
@@ -473,6 +473,8 @@ void ht_coll_free(struct ht_collector *c)
     while (c->nprocs)
         forget(c, c->nprocs - 1);
     free(c->procs);
+    free(c->pending);
+    pthread_mutex_destroy(&c->lock);
     if (c->lfd >= 0)
         close(c->lfd);
     if (c->wait_pidfd >= 0)

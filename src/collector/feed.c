@@ -401,20 +401,27 @@ static inline void adopt(struct aconn *c, enum ht_dir d, uint64_t off)
     }
 }
 
-static void on_accept(const struct ht_rec_accept *r)
+/* The endpoints an ACCEPT (or OPEN) record carries. */
+static struct ht_endpoints endpoints_of(const struct ht_rec_accept *r)
 {
-    struct ht_clock now = rec_clock(&r->h);
     struct ht_endpoints ep = { .peer_port = -1, .local_port = -1 };
-    if (find_id(r->h.tgid, r->h.conn_id))
-        return;
     if (r->family == AF_UNIX) {
         char path[HT_REC_PATH_MAX + 1];
         memcpy(path, r->path, HT_REC_PATH_MAX);
         path[HT_REC_PATH_MAX] = 0;
         ht_feed_ep_unix(&ep, path);
-    } else {
+    } else if (r->family == AF_INET || r->family == AF_INET6) {
         ht_feed_ep_inet(&ep, r->family, r->local_addr, r->local_port, r->peer_addr, r->peer_port);
     }
+    return ep;
+}
+
+static void on_accept(const struct ht_rec_accept *r)
+{
+    struct ht_clock now = rec_clock(&r->h);
+    if (find_id(r->h.tgid, r->h.conn_id))
+        return;
+    struct ht_endpoints ep = endpoints_of(r);
     new_conn(r->h.conn_id, r->h.tgid, r->h.fd, &ep, false, &now);
 }
 
@@ -603,17 +610,9 @@ static void on_open(const struct ht_rec_open *r)
 {
     const struct ht_rec_accept *a = &r->a;
     struct ht_clock now = rec_clock(&a->h);
-    struct ht_endpoints ep = { .peer_port = -1, .local_port = -1 };
     if (find_id(a->h.tgid, a->h.conn_id))
         return;
-    if (a->family == AF_UNIX) {
-        char path[HT_REC_PATH_MAX + 1];
-        memcpy(path, a->path, HT_REC_PATH_MAX);
-        path[HT_REC_PATH_MAX] = 0;
-        ht_feed_ep_unix(&ep, path);
-    } else if (a->family == AF_INET || a->family == AF_INET6) {
-        ht_feed_ep_inet(&ep, a->family, a->local_addr, a->local_port, a->peer_addr, a->peer_port);
-    }
+    struct ht_endpoints ep = endpoints_of(a);
     /* The child goes on with its parent's connection from where the
      * parent's records ended: the same struct ht_conn, under the child. */
     struct aconn *p = r->inherited ? find_id(r->parent_tgid, a->h.conn_id) : NULL;

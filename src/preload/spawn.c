@@ -24,8 +24,8 @@ static _Noreturn void grandchild(const char *bin, char *const *argv, char *const
 {
     syscall(SYS_setsid);
     /* Out of the way first, so that neither lands on the other's number. */
-    long r = syscall(SYS_fcntl, ring_fd, F_DUPFD, 10);
-    long p = syscall(SYS_fcntl, pidfd, F_DUPFD, 10);
+    long r = syscall(SYS_fcntl, ring_fd, F_DUPFD, 10L);
+    long p = syscall(SYS_fcntl, pidfd, F_DUPFD, 10L);
     long null = syscall(SYS_openat, AT_FDCWD, "/dev/null", O_RDWR);
     if (r < 0 || p < 0 || null < 0 || syscall(SYS_dup3, r, 3, 0) < 0 || syscall(SYS_dup3, p, 4, 0) < 0 ||
         syscall(SYS_dup3, null, 0, 0) < 0 || syscall(SYS_dup3, null, 1, 0) < 0)

@@ -118,6 +118,23 @@ wait_reopened() {
     all_json "$LOG" "$LOG.1"
 }
 
+@test "logfaults: after a log is renamed away (logrotate create) not one batch more goes to the old file" {
+    start_echo
+    get 1 3
+    wait_exchanges "$LOG" 3
+    mv "$LOG" "$LOG.1"
+    # At once, well inside a second: the writer looks before every batch.
+    get 4 8
+    for _ in $(seq 100); do
+        [ "$(ids "$LOG.1" "$LOG" 2>/dev/null | wc -l)" -ge 8 ] && break
+        sleep 0.1
+    done
+    run ids "$LOG.1"
+    assert_output "$(seq 1 3)"
+    run ids "$LOG"
+    assert_output "$(seq 4 8)"
+}
+
 @test "logfaults: a deleted log is re-created at its path with the next exchanges" {
     start_echo
     get 1 5

@@ -277,9 +277,9 @@ static void test_process(void)
     const uint64_t n = 300000;
     pid_t pid = fork();
     if (pid == 0) {
-        uint64_t lost = 0;
+        /* What does not fit is counted in the ring's header. */
         for (uint64_t i = 0; i < n; i++)
-            lost += !put(&p, 5, (uint32_t)(8 + i % 300), i);
+            put(&p, 5, (uint32_t)(8 + i % 300), i);
         _exit(0);
     }
     uint64_t next = 0, got = 0;
