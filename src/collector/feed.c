@@ -282,16 +282,10 @@ void ht_feed_finish_all(uint32_t extra_gaps)
  * chunk lines), stops reading that direction. Always counted. */
 static void lose(struct aconn *c, enum ht_dir d, uint64_t n, const struct ht_clock *now)
 {
-    uint64_t before = HT_STAT_GET(capture_gaps);
     feed.n.lost_bytes += n;
-    if (!c->waiting[d] && !c->conn.stopped[d]) {
-        /* Marked before feeding: the feed may finish and emit it. */
-        struct ht_exchange *ex = d == HT_REQ ? c->conn.req_cur : c->conn.resp_cur;
-        if (ex)
-            ex->gaps |= HT_GAP_CAPTURE;
-        ht_conn_feed_unseen(&c->conn, d, n, HT_SRC_IO, NULL, NULL, now);
-    }
-    if (HT_STAT_GET(capture_gaps) == before)
+    if (!c->waiting[d])
+        ht_conn_feed_lost(&c->conn, d, n, now);
+    else
         HT_STAT_ADD(capture_gaps, 1);
 }
 
@@ -623,7 +617,7 @@ static void on_open(const struct ht_rec_open *r)
         unlink_conn(p);
         p->tgid = a->h.tgid;
         p->fd = a->h.fd;
-        p->conn.pid = (int)a->h.tgid;
+        ht_conn_set_pid(&p->conn, (int)a->h.tgid);
         link_conn(p);
         return;
     }

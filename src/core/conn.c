@@ -574,6 +574,32 @@ void ht_conn_lost(struct ht_conn *c, enum ht_dir d)
     emit_ready(c);
 }
 
+void ht_conn_feed_lost(struct ht_conn *c, enum ht_dir d, uint64_t n, const struct ht_clock *now)
+{
+    uint64_t before = HT_STAT_GET(capture_gaps);
+    if (!c->finished && !c->stopped[d]) {
+        /* Marked before feeding: the feed may finish and emit it. */
+        struct ht_exchange *ex = d == HT_REQ ? c->req_cur : c->resp_cur;
+        if (ex)
+            ex->gaps |= HT_GAP_CAPTURE;
+        ht_conn_feed_unseen(c, d, n, HT_SRC_IO, NULL, NULL, now);
+    }
+    if (HT_STAT_GET(capture_gaps) == before)
+        HT_STAT_ADD(capture_gaps, 1);
+}
+
+void ht_conn_set_pid(struct ht_conn *c, int pid)
+{
+    c->pid = pid;
+    /* What is in flight is the new owner's too: it will finish it. */
+    for (unsigned i = 0; i < c->fifo_len; i++)
+        fifo_at(c, i)->pid = pid;
+    if (c->req_cur)
+        c->req_cur->pid = pid;
+    if (c->resp_cur)
+        c->resp_cur->pid = pid;
+}
+
 void ht_conn_finish(struct ht_conn *c, const struct ht_clock *now, uint32_t extra_gaps)
 {
     if (c->finished)

@@ -118,6 +118,17 @@ void ht_conn_eof(struct ht_conn *c, enum ht_dir d, const struct ht_clock *now);
 /* Bytes in direction d were lost to us: stop parsing it (capture gap). */
 void ht_conn_lost(struct ht_conn *c, enum ht_dir d);
 
+/* n bytes of direction d were lost to us, but their number is known (a
+ * record a full ring had no room for): the exchange they belong to gets
+ * gap capture_gap, and they are fed as unseen (inside a body its size
+ * stays exact; a head or chunk line among them stops that direction).
+ * Counted in capture_gaps once. */
+void ht_conn_feed_lost(struct ht_conn *c, enum ht_dir d, uint64_t n, const struct ht_clock *now);
+
+/* The process now owning the connection (a forked child that goes on
+ * with it): exchanges in flight and from here on carry its pid. */
+void ht_conn_set_pid(struct ht_conn *c, int pid);
+
 /* The connection is over: end both directions, emit every exchange still
  * held (incomplete ones carry their gaps plus extra_gaps), free buffers.
  * The streams are taken to have ended (a close-delimited response is then

@@ -27,8 +27,10 @@ static _Noreturn void grandchild(const char *bin, char *const *argv, char *const
     long r = syscall(SYS_fcntl, ring_fd, F_DUPFD, 10L);
     long p = syscall(SYS_fcntl, pidfd, F_DUPFD, 10L);
     long null = syscall(SYS_openat, AT_FDCWD, "/dev/null", O_RDWR);
+    /* stdout stays the app's: the log is there when HTTPTAPE_LOG is "-"
+     * (the collector writes nothing else on it). */
     if (r < 0 || p < 0 || null < 0 || syscall(SYS_dup3, r, 3, 0) < 0 || syscall(SYS_dup3, p, 4, 0) < 0 ||
-        syscall(SYS_dup3, null, 0, 0) < 0 || syscall(SYS_dup3, null, 1, 0) < 0)
+        syscall(SYS_dup3, null, 0, 0) < 0)
         syscall(SYS_exit_group, 126);
     syscall(SYS_close_range, 5, ~0u, 0);
     syscall(SYS_execve, bin, argv, envp);

@@ -6,9 +6,10 @@
  * raw clone(2) calls whose exit signal is 0: the app gets no SIGCHLD, its
  * wait() never sees it, and it is not the app's child at all once the
  * middle process exits (it is reaped here at once). It gets the ring's
- * memfd as fd 3 and a pidfd of this process as fd 4, /dev/null as stdin
- * and stdout, the app's stderr, and only the environment prepared at
- * start-up (the HTTPTAPE_* settings; no LD_PRELOAD).
+ * memfd as fd 3 and a pidfd of this process as fd 4, /dev/null as stdin,
+ * the app's stdout (the log, with HTTPTAPE_LOG=-) and stderr, and only the
+ * environment prepared at start-up (the HTTPTAPE_* settings; no
+ * LD_PRELOAD).
  */
 #ifndef HT_PRELOAD_SPAWN_H
 #define HT_PRELOAD_SPAWN_H
