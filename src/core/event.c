@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fields.h"
 #include "core/jsonw.h"
 #include "core/redact.h"
 #include "core/stats.h"
@@ -22,21 +23,9 @@
 
 /* ---- heads ---- */
 
-struct line { const uint8_t *p; size_t n; };
-
-static struct line head_line(const uint8_t *h, size_t n, size_t *pos)
-{
-    size_t start = *pos;
-    const uint8_t *lf = memchr(h + start, '\n', n - start);
-    size_t end = lf ? (size_t)(lf - h) : n;
-    *pos = end + 1;
-    if (end > start && h[end - 1] == '\r')
-        end--;
-    return (struct line){ h + start, end - start };
-}
-
 static bool ows(uint8_t c) { return c == ' ' || c == '\t'; }
 
+/* A field of the head being written, as fields.h found it. */
 struct field {
     const uint8_t *name;
     size_t nlen;
@@ -74,10 +63,13 @@ static void write_value(struct ht_jw *w, const uint8_t *h, size_t hn, const stru
     struct ht_buf j = { 0 };
     ht_buf_append(&j, f->val, f->vlen);
     for (size_t pos = f->fold_from; pos < f->fold_to;) {
-        struct line c = head_line(h, hn, &pos);
-        trim(&c.p, &c.n);
+        size_t cs, ce;
+        ht_fields_line(h, hn, &pos, &cs, &ce);
+        const uint8_t *cp = h + cs;
+        size_t cn = ce - cs;
+        trim(&cp, &cn);
         ht_buf_append(&j, " ", 1);
-        ht_buf_append(&j, c.p, c.n);
+        ht_buf_append(&j, cp, cn);
     }
     const uint8_t *v = (const uint8_t *)j.p;
     size_t vn = j.len;
@@ -112,18 +104,10 @@ static void write_header(struct ht_jw *w, const uint8_t *h, size_t n)
 {
     struct field stack[64], *f = stack;
     size_t nf = 0, cap = sizeof(stack) / sizeof(stack[0]);
-    size_t pos = 0;
+    size_t pos = ht_fields_start(h, n);
+    struct ht_field hf;
 
-    head_line(h, n, &pos);                      /* start line */
-    while (pos < n) {
-        struct line l = head_line(h, n, &pos);
-        if (l.n == 0)
-            break;
-        if (ows(l.p[0]))
-            continue;                           /* ignored after the start line */
-        const uint8_t *colon = memchr(l.p, ':', l.n);
-        if (!colon)
-            continue;
+    while (ht_fields_next(h, n, &pos, &hf)) {
         if (nf == cap) {
             struct field *nfp = malloc(2 * cap * sizeof(*nfp));
             if (!nfp)
@@ -134,19 +118,9 @@ static void write_header(struct ht_jw *w, const uint8_t *h, size_t n)
             f = nfp;
             cap *= 2;
         }
-        struct field *x = &f[nf++];
-        x->name = l.p;
-        x->nlen = (size_t)(colon - l.p);
-        while (x->nlen && ows(l.p[x->nlen - 1]))
-            x->nlen--;                          /* "Name :" (flagged already) */
-        x->val = colon + 1;
-        x->vlen = l.n - (size_t)(x->val - l.p);
-        trim(&x->val, &x->vlen);
-        x->fold_from = pos;
-        while (pos < n && ows(h[pos]))
-            head_line(h, n, &pos);
-        x->fold_to = pos;
-        x->done = false;
+        f[nf++] = (struct field){ .name = h + hf.name, .nlen = hf.name_len, .val = h + hf.value,
+                                  .vlen = hf.value_end - hf.value, .fold_from = hf.fold_from,
+                                  .fold_to = hf.fold_to };
     }
 
     ht_jw_open(w, "header");

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/fields.h"
 
 static struct ht_redact_cfg active = { .enabled = true };
 
@@ -492,64 +493,24 @@ static bool ows(uint8_t c) { return c == ' ' || c == '\t'; }
 
 /* The line at *pos: its content [*start, *end) without CR LF; *pos moves
  * past its LF (or to n). */
-static void line_at(const uint8_t *h, size_t n, size_t *pos, size_t *start, size_t *end)
-{
-    const uint8_t *lf = memchr(h + *pos, '\n', n - *pos);
-    size_t e = lf ? (size_t)(lf - h) : n;
-    *start = *pos;
-    *pos = lf ? e + 1 : n;
-    if (e > *start && h[e - 1] == '\r')
-        e--;
-    *end = e;
-}
-
+/* A field as fields.h reads it; value_end spans its continuation lines. */
 struct field {
     size_t name, name_len;      /* offsets in the head */
     size_t value, value_end;    /* trimmed; across obs-fold lines */
     bool folded;
 };
 
-/* The next field line from *pos (just after the start line at first);
- * false at the empty line that ends the head, or at its end. */
 static bool next_field(const uint8_t *h, size_t n, size_t *pos, struct field *f)
 {
-    while (*pos < n) {
-        size_t ls, le;
-        line_at(h, n, pos, &ls, &le);
-        if (le == ls)
-            return false;
-        if (ows(h[ls]))
-            continue;                           /* folded onto nothing we want */
-        const uint8_t *colon = memchr(h + ls, ':', le - ls);
-        if (!colon)
-            continue;
-        f->name = ls;
-        f->name_len = (size_t)(colon - h) - ls;
-        while (f->name_len && ows(h[ls + f->name_len - 1]))
-            f->name_len--;
-        f->value = (size_t)(colon - h) + 1;
-        f->value_end = le;
-        f->folded = false;
-        while (*pos < n && ows(h[*pos])) {      /* obs-fold continuation lines */
-            size_t cs, ce;
-            line_at(h, n, pos, &cs, &ce);
-            f->value_end = ce;
-            f->folded = true;
-        }
-        while (f->value < f->value_end && ows(h[f->value]))
-            f->value++;
-        while (f->value_end > f->value && ows(h[f->value_end - 1]))
-            f->value_end--;
-        return true;
-    }
-    return false;
+    struct ht_field hf;
+    if (!ht_fields_next(h, n, pos, &hf))
+        return false;
+    *f = (struct field){ .name = hf.name, .name_len = hf.name_len, .value = hf.value,
+                         .value_end = hf.span_end, .folded = hf.fold_to > hf.fold_from };
+    return true;
 }
 
-static size_t start_line_end(const uint8_t *h, size_t n)
-{
-    const uint8_t *lf = memchr(h, '\n', n);
-    return lf ? (size_t)(lf - h) + 1 : n;
-}
+static size_t start_line_end(const uint8_t *h, size_t n) { return ht_fields_start(h, n); }
 
 /* Content-Type / Content-Encoding of a head: which bodies are read. */
 enum body_kind { B_OTHER, B_JSON, B_FORM, B_ENCODED };

@@ -1,0 +1,42 @@
+/*
+ * fields.h - the one reader of the field lines of a head httptape kept
+ * (the event's headers, redaction): everyone who looks at a head's fields
+ * after the parser framed it goes through ht_fields_next, so they agree
+ * on every odd shape.
+ *
+ * The rules, as the parser frames: a line ends at LF, a CR before it is
+ * not part of it; the first line is the start line; the empty line ends
+ * the fields; a line that begins with SP or HTAB continues the field
+ * before it (obs-fold, RFC 9112 5.2; right after the start line it
+ * continues nothing and is passed over); a line without a colon is passed
+ * over (the parser flagged both). A name loses the whitespace before its
+ * colon ("Name :", flagged).
+ *
+ * No allocation, no state but *pos; thread-safe.
+ */
+#ifndef HT_FIELDS_H
+#define HT_FIELDS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct ht_field {
+    size_t name, name_len;          /* offsets into the head */
+    size_t value, value_end;        /* the first line's value, trimmed */
+    size_t fold_from, fold_to;      /* its continuation lines; equal when none */
+    size_t span_end;                /* end of the value across them, trimmed */
+};
+
+/* Where the fields of head h (n bytes) start: after the start line. */
+size_t ht_fields_start(const uint8_t *h, size_t n);
+
+/* The next field from *pos (ht_fields_start at first). false at the empty
+ * line that ends the head, or at its end. */
+bool ht_fields_next(const uint8_t *h, size_t n, size_t *pos, struct ht_field *f);
+
+/* One line from *pos: [*start, *end) without its CR LF; *pos moves past
+ * it. For walking continuation lines. */
+void ht_fields_line(const uint8_t *h, size_t n, size_t *pos, size_t *start, size_t *end);
+
+#endif
