@@ -245,11 +245,26 @@ static void warn_unpreloadable(const char *cmd)
  * server never has it as a child, in a session of its own, so the
  * terminal's signals are the server's. 0, or -1 when it did not start (the
  * library then starts a collector of its own). */
+/* Standard input, output and error open (on /dev/null if they were
+ * closed), so that no descriptor of ours takes their numbers. */
+static void std_fds_open(void)
+{
+    for (int fd = 0; fd < 3; fd++)
+        if (fcntl(fd, F_GETFD) < 0) {
+            int n = open("/dev/null", O_RDWR);
+            if (n >= 0 && n != fd) {
+                dup2(n, fd);
+                close(n);
+            }
+        }
+}
+
 static int start_collector(const struct ht_config *cfg)
 {
     struct ht_collect_opts co = { .wait_pidfd = -1, .ring_fd = -1, .ring_pidfd = -1,
                                   .for_pid = getpid() };
     int ready[2], rc = -1;
+    std_fds_open();
     int me = (int)syscall(SYS_pidfd_open, getpid(), 0);
     if (me < 0 || ht_reg_new(&co.addr, getpid()) || pipe2(ready, O_CLOEXEC)) {
         if (me >= 0)
@@ -262,15 +277,16 @@ static int start_collector(const struct ht_config *cfg)
         if (fork() == 0) {
             setsid();
             prctl(PR_SET_NAME, "httptape-coll");
-            int null = open("/dev/null", O_RDWR);
-            if (null >= 0)
-                dup2(null, STDIN_FILENO);
             /* Only what it needs: stdio, the ready pipe, the server's
-             * pidfd (both moved out of the way first, so that neither
-             * lands on the other's number). */
+             * pidfd, both moved out of the way before anything lands on
+             * a low number (either may be 0-2 if run was started with
+             * those closed). */
             int r = fcntl(ready[1], F_DUPFD, 10), m = fcntl(me, F_DUPFD, 10);
             if (r < 0 || m < 0 || dup2(r, 3) < 0 || dup2(m, 4) < 0)
                 _exit(1);
+            int null = open("/dev/null", O_RDWR);
+            if (null >= 0 && null != STDIN_FILENO)
+                dup2(null, STDIN_FILENO);
             syscall(SYS_close_range, 5, ~0u, 0);
             co.ready_fd = 3;
             co.wait_pidfd = 4;

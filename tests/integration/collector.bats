@@ -51,6 +51,21 @@ collector_pid() {
     assert_output "[$SERVER_PID,2]"
 }
 
+@test "collector: run started with its standard input closed still has a collector for the whole run" {
+    # (Its pidfd of the server then got number 0, and the collector's
+    # /dev/null for stdin took that number: it took the server for gone.)
+    start_bg http bash -c 'exec 0<&-; exec "$@"' _ "$HTTPTAPE" run --log "$LOG" -- \
+        "$PY" -m http.server "$PORT" --bind 127.0.0.1
+    wait_http "$BASE/"
+    sleep 1
+    get /a /b
+    wait_exchanges "$LOG" 2
+    # The log is run's collector's, not one the library had to start.
+    coll=$(collector_pid)
+    run cat "/proc/$coll/comm"
+    assert_output httptape-coll
+}
+
 @test "collector: killed mid-run, the server keeps serving, the loss is said once and a new collector logs what follows" {
     start_tapped http "$LOG" "$PY" -m http.server "$PORT" --bind 127.0.0.1
     wait_http "$BASE/"
