@@ -368,10 +368,13 @@ def resources_and_targets(res, summary, groups):
     def us(v):
         return "n/a" if v is None else "%+.1f us" % v
 
+    def fine(v):            # a target at the edge: three decimals, not two
+        return "n/a" if v is None else "%.3fx" % v
+
     lines = [
-        ("nginx 100 B, collector on the spare CPU: req/s >= 0.95x", fmt_ratio(get("nginx100/ng100_tape", 0)),
+        ("nginx 100 B, collector on the spare CPU: req/s >= 0.95x", fine(get("nginx100/ng100_tape", 0)),
          at_least(get("nginx100/ng100_tape", 0), 0.95)),
-        ("nginx 100 B, collector on the server's CPU: req/s >= 0.85x", fmt_ratio(get("nginx100/ng100_tapes", 0)),
+        ("nginx 100 B, collector on the server's CPU: req/s >= 0.85x", fine(get("nginx100/ng100_tapes", 0)),
          at_least(get("nginx100/ng100_tapes", 0), 0.85)),
         ("nginx 100 B: CPU per request added (server + collector - untapped) <= 2.5 us, collector on the spare CPU",
          us(get("nginx100/ng100_tape", 3)), at_most(get("nginx100/ng100_tape", 3), 2.5)),
@@ -383,17 +386,17 @@ def resources_and_targets(res, summary, groups):
         ("nginx 20 KB sendfile, default settings, server's CPU: 0 drops (not a target; shown)",
          "n/a" if lost("ng20k_tapes") is None else "%d" % lost("ng20k_tapes"),
          None if lost("ng20k_tapes") is None else lost("ng20k_tapes") == 0),
-        ("nginx 20 KB sendfile, collector on the spare CPU: req/s >= 0.90x", fmt_ratio(get("nginx20k/ng20k_tape", 0)),
+        ("nginx 20 KB sendfile, collector on the spare CPU: req/s >= 0.90x", fine(get("nginx20k/ng20k_tape", 0)),
          at_least(get("nginx20k/ng20k_tape", 0), 0.90)),
         ("attach, nginx 100 B: req/s >= 0.90x (attach pinned with the server: no spare CPU in this row)",
-         fmt_ratio(get("nginx100/ng100_attach", 0)), at_least(get("nginx100/ng100_attach", 0), 0.90)),
-        ("uvicorn+FastAPI, collector on the spare CPU: req/s >= 0.98x", fmt_ratio(get("fastapi/fa_tape", 0)),
+         fine(get("nginx100/ng100_attach", 0)), at_least(get("nginx100/ng100_attach", 0), 0.90)),
+        ("uvicorn+FastAPI, collector on the spare CPU: req/s >= 0.98x", fine(get("fastapi/fa_tape", 0)),
          at_least(get("fastapi/fa_tape", 0), 0.98)),
-        ("uvicorn+FastAPI, collector on the spare CPU: p99 <= 1.05x", fmt_ratio(get("fastapi/fa_tape", 2)),
+        ("uvicorn+FastAPI, collector on the spare CPU: p99 <= 1.05x", fine(get("fastapi/fa_tape", 2)),
          at_most(get("fastapi/fa_tape", 2), 1.05)),
-        ("uvicorn+FastAPI, collector on the server's CPU: req/s >= 0.98x", fmt_ratio(get("fastapi/fa_tapes", 0)),
+        ("uvicorn+FastAPI, collector on the server's CPU: req/s >= 0.98x", fine(get("fastapi/fa_tapes", 0)),
          at_least(get("fastapi/fa_tapes", 0), 0.98)),
-        ("uvicorn+FastAPI, collector on the server's CPU: p99 <= 1.05x", fmt_ratio(get("fastapi/fa_tapes", 2)),
+        ("uvicorn+FastAPI, collector on the server's CPU: p99 <= 1.05x", fine(get("fastapi/fa_tapes", 2)),
          at_most(get("fastapi/fa_tapes", 2), 1.05)),
         ("collector >= 600,000 nginx exchanges per collector CPU-second (the lowest figure above)",
          fmt_rps(coll_min), at_least(coll_min, 600000)),
