@@ -4,9 +4,11 @@
 # every row and how to read the ratios.
 #
 # Every server runs pinned to one CPU (BENCH_SERVER_CPU, default 0) with all
-# its threads (httptape's writer, strace; `httptape attach` beside it during
-# the attach rows' rounds), so their work is charged to the server's own CPU
-# budget; wrk runs pinned to the other (BENCH_CLIENT_CPU,
+# its threads (strace; `httptape attach` beside it during the attach rows'
+# rounds), so their work is charged to the server's own CPU budget. The
+# httptape collector (a process of its own, started by `httptape run`) runs
+# on the spare CPU or on the server's, one row each, and its CPU time is
+# counted apart and added (start_tapped); wrk runs pinned to the other (BENCH_CLIENT_CPU,
 # default 1): `wrk -t1 -c16 -d$BENCH_SECONDS`. The servers of one group are
 # started together, warmed up, and measured in cycles: one round of each
 # configuration per cycle, the order reversed every other cycle, so drift
@@ -142,6 +144,9 @@ declare -A ROUND_PIDS=()    # name -> a process outside the server's tree whose 
                             # the server's during its rounds (attach, pinned beside it)
 declare -A ATTACH_PID=()    # name -> the httptape attach process running for NAME's round
 declare -A RIVAL_PID=()     # name -> the rival tool (tcpdump...) running for NAME's round
+declare -A COLL_PID=()      # name -> the httptape collector (comm httptape-coll) of a tapped server
+declare -A COLL_CPU=()      # name -> the CPU that collector is pinned to
+declare -A COLL_TOTAL_US=() # name -> the collector's CPU time over its life, read before the server stops
 WATCHDOG=
 
 free_port() {
@@ -215,6 +220,69 @@ stop_server() {
     unset "SERVER_PID[$name]"
 }
 
+# start_tapped NAME PORT PLACE LOG [RUN-OPTION...] -- CMD...: CMD under
+# `httptape run --log LOG`, the server pinned to the server CPU; the collector
+# (forked by run before it execs the server; it keeps run's affinity) on the
+# other CPU (PLACE spare: `taskset -c CLIENT httptape run -- taskset -c
+# SERVER CMD`) or on the server's (PLACE same: `taskset -c SERVER httptape run
+# -- CMD`). This machine has two CPUs, so the spare CPU is wrk's. Then finds
+# the collector (COLL_PID).
+start_tapped() {
+    local name=$1 port=$2 place=$3 log=$4; shift 4
+    local opts=()
+    while (($#)) && [[ $1 != -- ]]; do opts+=("$1"); shift; done
+    shift
+    SERVER_LOG[$name]=$log
+    case $place in
+    spare)
+        COLL_CPU[$name]=$CLI_CPU
+        start_server "$name" "$port" taskset -c "$CLI_CPU" "$HTTPTAPE" run --log "$log" "${opts[@]}" -- \
+            taskset -c "$SRV_CPU" "$@" || return 1 ;;
+    same)
+        COLL_CPU[$name]=$SRV_CPU
+        start_server "$name" "$port" "$HTTPTAPE" run --log "$log" "${opts[@]}" -- "$@" || return 1 ;;
+    *) failed "start_tapped $name: unknown placement $place"; return 1 ;;
+    esac
+    find_collector "$name"
+}
+
+# find_collector NAME: sets COLL_PID[NAME] to the collector that writes
+# NAME's log: the process named httptape-coll (run names it so) holding the
+# log file open (5 s at most).
+find_collector() {
+    local name=$1 log want p fd deadline=$((SECONDS + 5))
+    log=${SERVER_LOG[$1]}
+    unset "COLL_PID[$name]"
+    while :; do
+        want=$(realpath -m "$log")
+        for p in $(ps -e -o pid=,comm= | awk '$2 == "httptape-coll" { print $1 }'); do
+            for fd in /proc/"$p"/fd/*; do
+                if [[ $(readlink "$fd" 2>/dev/null) == "$want" ]]; then
+                    COLL_PID[$name]=$p
+                    return 0
+                fi
+            done
+        done
+        if ((SECONDS > deadline)); then
+            failed "server $name: no httptape-coll process holds its log ${log##*/}; its collector's CPU is not counted"
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+# coll_snapshot NAME...: the collectors' CPU time so far (COLL_TOTAL_US),
+# read just before their servers stop (the collector's last drain, after
+# that, is not in it).
+coll_snapshot() {
+    local name
+    for name in "$@"; do
+        [[ -n ${COLL_PID[$name]:-} ]] && kill -0 "${COLL_PID[$name]}" 2>/dev/null &&
+            COLL_TOTAL_US[$name]=$(tree_run_us "${COLL_PID[$name]}")
+    done
+    return 0
+}
+
 # shellcheck disable=SC2317  # reached through the traps
 cleanup() {
     local rc=$?
@@ -251,6 +319,13 @@ check_affinity() {
             [[ -z $cpus || $cpus == "$SRV_CPU" ]] ||
                 note "server $name: thread ${t##*/} may run on CPUs $cpus, not only $SRV_CPU"
         done
+    done
+    p=${COLL_PID[$name]:-}
+    [[ -n $p ]] || return 0
+    for t in /proc/"$p"/task/*; do
+        cpus=$(awk '/^Cpus_allowed_list/ { print $2 }' "$t/status" 2>/dev/null) || continue
+        [[ -z $cpus || $cpus == "${COLL_CPU[$name]}" ]] ||
+            note "server $name: collector thread ${t##*/} may run on CPUs $cpus, not only ${COLL_CPU[$name]}"
     done
 }
 
@@ -310,17 +385,23 @@ extra_run_us() {
 # run_wrk NAME TAG URL SCRIPT SECONDS: one bounded wrk run against server
 # NAME; sets W_RPS W_P50 W_P99 W_REQS W_ERRS, W_SRV and W_CPU_US (the
 # server's CPU, ROUND_PIDS included) and W_EXTRA_US (ROUND_PIDS' share per
-# request). Returns 1 if wrk or the round hook failed.
+# request); W_SRV_US, the server's CPU time in the round (us, ROUND_PIDS
+# included), and for a server with a collector (COLL_PID) W_COLL_US, the
+# collector's, and W_COLL, its share of the CPU it is pinned to (charged to
+# that CPU, not to "other load"). Returns 1 if wrk or the round hook failed,
+# or the collector is gone.
 run_wrk() {
     local name=$1 tag=$2 url=$3 script=$4 secs=$5
     local out="$WORK/wrk/$tag.txt" line
     local srv_a ext_a cpu0_a cpu1_a nice0_a nice1_a wrk_a t0 srv_b ext_b cpu0_b cpu1_b nice0_b nice1_b t1 win
     local hook=${ROUND_HOOK[$name]:-} hook_rc=0
+    local coll=${COLL_PID[$name]:-} coll_a=0 coll_b=0
     if [[ -n $hook ]] && ! "$hook" start "$name" "$tag" "$secs"; then
         return 1        # the hook said why; nothing was measured
     fi
     srv_a=$(tree_run_us "${SERVER_PID[$name]}")
     ext_a=$(extra_run_us "$name")
+    [[ -n $coll ]] && coll_a=$(tree_run_us "$coll")
     read -r cpu0_a nice0_a < <(cpu_busy_ms "$SRV_CPU")
     read -r cpu1_a nice1_a < <(cpu_busy_ms "$CLI_CPU")
     child_cpu_ms; wrk_a=$CHILD_MS
@@ -334,14 +415,28 @@ run_wrk() {
     read -r cpu1_b nice1_b < <(cpu_busy_ms "$CLI_CPU")
     srv_b=$(tree_run_us "${SERVER_PID[$name]}")
     ext_b=$(extra_run_us "$name")
+    [[ -n $coll ]] && coll_b=$(tree_run_us "$coll")
     if [[ -n $hook ]]; then "$hook" stop "$name" "$tag" || hook_rc=1; fi
     win=$(((t1 - t0) / 1000))
     ((win > 0)) || win=1
     local ext_us=$((ext_b - ext_a))
     local srv_us=$((srv_b - srv_a + ext_us))
     local srv_ms=$((srv_us / 1000))
-    W_OTHER0=$((100 * (cpu0_b - cpu0_a - srv_ms) / win))
-    W_OTHER1=$((100 * (cpu1_b - cpu1_a - (CHILD_MS - wrk_a)) / win))
+    local coll_us=$((coll_b - coll_a)) coll_ms0=0 coll_ms1=0
+    if [[ -n $coll ]] && ! kill -0 "$coll" 2>/dev/null; then
+        failed "wrk $tag (server $name): its collector (pid $coll) is gone"
+        coll_us=0
+        hook_rc=1
+    fi
+    ((coll_us > 0)) || coll_us=0
+    if [[ -n $coll && ${COLL_CPU[$name]} == "$SRV_CPU" ]]; then coll_ms0=$((coll_us / 1000))
+    else coll_ms1=$((coll_us / 1000))
+    fi
+    W_SRV_US=$srv_us
+    W_COLL_US=$coll_us
+    W_COLL=$((100 * coll_us / 1000 / win))
+    W_OTHER0=$((100 * (cpu0_b - cpu0_a - srv_ms - coll_ms0) / win))
+    W_OTHER1=$((100 * (cpu1_b - cpu1_a - (CHILD_MS - wrk_a) - coll_ms1) / win))
     W_SRV=$((100 * srv_ms / win))       # the server's own use of its CPU
     W_NICED0=$((100 * (nice0_b - nice0_a) / win))
     W_NICED1=$((100 * (nice1_b - nice1_a) / win))
@@ -392,14 +487,16 @@ measure_cycles() {
         for name in "${order[@]}"; do
             [[ -n ${SERVER_PID[$name]:-} ]] || continue
             if run_wrk "$name" "$workload-$name-c$c" "http://127.0.0.1:${PORT[$name]}$path" "$script" "$DUR"; then
-                printf '%s/%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$workload" "$name" "$c" \
-                    "$W_RPS" "$W_P50" "$W_P99" "$W_REQS" "$W_ERRS" "$W_OTHER0" "$W_OTHER1" "$W_SRV" \
-                    "$W_CPU_US" >>"$WORK/results.tsv"
+                printf '%s/%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$workload" "$name" \
+                    "$c" "$W_RPS" "$W_P50" "$W_P99" "$W_REQS" "$W_ERRS" "$W_OTHER0" "$W_OTHER1" "$W_SRV" \
+                    "$W_CPU_US" "$W_SRV_US" "$W_COLL_US" "$W_COLL" >>"$WORK/results.tsv"
                 extra=
                 case ${ROUND_HOOK[$name]:-} in
                 attach_hook) extra=" (the attach process: ${W_EXTRA_US}us)" ;;
                 rival_hook) extra=" (${RIVAL_KIND[$name]}: ${W_EXTRA_US}us)" ;;
                 esac
+                [[ -n ${COLL_PID[$name]:-} ]] &&
+                    extra+="; collector on CPU ${COLL_CPU[$name]}: ${W_COLL}%, $((W_COLL_US / W_REQS)).$((W_COLL_US * 10 / W_REQS % 10))us per request"
                 say "  cycle $c/$PAIRS $workload $name: $(printf '%.0f' "$W_RPS") req/s, p50 ${W_P50}us," \
                     "p99 ${W_P99}us; server used ${W_SRV}% of CPU $SRV_CPU, ${W_CPU_US}us per request$extra;" \
                     "others used ${W_OTHER0}%" \
@@ -434,15 +531,17 @@ check_idle() {
 # ---- logs: valid JSON lines, and counts that add up ---------------------------------
 
 declare -A APP_LOG=()       # name -> the baseline app's own JSON-lines log
+declare -A SERVER_BODY=()   # name -> the file every request to it gets (nginx): "whole" checks the bodies
 JQ_FULL_MAX=$((64 * 1024 * 1024))
 
-# check_file LOG: every line strict JSON (bench/check_log.py, which also
+# check_file LOG [BODY]: every line strict JSON (bench/check_log.py, which also
 # counts records; its summary is appended to logcheck.jsonl) and, as a second
 # opinion, jq: over the whole log when it is small, over its first and last
 # 20000 lines otherwise (jq reads ~15 MB/s here; the Python check reads all).
 check_file() {
-    local log=$1
+    local log=$1 body=()
     [[ -e $log ]] || return 0
+    [[ -n ${2:-} ]] && body=(--body "$2")
     local jq_in
     if (($(stat -c %s "$log") <= JQ_FULL_MAX)); then
         jq_in=(cat "$log")
@@ -454,34 +553,42 @@ check_file() {
             >/dev/null 2>"$WORK/out/jq.err"; then
         note "${log##*/}: jq: not valid JSON lines: $(head -n 1 "$WORK/out/jq.err")"
     fi
-    "$PY" "$BENCH/check_log.py" "$log" >>"$WORK/logcheck.jsonl" ||
+    "$PY" "$BENCH/check_log.py" "${body[@]}" "$log" >>"$WORK/logcheck.jsonl" ||
         failed "bench/check_log.py failed on ${log##*/}"
 }
 
 # check_counts NAME: the server's httptape log against what wrk and the other
 # clients sent. Every request wrk completed must be there; at most CONNS more
 # per wrk run (requests in flight when wrk stopped). Records the drops as the
-# resource drops_NAME ("dropped seen queue_full").
+# resource drops_NAME ("dropped seen queue_full records_lost record_bytes_lost
+# whole sent": whole, the exchanges logged whole, of the sent requests the
+# clients completed), and for a server with a collector collrate_NAME
+# ("written collector_us": the collector's CPU over its life).
 check_counts() {
     local name=$1 log=${SERVER_LOG[$1]}
     local s
     s=$(jq -c --arg f "$log" 'select(.file == $f)' "$WORK/logcheck.jsonl")
     [[ -n $s ]] || { note "$name: no log at ${log##*/}"; return; }
-    local ex inc bad nfinal seen written dropped perr gaps qfull
-    read -r ex inc bad nfinal seen written dropped qfull perr gaps < <(jq -r '
+    local ex inc bad nfinal seen written dropped perr gaps qfull rlost rblost whole
+    read -r ex inc bad nfinal seen written dropped qfull perr gaps rlost rblost whole < <(jq -r '
         [.exchanges, .incomplete, .bad_lines, (.final | length),
          ([.final[].exchanges_seen] | add // 0), ([.final[].exchanges_written] | add // 0),
          ([.final[].exchanges_dropped] | add // 0), ([.final[].dropped_queue_full] | add // 0),
-         ([.final[].parse_errors] | add // 0), ([.final[].capture_gaps] | add // 0)] | @tsv' <<<"$s")
+         ([.final[].parse_errors] | add // 0), ([.final[].capture_gaps] | add // 0),
+         ([.final[].records_lost // 0] | add // 0), ([.final[].record_bytes_lost // 0] | add // 0),
+         (.whole // 0)] | @tsv' <<<"$s")
     local sent=$((SERVER_REQS[$name] + SERVER_EXTRA[$name])) slack=$((CONNS * SERVER_RUNS[$name]))
     say "  $name: $ex exchanges logged ($inc incomplete); final stats: seen $seen, written $written," \
-        "dropped $dropped; clients completed $sent requests"
+        "dropped $dropped, records lost $rlost ($rblost bytes); $whole exchanges whole; clients completed $sent requests"
     ((bad == 0)) || note "$name: $bad lines of ${log##*/} are not JSON objects ($(jq -r .first_bad <<<"$s"))"
     if ((nfinal == 0)); then
         note "$name: no final statistics record in ${log##*/}"
         return
     fi
-    resource "drops_$name" "$dropped $seen $qfull"
+    resource "drops_$name" "$dropped $seen $qfull $rlost $rblost $whole $sent"
+    [[ -n ${COLL_TOTAL_US[$name]:-} ]] && resource "collrate_$name" "$written ${COLL_TOTAL_US[$name]}"
+    ((rlost == 0)) || note "$name: $rlost capture records ($rblost bytes) lost: the ring was full"
+    ((whole >= sent)) || note "$name: $whole exchanges logged whole; clients completed $sent requests"
     ((seen == written + dropped)) ||
         note "$name: final stats do not add up: seen $seen != written $written + dropped $dropped"
     ((written == ex)) || note "$name: final stats say $written written but the log holds $ex exchanges"
@@ -523,7 +630,7 @@ check_logs() {
     local name
     for name in "$@"; do
         if [[ -n ${SERVER_LOG[$name]:-} ]]; then
-            check_file "${SERVER_LOG[$name]}"
+            check_file "${SERVER_LOG[$name]}" "${SERVER_BODY[$name]:-}"
             check_counts "$name"
             [[ ${BENCH_KEEP:-0} == 1 ]] || rm -f "${SERVER_LOG[$name]}"
         fi
@@ -840,9 +947,9 @@ else
 fi
 # Servers per group, the attach server included where attach works.
 n_attach=0 n_servers=0
-want fastapi && n_servers=$((n_servers + 5 + ATTACH_OK)) n_attach=$((n_attach + ATTACH_OK))
-want nginx100 && n_servers=$((n_servers + 3 + ATTACH_OK)) n_attach=$((n_attach + ATTACH_OK))
-want nginx20k && n_servers=$((n_servers + 3 + ATTACH_OK)) n_attach=$((n_attach + ATTACH_OK))
+want fastapi && n_servers=$((n_servers + 6 + ATTACH_OK)) n_attach=$((n_attach + ATTACH_OK))
+want nginx100 && n_servers=$((n_servers + 4 + ATTACH_OK)) n_attach=$((n_attach + ATTACH_OK))
+want nginx20k && n_servers=$((n_servers + 4 + ATTACH_OK)) n_attach=$((n_attach + ATTACH_OK))
 want echo1m && n_servers=$((n_servers + 2))
 n_rivals=0
 if want nginx_rivals; then
@@ -877,14 +984,15 @@ resource groups "${GROUPS_SEL# }"
 
 if want fastapi; then   # the whole section
 
-FA_SERVERS=(fa_bare fa_tape fa_mw fa_asgi fa_strace)
+FA_SERVERS=(fa_bare fa_tape fa_tapes fa_mw fa_asgi fa_strace)
 ((ATTACH_OK)) && FA_SERVERS+=(fa_attach)
 say "uvicorn + FastAPI: starting ${#FA_SERVERS[@]} servers on CPU $SRV_CPU"
 for name in "${FA_SERVERS[@]}"; do PORT[$name]=$(free_port); done
 start_server fa_bare "${PORT[fa_bare]}" "${UVICORN[@]}" --port "${PORT[fa_bare]}" app_bare:app
-SERVER_LOG[fa_tape]=$WORK/logs/fastapi-httptape.jsonl
-start_server fa_tape "${PORT[fa_tape]}" "$HTTPTAPE" run --log "${SERVER_LOG[fa_tape]}" -- \
+start_tapped fa_tape "${PORT[fa_tape]}" spare "$WORK/logs/fastapi-httptape.jsonl" -- \
     "${UVICORN[@]}" --port "${PORT[fa_tape]}" app_bare:app
+start_tapped fa_tapes "${PORT[fa_tapes]}" same "$WORK/logs/fastapi-httptape-same.jsonl" -- \
+    "${UVICORN[@]}" --port "${PORT[fa_tapes]}" app_bare:app
 APP_LOG[fa_mw]=$WORK/logs/fastapi-middleware.app.jsonl
 APP_LOG[fa_asgi]=$WORK/logs/fastapi-asgi.app.jsonl
 start_server fa_mw "${PORT[fa_mw]}" env BENCH_APP_LOG="${APP_LOG[fa_mw]}" \
@@ -908,7 +1016,8 @@ fi
 for name in "${FA_SERVERS[@]}"; do check_affinity "$name"; done
 
 row fastapi/fa_bare   "uvicorn+FastAPI POST /submit: untapped"                      fastapi/fa_bare
-row fastapi/fa_tape   "uvicorn+FastAPI: httptape run (default: bodies up to 4 KiB)"  fastapi/fa_bare
+row fastapi/fa_tape   "uvicorn+FastAPI: httptape run, collector on the spare CPU"   fastapi/fa_bare
+row fastapi/fa_tapes  "uvicorn+FastAPI: httptape run, collector on the server's CPU" fastapi/fa_bare
 row fastapi/fa_mw     "uvicorn+FastAPI: body-logging @app.middleware(\"http\")"      fastapi/fa_bare
 row fastapi/fa_asgi   "uvicorn+FastAPI: raw-ASGI stack (body cache, timing, JSON log)" fastapi/fa_bare
 row fastapi/fa_strace "uvicorn+FastAPI: strace -f -s 65536 -o FILE"                  fastapi/fa_bare
@@ -916,9 +1025,10 @@ row fastapi/fa_strace "uvicorn+FastAPI: strace -f -s 65536 -o FILE"             
     row fastapi/fa_attach "uvicorn+FastAPI: httptape attach"                         fastapi/fa_bare
 
 measure_cycles fastapi /submit "$WRK_DIR/post_json.lua" "${FA_SERVERS[@]}"
+coll_snapshot "${FA_SERVERS[@]}"
 for name in "${FA_SERVERS[@]}"; do stop_server "$name"; done
 say "checking the FastAPI logs"
-check_logs fa_tape fa_mw fa_asgi fa_attach
+check_logs fa_tape fa_tapes fa_mw fa_asgi fa_attach
 [[ ${BENCH_KEEP:-0} == 1 ]] || rm -f "$WORK/logs/fastapi.strace"
 check_idle "after the FastAPI rounds"
 fi  # want fastapi
@@ -937,27 +1047,32 @@ nginx_conf() {
     NGINX=(nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf")
 }
 
-# nginx_group WORKLOAD PATH LABEL: three fresh nginx (untapped, httptape
-# default, httptape --max-body 0), and a fourth under httptape attach when
+# nginx_group WORKLOAD PATH LABEL: four fresh nginx (untapped; httptape,
+# default settings, with the collector on the spare CPU and on the server's;
+# httptape --max-body 0, collector on the spare CPU), and a fifth under
+# httptape attach when
 # attach works here, measured on one file, then stopped and their logs
 # checked. One group per file keeps each tapped log (and its
 # drop count) to one workload.
 nginx_group() {
     local w=$1 path=$2 label=$3 name
     local plain=${w/nginx/ng}_plain tape=${w/nginx/ng}_tape tape0=${w/nginx/ng}_tape0 att=${w/nginx/ng}_attach
-    local servers=("$plain" "$tape" "$tape0")
+    local tapes=${w/nginx/ng}_tapes
+    local servers=("$plain" "$tape" "$tapes" "$tape0")
     ((ATTACH_OK)) && servers+=("$att")
     say "nginx, $label: starting ${#servers[@]} servers (1 worker each) on CPU $SRV_CPU"
     for name in "${servers[@]}"; do PORT[$name]=$(free_port); done
     nginx_conf "$plain" "${PORT[$plain]}"
     start_server "$plain" "${PORT[$plain]}" "${NGINX[@]}"
     nginx_conf "$tape" "${PORT[$tape]}"
-    SERVER_LOG[$tape]=$WORK/logs/$w-httptape.jsonl
-    start_server "$tape" "${PORT[$tape]}" "$HTTPTAPE" run --log "${SERVER_LOG[$tape]}" -- "${NGINX[@]}"
+    start_tapped "$tape" "${PORT[$tape]}" spare "$WORK/logs/$w-httptape.jsonl" -- "${NGINX[@]}"
+    nginx_conf "$tapes" "${PORT[$tapes]}"
+    start_tapped "$tapes" "${PORT[$tapes]}" same "$WORK/logs/$w-httptape-same.jsonl" -- "${NGINX[@]}"
     nginx_conf "$tape0" "${PORT[$tape0]}"
-    SERVER_LOG[$tape0]=$WORK/logs/$w-httptape-maxbody0.jsonl
-    start_server "$tape0" "${PORT[$tape0]}" "$HTTPTAPE" run --log "${SERVER_LOG[$tape0]}" --max-body 0 -- \
+    start_tapped "$tape0" "${PORT[$tape0]}" spare "$WORK/logs/$w-httptape-maxbody0.jsonl" --max-body 0 -- \
         "${NGINX[@]}"
+    # --max-body 0 logs no content: whole there is a complete exchange of the right size
+    for name in "$tape" "$tapes" "$att"; do SERVER_BODY[$name]=$WORK/www$path; done
     if ((ATTACH_OK)); then
         # A plain nginx; attach records its one worker (the process that
         # accepts and serves), not the master.
@@ -970,13 +1085,15 @@ nginx_group() {
     sleep 0.5     # the workers
     for name in "${servers[@]}"; do check_affinity "$name"; done
     row "$w/$plain" "$label: untapped" "$w/$plain"
-    row "$w/$tape" "$label: httptape (bodies up to 4 KiB)" "$w/$plain"
-    row "$w/$tape0" "$label: httptape --max-body 0" "$w/$plain"
+    row "$w/$tape" "$label: httptape, collector on the spare CPU (bodies up to 4 KiB)" "$w/$plain"
+    row "$w/$tapes" "$label: httptape, collector on the server's CPU (bodies up to 4 KiB)" "$w/$plain"
+    row "$w/$tape0" "$label: httptape --max-body 0, collector on the spare CPU" "$w/$plain"
     ((ATTACH_OK)) && row "$w/$att" "$label: httptape attach" "$w/$plain"
     measure_cycles "$w" "$path" "$WRK_DIR/get.lua" "${servers[@]}"
+    coll_snapshot "${servers[@]}"
     for name in "${servers[@]}"; do stop_server "$name"; done
     say "checking the nginx logs"
-    check_logs "$tape" "$tape0" "$att"
+    check_logs "$tape" "$tapes" "$tape0" "$att"
 }
 want nginx100 && nginx_group nginx100 /small.txt "nginx 100 B file"
 
@@ -1000,8 +1117,8 @@ rivals_group() {
         case $name in
         rv_plain) start_server "$name" "$np" "${NGINX[@]}" ;;
         rv_tape)
-            SERVER_LOG[$name]=$WORK/logs/$w-httptape.jsonl
-            start_server "$name" "$np" "$HTTPTAPE" run --log "${SERVER_LOG[$name]}" -- "${NGINX[@]}" ;;
+            SERVER_BODY[$name]=$WORK/www/small.txt
+            start_tapped "$name" "$np" spare "$WORK/logs/$w-httptape.jsonl" -- "${NGINX[@]}" ;;
         rv_strace) start_server "$name" "$np" strace -f -s 65536 -o "$WORK/logs/$w.strace" "${NGINX[@]}" ;;
         *)
             RIVAL_KIND[$name]=${name#rv_}
@@ -1016,7 +1133,7 @@ rivals_group() {
     sleep 0.5     # the workers
     for name in "${servers[@]}"; do check_affinity "$name"; done
     row "$w/rv_plain" "$label: untapped" "$w/rv_plain"
-    row "$w/rv_tape" "$label: httptape (bodies up to 4 KiB)" "$w/rv_plain"
+    row "$w/rv_tape" "$label: httptape, collector on the spare CPU (bodies up to 4 KiB)" "$w/rv_plain"
     ((HAVE_STRACE)) && row "$w/rv_strace" "$label: strace -f -s 65536 -o FILE" "$w/rv_plain"
     for t in "${RIVALS_HAVE[@]}"; do
         case $t in
@@ -1027,6 +1144,7 @@ rivals_group() {
         esac
     done
     measure_cycles "$w" /small.txt "$WRK_DIR/get.lua" "${servers[@]}"
+    coll_snapshot "${servers[@]}"
     for name in "${servers[@]}"; do stop_server "$name"; done
     say "counting what each recorded"
     # shellcheck disable=SC2086  # the file lists: paths of this run's scratch directory
@@ -1056,12 +1174,11 @@ if want echo1m; then    # the whole section
 say "echo app: starting 2 servers on CPU $SRV_CPU"
 for name in echo_plain echo_tape; do PORT[$name]=$(free_port); done
 start_server echo_plain "${PORT[echo_plain]}" "${UVICORN[@]}" --port "${PORT[echo_plain]}" echo_app:app
-SERVER_LOG[echo_tape]=$WORK/logs/echo-httptape.jsonl
-start_server echo_tape "${PORT[echo_tape]}" "$HTTPTAPE" run --log "${SERVER_LOG[echo_tape]}" -- \
+start_tapped echo_tape "${PORT[echo_tape]}" spare "$WORK/logs/echo-httptape.jsonl" -- \
     "${UVICORN[@]}" --port "${PORT[echo_tape]}" echo_app:app
 for name in echo_plain echo_tape; do check_affinity "$name"; done
 row echo1m/echo_plain "uvicorn echo app, 1 MiB POST: untapped"      echo1m/echo_plain
-row echo1m/echo_tape  "uvicorn echo app, 1 MiB POST: httptape run"  echo1m/echo_plain
+row echo1m/echo_tape  "uvicorn echo app, 1 MiB POST: httptape run, collector on the spare CPU"  echo1m/echo_plain
 measure_cycles echo1m /echo "$WRK_DIR/post_1m.lua" echo_plain echo_tape
 for name in echo_plain echo_tape; do stop_server "$name"; done
 check_logs echo_tape
@@ -1115,17 +1232,17 @@ close_idle() {
 # idle_rss NAME: RSS of nginx NAME (master and worker) before, with half of
 # IDLE_CONNS idle keep-alive connections, and with all of them. Sets
 # IDLE_PER, the RSS each further connection adds (the slope between half
-# and all: fixed costs such as httptape's writer and its pool of exchanges
-# are not in it), and IDLE_ALL, (all - before) / IDLE_CONNS, fixed costs in.
+# and all: fixed costs such as httptape's ring are not in it), and
+# IDLE_ALL, (all - before) / IDLE_CONNS, fixed costs in.
 IDLE_PIDS=()
 idle_rss() {
     local name=$1 port=${PORT[$1]} before mid after half=$((IDLE_CONNS / 2))
-    curl -s -o /dev/null "http://127.0.0.1:$port/small.txt"   # starts httptape's writer, if any
+    curl -s -o /dev/null "http://127.0.0.1:$port/small.txt"   # makes httptape's ring, if any
     SERVER_EXTRA[$name]=$((SERVER_EXTRA[$name] + 1))
     sleep 0.5
     before=$(rss_kb "${SERVER_PID[$name]}")
     open_idle "$name" "$half" a 8 || { close_idle; return 1; }
-    sleep 1       # let the writer log the exchanges and settle
+    sleep 1       # let the collector log the exchanges and settle
     mid=$(rss_kb "${SERVER_PID[$name]}")
     open_idle "$name" "$((IDLE_CONNS - half))" b 9 || { close_idle; return 1; }
     sleep 1
@@ -1136,17 +1253,42 @@ idle_rss() {
     IDLE_ALL=$(( (after - before) * 1024 / IDLE_CONNS ))
 }
 
+# mem_kb PID: "rss pss rss_shmem" of PID alone, in kB (smaps_rollup; the
+# ring is shared memory, so its pages count in full in the RSS of the app and
+# of the collector, and half in each one's PSS).
+mem_kb() {
+    local rss pss shm
+    read -r rss pss < <(awk '/^Rss:/ { r = $2 } /^Pss:/ { p = $2 } END { print r + 0, p + 0 }' \
+        "/proc/$1/smaps_rollup" 2>/dev/null)
+    shm=$(awk '/^RssShmem:/ { print $2 }' "/proc/$1/status" 2>/dev/null)
+    echo "${rss:-0} ${pss:-0} ${shm:-0}"
+}
+
 if want resources; then     # the whole section
-say "resources: RSS per idle keep-alive connection ($IDLE_CONNS connections, nginx)"
+say "resources: memory per process and per idle keep-alive connection ($IDLE_CONNS connections, nginx)"
 resource idle_conns "$IDLE_CONNS"
 for name in ng_idle_plain ng_idle_tape; do PORT[$name]=$(free_port); done
 nginx_conf ng_idle_plain "${PORT[ng_idle_plain]}"
 start_server ng_idle_plain "${PORT[ng_idle_plain]}" "${NGINX[@]}"
 nginx_conf ng_idle_tape "${PORT[ng_idle_tape]}"
-SERVER_LOG[ng_idle_tape]=$WORK/logs/nginx-idle-httptape.jsonl
-start_server ng_idle_tape "${PORT[ng_idle_tape]}" "$HTTPTAPE" run --log "${SERVER_LOG[ng_idle_tape]}" -- "${NGINX[@]}"
+SERVER_BODY[ng_idle_tape]=$WORK/www/small.txt
+start_tapped ng_idle_tape "${PORT[ng_idle_tape]}" spare "$WORK/logs/nginx-idle-httptape.jsonl" -- "${NGINX[@]}"
 sleep 0.5
 if [[ -n ${SERVER_PID[ng_idle_plain]:-} && -n ${SERVER_PID[ng_idle_tape]:-} ]]; then
+    # Per process: after 3 s of wrk at full rate (the ring has wrapped round
+    # many times, so all of it is resident), the memory of nginx's master and
+    # of its one worker (the process that accepts: the one with a ring), and
+    # of the collector.
+    for name in ng_idle_plain ng_idle_tape; do
+        run_wrk "$name" "mem-$name" "http://127.0.0.1:${PORT[$name]}/small.txt" "$WRK_DIR/get.lua" 3 || continue
+        sleep 1
+        nginx_worker "$name" || continue
+        resource "mem_master_$name" "$(mem_kb "${SERVER_PID[$name]}")"
+        resource "mem_worker_$name" "$(mem_kb "$NGINX_WORKER")"
+        [[ -n ${COLL_PID[$name]:-} ]] && resource "mem_collector_$name" "$(mem_kb "${COLL_PID[$name]}")"
+        say "  $name: master $(mem_kb "${SERVER_PID[$name]}"), worker $(mem_kb "$NGINX_WORKER")" \
+            "(RSS, PSS, RSS shared memory, kB)${COLL_PID[$name]:+; collector $(mem_kb "${COLL_PID[$name]}")}"
+    done
     if idle_rss ng_idle_plain; then
         resource idle_rss_per_conn_plain "$IDLE_PER"
         resource idle_rss_all_plain "$IDLE_ALL"
@@ -1162,42 +1304,30 @@ stop_server ng_idle_plain
 stop_server ng_idle_tape
 check_logs ng_idle_tape
 
-# The writer: nginx tapped at full rate on the 100 B file, then the writer
-# thread's CPU time (schedstat, ns) and the final statistics record.
+# The collector: nginx tapped at full rate on the 100 B file, the collector
+# on the spare CPU; its CPU time during the wrk run (every thread's
+# schedstat) and over its life (read before nginx stops: start-up and the
+# idle naps in, its last drain out), against the exchanges it wrote (the
+# final statistics record).
 WRITER_SECS=$((DUR > 5 ? DUR : 5))
-say "resources: one writer thread under nginx at full rate (${WRITER_SECS}s)"
+say "resources: the collector under nginx at full rate (${WRITER_SECS}s)"
 PORT[ng_writer]=$(free_port)
 nginx_conf ng_writer "${PORT[ng_writer]}"
-SERVER_LOG[ng_writer]=$WORK/logs/nginx-writer-httptape.jsonl
-if start_server ng_writer "${PORT[ng_writer]}" "$HTTPTAPE" run --log "${SERVER_LOG[ng_writer]}" -- "${NGINX[@]}"; then
+SERVER_BODY[ng_writer]=$WORK/www/small.txt
+if start_tapped ng_writer "${PORT[ng_writer]}" spare "$WORK/logs/nginx-collector-httptape.jsonl" -- "${NGINX[@]}"; then
     sleep 0.5
     check_affinity ng_writer
-    if run_wrk ng_writer writer "http://127.0.0.1:${PORT[ng_writer]}/small.txt" "$WRK_DIR/get.lua" "$WRITER_SECS"; then
+    if run_wrk ng_writer collector "http://127.0.0.1:${PORT[ng_writer]}/small.txt" "$WRK_DIR/get.lua" "$WRITER_SECS"; then
         resource writer_seconds "$WRITER_SECS"
         resource writer_wrk_rps "$W_RPS"
-        sleep 0.5      # the writer drains its queue
-        writer_ns=0
-        for worker in $(descendants "${SERVER_PID[ng_writer]}"); do
-            for t in /proc/"$worker"/task/*; do
-                [[ ${t##*/} == "$worker" ]] && continue    # nginx's own thread
-                read -r ns _ <"$t/schedstat" && writer_ns=$((writer_ns + ns))
-            done
-        done
-        stop_server ng_writer
-        final=$(grep '"final":true' "${SERVER_LOG[ng_writer]}" | jq -s '[.[].httptape.stats.exchanges_written] | add // 0')
-        if ((writer_ns > 0 && final > 0)); then
-            resource writer_written "$final"
-            resource writer_wall_rate "$("$PY" -c "print($final / ($WRITER_SECS))")"
-            resource writer_cpu_s "$("$PY" -c "print('%.3f' % ($writer_ns / 1e9))")"
-            resource writer_cpu_rate "$("$PY" -c "print($final / ($writer_ns / 1e9))")"
-            resource writer_cpu_share "$("$PY" -c "print('%.0f' % (100 * $writer_ns / 1e9 / $WRITER_SECS))")"
-        else
-            failed "writer figure: no writer thread CPU time ($writer_ns ns) or no final stats record ($final written)"
-            resource writer_error "no writer thread or no final statistics record"
-        fi
+        resource writer_round "$W_REQS $W_COLL_US $W_COLL"
+        sleep 0.5      # the collector drains the ring
     fi
+    coll_snapshot ng_writer
     stop_server ng_writer
     check_logs ng_writer
+    grep -q "^collrate_ng_writer" "$WORK/resources.tsv" ||
+        failed "collector figure: no collector CPU time or no final statistics record"
 fi
 
 # Synthetic: one thread parsing, building and writing typical events
