@@ -29,6 +29,15 @@ static void *new_map(size_t len, bool shared)
     return m == MAP_FAILED ? NULL : m;
 }
 
+/* A new ring of DATA bytes, seen from both sides: p writes, c reads. */
+static void *ring_pair(struct ht_ring *p, struct ht_ring *c, bool shared)
+{
+    void *m = new_map(ht_ring_map_size(DATA), shared);
+    ht_ring_format(p, m, ht_ring_map_size(DATA), DATA, 1);
+    ht_ring_open(c, m, ht_ring_map_size(DATA));
+    return m;
+}
+
 /* A payload that says who wrote it: seq, then bytes derived from it. */
 static void fill(uint8_t *p, uint32_t len, uint64_t seq)
 {
@@ -87,10 +96,8 @@ static void test_layout(void)
 static void test_wrap(void)
 {
     size_t len = ht_ring_map_size(DATA);
-    void *m = new_map(len, false);
     struct ht_ring p, c;
-    ht_ring_format(&p, m, len, DATA, 1);
-    ht_ring_open(&c, m, len);
+    void *m = ring_pair(&p, &c, false);
     uint64_t wrote = 0, read = 0, bytes = 0;
     bool ok = true;
     for (int round = 0; round < 4000 && ok; round++) {
@@ -118,10 +125,8 @@ static void test_wrap(void)
 static void test_full(void)
 {
     size_t len = ht_ring_map_size(DATA);
-    void *m = new_map(len, false);
     struct ht_ring p, c;
-    ht_ring_format(&p, m, len, DATA, 1);
-    ht_ring_open(&c, m, len);
+    void *m = ring_pair(&p, &c, false);
     unsigned n = 0;
     while (put(&p, 1, 1000, n) && n < 1000)
         n++;
@@ -144,10 +149,8 @@ static void test_full(void)
 static void test_pending(void)
 {
     size_t len = ht_ring_map_size(DATA);
-    void *m = new_map(len, false);
     struct ht_ring p, c;
-    ht_ring_format(&p, m, len, DATA, 1);
-    ht_ring_open(&c, m, len);
+    void *m = ring_pair(&p, &c, false);
     struct ht_ring_res a, b;
     ht_ring_reserve(&p, 1, 16, &a);
     ht_ring_reserve(&p, 2, 16, &b);
@@ -211,10 +214,8 @@ static void *producer(void *arg)
 static void test_threads(void)
 {
     size_t len = ht_ring_map_size(DATA);
-    void *m = new_map(len, false);
     struct ht_ring p, c;
-    ht_ring_format(&p, m, len, DATA, 1);
-    ht_ring_open(&c, m, len);
+    void *m = ring_pair(&p, &c, false);
     struct mt t[THREADS];
     pthread_t th[THREADS];
     for (int i = 0; i < THREADS; i++) {
@@ -270,10 +271,8 @@ static void test_threads(void)
 static void test_process(void)
 {
     size_t len = ht_ring_map_size(DATA);
-    void *m = new_map(len, true);
     struct ht_ring p, c;
-    ht_ring_format(&p, m, len, DATA, 1);
-    ht_ring_open(&c, m, len);
+    void *m = ring_pair(&p, &c, true);
     const uint64_t n = 300000;
     pid_t pid = fork();
     if (pid == 0) {
@@ -331,10 +330,8 @@ static void *late_filler(void *arg)
 static void test_wake(void)
 {
     size_t len = ht_ring_map_size(DATA);
-    void *m = new_map(len, false);
     struct ht_ring p, c;
-    ht_ring_format(&p, m, len, DATA, 1);
-    ht_ring_open(&c, m, len);
+    void *m = ring_pair(&p, &c, false);
     pthread_t th;
     pthread_create(&th, NULL, late_filler, &p);
     struct timespec a, b;
@@ -351,10 +348,8 @@ static void test_wake(void)
 static void test_hostile(void)
 {
     size_t len = ht_ring_map_size(DATA);
-    uint8_t *m = new_map(len, false);
     struct ht_ring p, c;
-    ht_ring_format(&p, m, len, DATA, 1);
-    ht_ring_open(&c, m, len);
+    uint8_t *m = ring_pair(&p, &c, false);
     put(&p, 1, 32, 1);
     struct ht_ring_rec rec;
     /* The frame claims a length running past the end of the data. */
