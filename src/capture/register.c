@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
@@ -188,6 +189,23 @@ int ht_reg_listen(const struct ht_reg_addr *a)
     return s;
 }
 
+/* The pid a pidfd refers to (its fdinfo), or -1. */
+static int pidfd_pid(int fd)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+    int f = open(path, O_RDONLY | O_CLOEXEC);
+    if (f < 0)
+        return -1;
+    ssize_t n = read(f, buf, sizeof(buf) - 1);
+    close(f);
+    if (n <= 0)
+        return -1;
+    buf[n] = 0;
+    const char *p = strstr(buf, "\nPid:");
+    return p ? atoi(p + 5) : -1;
+}
+
 static bool token_ok(const uint8_t *a, const uint8_t *b)
 {
     uint8_t d = 0;
@@ -203,7 +221,7 @@ int ht_reg_accept(int lfd, const struct ht_reg_addr *a, struct ht_reg_hello *out
         return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
     /* The client sends right after connecting; a client that does not is
      * given a moment, not the collector's attention for ever. */
-    struct timeval tv = { 0, 200000 };
+    struct timeval tv = { 0, 50000 };
     setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     struct ucred cr;
     socklen_t crl = sizeof(cr);
@@ -230,6 +248,11 @@ int ht_reg_accept(int lfd, const struct ht_reg_addr *a, struct ht_reg_hello *out
                 nfds != 2))
         rc = -EPROTO;
     if (!rc && !token_ok(h.token, a->token))
+        rc = -EPERM;
+    /* The pidfd must be the caller's own: another process's would keep
+     * the ring (and a collector waiting for it) alive for as long as that
+     * process lives. */
+    if (!rc && pidfd_pid(fds[1]) != cr.pid)
         rc = -EPERM;
     if (rc) {
         for (size_t i = 0; i < nfds; i++)

@@ -41,6 +41,7 @@ struct ht_ring_hdr {
     _Atomic uint64_t wake_at;       /* head position that wakes the consumer; 0 none */
     _Atomic uint32_t wake_seq;      /* futex word the consumer naps on */
     _Atomic int32_t consumer;       /* its pid, 0 until it opened the ring */
+    _Atomic uint64_t beat;          /* consumer alive at (CLOCK_MONOTONIC ns) */
     _Alignas(64) _Atomic uint64_t lost_records, lost_bytes;
 };
 _Static_assert(sizeof(struct ht_ring_hdr) <= HT_RING_HDR_SIZE, "ring header fits its page");
@@ -102,6 +103,8 @@ int ht_ring_open(struct ht_ring *r, void *mem, size_t mem_len)
         return -EBADMSG;
     view(r, mem, ds);
     r->tail = atomic_load_explicit(&r->h->tail, memory_order_acquire);
+    if (r->tail % 8)
+        return -EBADMSG;                /* frames are 8-byte aligned */
     return 0;
 }
 
@@ -163,6 +166,9 @@ void ht_ring_commit(struct ht_ring *r, const struct ht_ring_res *res)
     struct frame *f = frame_at(r, res->pos);
     uint32_t len = atomic_load_explicit(&f->state, memory_order_relaxed) & ST_LEN_MASK;
     atomic_store_explicit(&f->state, ST_COMMITTED | len, memory_order_release);
+    /* Ordered against the consumer publishing wake_at and then reading
+     * the state (ht_ring_nap_begin): one of the two sees the other. */
+    atomic_thread_fence(memory_order_seq_cst);
     /* Wake the consumer if its high-water position lies in this record. */
     uint64_t at = atomic_load_explicit(&r->h->wake_at, memory_order_seq_cst);
     if (at && res->start < at && res->end >= at) {
@@ -175,7 +181,9 @@ void ht_ring_commit(struct ht_ring *r, const struct ht_ring_res *res)
 
 int ht_ring_peek(struct ht_ring *r, struct ht_ring_rec *rec)
 {
-    for (;;) {
+    /* Bounded: a producer that writes nothing but padding must not keep
+     * the consumer here (one pad per lap is all a real one writes). */
+    for (int pads = 0; pads < 64; pads++) {
         uint64_t head = atomic_load_explicit(&r->h->head, memory_order_acquire);
         if (head == r->tail)
             return HT_RING_EMPTY;
@@ -202,6 +210,7 @@ int ht_ring_peek(struct ht_ring *r, struct ht_ring_rec *rec)
         rec->payload = f + 1;
         return HT_RING_READY;
     }
+    return HT_RING_PENDING;
 }
 
 /* Zero the frame at tail (its length already checked by peek, or given)
@@ -277,6 +286,22 @@ void ht_ring_set_consumer(struct ht_ring *r, int32_t pid)
 int32_t ht_ring_consumer(const struct ht_ring *r)
 {
     return atomic_load_explicit(&r->h->consumer, memory_order_acquire);
+}
+
+void ht_ring_heartbeat(struct ht_ring *r, uint64_t mono_ns)
+{
+    atomic_store_explicit(&r->h->beat, mono_ns, memory_order_relaxed);
+}
+
+uint64_t ht_ring_last_beat(const struct ht_ring *r)
+{
+    return atomic_load_explicit(&r->h->beat, memory_order_relaxed);
+}
+
+void ht_ring_add_lost(struct ht_ring *r, uint64_t records, uint64_t bytes)
+{
+    atomic_fetch_add_explicit(&r->h->lost_records, records, memory_order_relaxed);
+    atomic_fetch_add_explicit(&r->h->lost_bytes, bytes, memory_order_relaxed);
 }
 
 void ht_ring_counts(const struct ht_ring *r, struct ht_ring_counts *c)

@@ -101,16 +101,24 @@ int ht_ring_peek(struct ht_ring *r, struct ht_ring_rec *rec);
 /* Done with the record peek returned: its room goes back to producers. */
 void ht_ring_consume(struct ht_ring *r);
 
-/* Give up on a pending record whose producer will never commit it (its
- * process died mid-record, or it has been pending too long): skipped and
- * counted as lost. Only when its length was published (else false: the
+/* Give up on a pending record whose producer will never commit it: its
+ * process is gone (never while it lives: a slow writer would then write
+ * into room given to another record). Skipped and counted as lost. Only when its length was published (else false: the
  * ring cannot be read past it). */
 bool ht_ring_skip_pending(struct ht_ring *r);
 
-/* The consumer says who it is (its pid), so that producers that find the
- * ring full can tell a slow consumer from a dead one. */
+/* The consumer says who it is (its pid), and that it is alive: it stores
+ * the CLOCK_MONOTONIC time (ns) at least every 100 ms, so that producers
+ * can tell a slow consumer from a dead one without asking the kernel
+ * about a pid (which may be in another pid namespace, or reused). */
 void ht_ring_set_consumer(struct ht_ring *r, int32_t pid);
 int32_t ht_ring_consumer(const struct ht_ring *r);
+void ht_ring_heartbeat(struct ht_ring *r, uint64_t mono_ns);
+uint64_t ht_ring_last_beat(const struct ht_ring *r);     /* 0: never */
+
+/* Count records lost before they could be written here (e.g. while the
+ * ring was being made). */
+void ht_ring_add_lost(struct ht_ring *r, uint64_t records, uint64_t bytes);
 
 /* Sleep up to ns nanoseconds, or until producers queue high bytes. */
 void ht_ring_nap(struct ht_ring *r, long ns);

@@ -42,7 +42,8 @@ static void on_stop(int sig) { (void)sig; stop_requested = 1; }
 /* A record, copied out of the ring first: the recorded process can still
  * write where it lies, and the feed checks lengths it then relies on. The
  * process is named by the registration, whatever the record claims. */
-static void on_record(void *ctx, int32_t pid, uint16_t type, const void *p, uint32_t len)
+static void on_record(void *ctx, int32_t pid, int32_t ppid, uint16_t type, const void *p,
+                      uint32_t len)
 {
     static _Alignas(8) uint8_t copy[(128u << 10) + 256];
     (void)ctx;
@@ -50,7 +51,15 @@ static void on_record(void *ctx, int32_t pid, uint16_t type, const void *p, uint
     if (len < sizeof(struct ht_rec) || len > sizeof(copy))
         return;
     memcpy(copy, p, len);
-    ((struct ht_rec *)copy)->tgid = (uint32_t)pid;
+    struct ht_rec *h = (struct ht_rec *)copy;
+    h->tgid = (uint32_t)pid;
+    /* A connection is taken over from a parent only by that parent's
+     * child: any other caller with the token is a new, joined one. */
+    if (h->type == HT_REC_OPEN && len >= sizeof(struct ht_rec_open)) {
+        struct ht_rec_open *o = (struct ht_rec_open *)copy;
+        if (o->inherited && (int32_t)o->parent_tgid != ppid)
+            o->parent_tgid = 0;
+    }
     ht_feed_record(copy, len);
 }
 

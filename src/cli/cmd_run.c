@@ -387,6 +387,11 @@ int ht_cmd_run(int argc, char **argv)
         return 1;
     }
     warn_unpreloadable(argv[optind]);
+    if (getpid() == 1)
+        fputs("httptape run: warning: this is PID 1 (a container's init): when the server "
+              "exits, the kernel ends every process of the namespace, the collector too, "
+              "before it has written what it holds; run it under an init (docker run --init, "
+              "tini)\n", stderr);
     if (start_collector(&envcfg))
         fputs("httptape run: the collector did not start; the server's processes start "
               "their own\n", stderr);

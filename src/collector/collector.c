@@ -35,10 +35,9 @@
 #define NAP_BUSY_MS 5
 #define NAP_IDLE_MS 100
 #define BATCH 4096                  /* records per ring per pass: fairness */
-#define PENDING_GIVE_UP_NS 2000000000LL
 
 struct proc {
-    int32_t pid;
+    int32_t pid, ppid;
     int pidfd;
     void *map;
     size_t maplen;
@@ -46,7 +45,7 @@ struct proc {
     struct ht_skip_slot *skips;
     bool gone;                      /* its pidfd said so */
     bool broken;                    /* ring refused: read no more */
-    int64_t pending_since;          /* a record reserved, not committed, since */
+
 };
 
 struct ht_collector {
@@ -113,6 +112,21 @@ struct ht_collector *ht_coll_new(const struct ht_reg_addr *a, int wait_pidfd,
     return c;
 }
 
+/* The parent of pid as /proc says now, or 0. */
+static int32_t parent_of(int32_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "re");
+    int32_t pp = 0;
+    while (f && fgets(buf, sizeof(buf), f))
+        if (sscanf(buf, "PPid: %d", &pp) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return pp;
+}
+
 /* Check and map a ring handed over with its process's pidfd; fds are
  * consumed either way. 0 with *out filled, or -errno. */
 static int map_proc(int ring_fd, int pid_fd, int32_t pid, struct proc *out)
@@ -141,7 +155,9 @@ static int map_proc(int ring_fd, int pid_fd, int32_t pid, struct proc *out)
     }
     close(ring_fd);
     ht_ring_set_consumer(&ring, (int32_t)getpid());
-    *out = (struct proc){ .pid = pid, .pidfd = pid_fd, .map = map, .maplen = (size_t)st.st_size,
+    ht_ring_heartbeat(&ring, (uint64_t)mono_ns());
+    *out = (struct proc){ .pid = pid, .ppid = parent_of(pid), .pidfd = pid_fd, .map = map,
+                          .maplen = (size_t)st.st_size,
                           .ring = ring, .skips = ht_reg_skips(map, (uint32_t)ring.size) };
     return 0;
 fail:
@@ -223,6 +239,9 @@ static void *watch(void *arg)
     return NULL;
 }
 
+static size_t drain(struct ht_collector *c, struct proc *p);
+static void forget(struct ht_collector *c, size_t i);
+
 /* The rings the watcher mapped become the loop's. */
 static void take_registrations(struct ht_collector *c)
 {
@@ -245,6 +264,14 @@ static void take_registrations(struct ht_collector *c)
     }
     pthread_mutex_lock(&c->lock);
     for (size_t i = 0; i < c->npending; i++) {
+        /* The same pid again: it exec'd (a server's hot restart) and made
+         * a new ring. The old one is read to its end and forgotten. */
+        for (size_t j = c->nprocs; j-- > 0;)
+            if (c->procs[j].pid == c->pending[i].pid) {
+                while (drain(c, &c->procs[j]) > 0)
+                    ;
+                forget(c, j);
+            }
         if (grow(&c->procs, &c->cap, c->nprocs)) {
             unmap_proc(&c->pending[i]);
             c->counts.refused++;        /* under the lock */
@@ -258,29 +285,26 @@ static void take_registrations(struct ht_collector *c)
 }
 
 /* Hand over up to BATCH records of p. Returns how many. */
-static size_t drain(struct ht_collector *c, struct proc *p, int64_t now)
+static size_t drain(struct ht_collector *c, struct proc *p)
 {
     size_t n = 0;
     while (!p->broken && n < BATCH) {
         struct ht_ring_rec rec;
         int st = ht_ring_peek(&p->ring, &rec);
         if (st == HT_RING_READY) {
-            c->ops.record(c->ops.ctx, p->pid, rec.type, rec.payload, rec.len);
+            c->ops.record(c->ops.ctx, p->pid, p->ppid, rec.type, rec.payload, rec.len);
             ht_ring_consume(&p->ring);
-            p->pending_since = 0;
             n++;
             continue;
         }
         if (st == HT_RING_PENDING) {
-            /* Its writer died mid-record, or stalls: give up on that
-             * record after a while (at once if the process is gone). */
-            if (!p->pending_since)
-                p->pending_since = now;
-            if (p->gone || now - p->pending_since > PENDING_GIVE_UP_NS) {
-                if (ht_ring_skip_pending(&p->ring)) {
-                    p->pending_since = 0;
+            /* Its writer has not committed yet. Only once the process is
+             * gone is the record given up: a live writer that was merely
+             * slow (stopped, preempted, paging) would write its payload
+             * into room handed back to another record. */
+            if (p->gone) {
+                if (ht_ring_skip_pending(&p->ring))
                     continue;
-                }
                 p->broken = true;
                 c->counts.rings_broken++;
             }
@@ -308,6 +332,10 @@ static void forget(struct ht_collector *c, size_t i)
     ht_ring_counts(&p->ring, &k);
     c->lost_gone_records += k.lost_records;
     c->lost_gone_bytes += k.lost_bytes;
+    if (p->broken && k.queued) {
+        c->lost_gone_records++;         /* what was left unread in it */
+        c->lost_gone_bytes += k.queued;
+    }
     c->ops.process_gone(c->ops.ctx, p->pid);
     unmap_proc(p);
     c->procs[i] = c->procs[--c->nprocs];
@@ -363,11 +391,10 @@ static void nap_rings(struct ht_collector *c, int ms)
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;
         }
-        bool all = c->nprocs + 1 <= FUTEX_WAITV_MAX;
-        if (!all || syscall(SYS_futex_waitv, w, (unsigned)n, 0, &ts, CLOCK_MONOTONIC) < 0) {
-            if (!all || errno == ENOSYS || errno == EINVAL)
-                poll(NULL, 0, ms);
-        }
+        /* Past FUTEX_WAITV_MAX rings the others wake us by the timer only. */
+        if (syscall(SYS_futex_waitv, w, (unsigned)n, 0, &ts, CLOCK_MONOTONIC) < 0 &&
+            (errno == ENOSYS || errno == EINVAL))
+            poll(NULL, 0, ms);
     }
     for (size_t i = 0; i < c->nprocs; i++)
         if (!c->procs[i].broken)
@@ -411,7 +438,9 @@ int ht_coll_run(struct ht_collector *c, volatile const int *stop, bool standing)
         int64_t now = mono_ns();
         size_t moved = 0;
         for (size_t i = 0; i < c->nprocs; i++)
-            moved += drain(c, &c->procs[i], now);
+            ht_ring_heartbeat(&c->procs[i].ring, (uint64_t)now);
+        for (size_t i = 0; i < c->nprocs; i++)
+            moved += drain(c, &c->procs[i]);
         /* A gone process is forgotten once everything it wrote is read:
          * its records come before its exit in every sense. */
         for (size_t i = c->nprocs; i-- > 0;)
@@ -434,10 +463,11 @@ int ht_coll_run(struct ht_collector *c, volatile const int *stop, bool standing)
         wait_events(c, nap);
         nap = nap * 2 > NAP_IDLE_MS ? NAP_IDLE_MS : nap * 2;
     }
-    /* Stopping: what is in the rings still goes out. */
-    int64_t now = mono_ns();
+    /* Stopping: what is in the rings still goes out, those registered
+     * just now included. */
+    take_registrations(c);
     for (size_t i = 0; i < c->nprocs; i++)
-        while (drain(c, &c->procs[i], now) > 0)
+        while (drain(c, &c->procs[i]) > 0)
             ;
     return 0;
 }
@@ -465,6 +495,9 @@ void ht_coll_free(struct ht_collector *c)
         (void)!write(c->stop_pipe[1], "x", 1);
         pthread_join(c->watcher, NULL);
         take_registrations(c);
+        for (size_t i = 0; i < c->nprocs; i++)
+            while (drain(c, &c->procs[i]) > 0)
+                ;
     }
     if (c->stop_pipe[0] >= 0) {
         close(c->stop_pipe[0]);

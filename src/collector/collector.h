@@ -21,8 +21,10 @@
 #include "capture/register.h"
 
 struct ht_coll_ops {
-    /* One record of process pid, in ring order. */
-    void (*record)(void *ctx, int32_t pid, uint16_t type, const void *p, uint32_t len);
+    /* One record of process pid (whose parent was ppid when it
+     * registered, 0 if unknown), in ring order. */
+    void (*record)(void *ctx, int32_t pid, int32_t ppid, uint16_t type, const void *p,
+                   uint32_t len);
     /* Process pid is gone and every record it wrote was handed over. */
     void (*process_gone)(void *ctx, int32_t pid);
     /* Once a second or so, with the collector's own clock (housekeeping). */

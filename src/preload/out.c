@@ -47,6 +47,9 @@ static struct {
     _Atomic(struct out_ring *) cur;
     _Atomic uint32_t gen;           /* rings made in this process so far */
     _Atomic uint64_t next_check;    /* when to look at the collector next (CLOCK_MONOTONIC ns) */
+    uint64_t registered_at;         /* when the current ring was handed over */
+    _Atomic uint64_t retry_at;      /* no registration before this (backlog full) */
+    _Atomic uint64_t pre_lost;      /* records dropped while no ring was ready */
     int32_t pid;
     _Atomic uint64_t seq;           /* connection ids */
     uint32_t chunk;                 /* payload bytes per DATA record at most */
@@ -83,6 +86,14 @@ void ht_out_configure(const struct ht_out_cfg *cfg)
 
 /* ---- the ring ---- */
 
+static inline uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+
 /* Make a ring in slot s and hand it to a collector: the one we know of
  * (unless it is gone), else one we start. */
 static int start_slow(struct out_ring *s, bool known_gone)
@@ -111,6 +122,11 @@ static int start_slow(struct out_ring *s, bool known_gone)
     s->map = map;
     s->skips = ht_reg_skips(map, o.cfg.ring_size);
     o.pid = pid;
+    o.registered_at = now_ns();
+    /* What was dropped while this ring was being made counts in it. */
+    uint64_t pre = atomic_exchange(&o.pre_lost, 0);
+    if (pre)
+        ht_ring_add_lost(&s->ring, pre, 0);
     atomic_fetch_add(&o.gen, 1);
     atomic_store_explicit(&o.cur, s, memory_order_release);
     return 0;
@@ -123,11 +139,22 @@ int ht_out_start(void)
         return 0;
     if (st == ST_FAILED)
         return -EIO;
+    if (now_ns() < atomic_load_explicit(&o.retry_at, memory_order_relaxed))
+        return -EAGAIN;                 /* the collector's backlog was full: later */
     int expected = ST_NONE;
     if (!atomic_compare_exchange_strong(&o.state, &expected, ST_STARTING))
         return expected == ST_READY ? 0 : -EAGAIN;  /* another thread is at it */
     int saved = errno;
     int rc = start_slow(&o.slots[0], false);
+    if (rc == -EAGAIN) {
+        /* Its backlog is full (a burst of registrations, or someone
+         * holding it): try again in a second, counting what is dropped
+         * meanwhile, rather than give up for good. */
+        atomic_store(&o.retry_at, now_ns() + 1000000000u);
+        atomic_store_explicit(&o.state, ST_NONE, memory_order_release);
+        errno = saved;
+        return rc;
+    }
     if (rc)
         say("httptape: cannot hand this process's records to a collector (%s); not recording "
             "in it (pid %ld)\n", strerror(-rc), (long)getpid());
@@ -157,13 +184,6 @@ void ht_out_after_fork_child(void)
 
 /* ---- a collector that is gone ---- */
 
-static inline uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Once a second at most (and when the ring is full), see whether the
  * collector still lives: one kill(pid, 0). If it is gone, records go to a
  * new ring with a collector of our own from now on; what the old ring
@@ -176,9 +196,13 @@ static void check_collector(uint64_t now)
     struct out_ring *s = atomic_load_explicit(&o.cur, memory_order_acquire);
     if (!s)
         return;
-    int32_t who = ht_ring_consumer(&s->ring);
-    if (who <= 0 || kill(who, 0) == 0 || errno != ESRCH)
+    /* Gone: no heartbeat for 3 s, or none at all 3 s after we handed the
+     * ring over (a collector that refused it, or died with it queued). */
+    uint64_t beat = ht_ring_last_beat(&s->ring);
+    uint64_t since = beat ? beat : o.registered_at;
+    if (now < since + 3000000000ull)
         return;
+    int32_t who = ht_ring_consumer(&s->ring);
     int st = ST_READY;
     if (!atomic_compare_exchange_strong(&o.state, &st, ST_STARTING))
         return;
@@ -273,8 +297,10 @@ static bool usable(struct ht_oconn *c)
     if (__builtin_expect(owner == mine && atomic_load_explicit(&c->gen, memory_order_relaxed) == gen &&
                          ready(), 1))
         return true;
-    if (ht_out_start())
+    if (ht_out_start()) {
+        atomic_fetch_add_explicit(&o.pre_lost, 1, memory_order_relaxed);
         return false;
+    }
     gen = atomic_load(&o.gen);
     uint64_t start[2] = { atomic_load(&c->off[0]), atomic_load(&c->off[1]) };
     if (owner != mine) {

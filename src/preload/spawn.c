@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -23,6 +24,10 @@ static _Noreturn void grandchild(const char *bin, char *const *argv, char *const
                                  int pidfd)
 {
     syscall(SYS_setsid);
+    /* Signals were blocked across the clones (no handler of the app may
+     * run in a copy of it); the collector starts with none blocked. */
+    uint64_t none = 0;
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof(none));
     /* Out of the way first, so that neither lands on the other's number. */
     long r = syscall(SYS_fcntl, ring_fd, F_DUPFD, 10L);
     long p = syscall(SYS_fcntl, pidfd, F_DUPFD, 10L);
@@ -57,6 +62,8 @@ int ht_spawn_collector(const char *bin, char *const *env, const struct ht_reg_ad
     int pidfd = (int)syscall(SYS_pidfd_open, (long)syscall(SYS_getpid), 0);
     if (pidfd < 0)
         return -errno;
+    uint64_t all = ~0ull, old = 0;
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, sizeof(all));
     /* Exit signal 0: no SIGCHLD for the app, and its wait() skips it. */
     long mid = syscall(SYS_clone, 0L, 0L, 0L, 0L, 0L);
     if (mid == 0) {
@@ -66,6 +73,7 @@ int ht_spawn_collector(const char *bin, char *const *env, const struct ht_reg_ad
         syscall(SYS_exit_group, g < 0 ? 1 : 0);
     }
     int rc = mid < 0 ? -errno : 0;
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, sizeof(old));
     if (mid > 0) {
         int st = 0;
         long w;

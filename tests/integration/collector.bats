@@ -73,9 +73,9 @@ collector_pid() {
     wait_exchanges "$LOG" 2
     old=$(collector_pid)
     kill -9 "$old"
-    # The server answers throughout; within about a second its library
-    # notices the collector is gone and starts one of its own.
-    for i in $(seq 1 30); do
+    # The server answers throughout; within a few seconds (no heartbeat
+    # for 3 s) its library notices the collector is gone and starts one.
+    for i in $(seq 1 60); do
         run curl -s --max-time 5 -o /dev/null -w '%{http_code}' "$BASE/after$i"
         assert_output 404
         sleep 0.1
