@@ -178,6 +178,10 @@ int ht_collect(const struct ht_config *cfg_in, const struct ht_collect_opts *co)
         fprintf(stderr, "httptape: %llu records (%llu bytes) did not fit in the recorded processes' "
                 "rings; their exchanges are marked capture_gap (HTTPTAPE_RING_SIZE makes rings "
                 "larger)\n", (unsigned long long)k.lost_records, (unsigned long long)k.lost_bytes);
+    if (k.refused)
+        fprintf(stderr, "httptape: %llu registrations were refused (no token, a ring not sealed or "
+                "of the wrong size, someone else's pidfd, or no memory); those processes' "
+                "records were not read\n", (unsigned long long)k.refused);
     if (k.rings_broken)
         fprintf(stderr, "httptape: %llu rings held data no recorded process of ours writes; "
                 "reading them stopped\n", (unsigned long long)k.rings_broken);
