@@ -244,18 +244,6 @@ bool ht_ring_skip_pending(struct ht_ring *r)
     return true;
 }
 
-void ht_ring_nap(struct ht_ring *r, long ns)
-{
-    struct ht_ring_hdr *h = r->h;
-    uint32_t seen = atomic_load(&h->wake_seq);
-    atomic_store_explicit(&h->wake_at, r->tail + r->high, memory_order_seq_cst);
-    if (atomic_load_explicit(&h->head, memory_order_seq_cst) - r->tail < r->high) {
-        struct timespec ts = { ns / 1000000000L, ns % 1000000000L };
-        syscall(SYS_futex, &h->wake_seq, FUTEX_WAIT, seen, &ts, NULL, 0L);
-    }
-    atomic_store_explicit(&h->wake_at, 0, memory_order_relaxed);
-}
-
 bool ht_ring_nap_begin(struct ht_ring *r, uint32_t **word, uint32_t *val)
 {
     struct ht_ring_hdr *h = r->h;
@@ -276,6 +264,16 @@ bool ht_ring_nap_begin(struct ht_ring *r, uint32_t **word, uint32_t *val)
 void ht_ring_nap_end(struct ht_ring *r)
 {
     atomic_store_explicit(&r->h->wake_at, 0, memory_order_relaxed);
+}
+
+void ht_ring_nap(struct ht_ring *r, long ns)
+{
+    uint32_t *word, val;
+    if (ht_ring_nap_begin(r, &word, &val)) {
+        struct timespec ts = { ns / 1000000000L, ns % 1000000000L };
+        syscall(SYS_futex, word, FUTEX_WAIT, val, &ts, NULL, 0L);
+    }
+    ht_ring_nap_end(r);
 }
 
 void ht_ring_set_consumer(struct ht_ring *r, int32_t pid)

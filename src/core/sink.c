@@ -4,13 +4,12 @@
  * The queue is a bounded multi-producer ring with per-cell sequence numbers
  * (Vyukov's design): producers claim a slot with one CAS, the single
  * consumer needs none. The writer naps between batches: 20 ms while
- * traffic flows (2 ms after a big batch), backing off to 100 ms when idle. Each wake-up costs the
- * app more than its share of CPU (its caches, on a shared core, come back
- * cold: 2 ms naps cost a FastAPI app a few per cent of throughput), so the
- * writer wakes rarely and writes big batches. An app thread wakes it early
- * only when the queue reaches HIGH_WATER while it naps: the one push that
- * lands exactly on that slot makes one futex call; no other push makes any
- * system call.
+ * traffic flows (2 ms after a big batch), backing off to 100 ms when idle,
+ * so that a collector on the server's CPU wakes it rarely and it writes big
+ * batches. The pusher (the collector's loop, attach's main thread) wakes it
+ * early only when the queue reaches HIGH_WATER while it naps: the one push
+ * that lands exactly on that slot makes one futex call; a push onto a full
+ * queue waits for the writer.
  *
  * The log is opened O_APPEND|O_CLOEXEC|O_CREAT|O_NOFOLLOW, mode 0600, through
  * directories checked one by one (logpath.h: nothing another user controls),

@@ -241,15 +241,6 @@ static bool reserve(uint16_t type, uint32_t len, struct ht_ring_res *res, struct
     return false;
 }
 
-uint64_t ht_out_lost(void)
-{
-    if (!ready())
-        return 0;
-    struct ht_ring_counts k;
-    ht_ring_counts(&atomic_load(&o.cur)->ring, &k);
-    return k.lost_records;
-}
-
 /* ---- records ---- */
 
 static inline void head(struct ht_rec *h, uint8_t type, int d, const struct ht_oconn *c, int fd,

@@ -91,7 +91,4 @@ void ht_out_process_uses_io_uring(void);
  * here); a new one is made on first need. */
 void ht_out_after_fork_child(void);
 
-/* Records lost so far because the ring was full (for diagnostics). */
-uint64_t ht_out_lost(void);
-
 #endif
