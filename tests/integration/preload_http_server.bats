@@ -20,9 +20,7 @@ setup_file() {
 }
 
 setup() {
-    PORT=$(free_port)
-    LOG="$BATS_TEST_TMPDIR/log.jsonl"
-    BASE="http://127.0.0.1:$PORT"
+    test_server_vars
     start_tapped http "$LOG" "$PY" -m http.server "$PORT" --bind 127.0.0.1 \
         --directory "$WWW" --protocol HTTP/1.1
     wait_http "$BASE/"

@@ -12,9 +12,7 @@ setup() {
     WWW="$BATS_TEST_TMPDIR/www"
     mkdir -p "$WWW"
     printf 'hello\n' >"$WWW/a.txt"
-    PORT=$(free_port)
-    BASE="http://127.0.0.1:$PORT"
-    LOG="$BATS_TEST_TMPDIR/log.jsonl"
+    test_server_vars
     HTTP_SERVER=("$PY" -m http.server "$PORT" --bind 127.0.0.1 --directory "$WWW")
     cd "$BATS_TEST_TMPDIR" || return  # a default ./httptape.jsonl lands here, not in the repo
 }

@@ -24,9 +24,7 @@ teardown_file() {
 }
 
 setup() {
-    PORT=$(free_port)
-    BASE="http://127.0.0.1:$PORT"
-    LOG="$BATS_TEST_TMPDIR/log.jsonl"
+    test_server_vars
     WWW="$BATS_TEST_TMPDIR/www"
     mkdir -p "$WWW"
     printf 'hello\n' >"$WWW/a.txt"

@@ -12,9 +12,7 @@
 load test_helper/common
 
 setup() {
-    PORT=$(free_port)
-    LOG="$BATS_TEST_TMPDIR/log.jsonl"
-    BASE="http://127.0.0.1:$PORT"
+    test_server_vars
 }
 
 teardown() {

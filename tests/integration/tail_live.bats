@@ -11,9 +11,7 @@ setup() {
     WWW="$BATS_TEST_TMPDIR/www"
     mkdir -p "$WWW"
     printf 'hello\n' >"$WWW/a.txt"
-    PORT=$(free_port)
-    BASE="http://127.0.0.1:$PORT"
-    LOG="$BATS_TEST_TMPDIR/log.jsonl"
+    test_server_vars
     start_tapped http "$LOG" "$PY" -m http.server "$PORT" --bind 127.0.0.1 \
         --directory "$WWW" --protocol HTTP/1.1
     wait_http "$BASE/"

@@ -15,9 +15,7 @@ load test_helper/common
 N=40
 
 setup() {
-    PORT=$(free_port)
-    LOG="$BATS_TEST_TMPDIR/log.jsonl"
-    BASE="http://127.0.0.1:$PORT"
+    test_server_vars
     SOCK="$BATS_TEST_TMPDIR/s.sock"
     OUT="$BATS_TEST_TMPDIR/answers"
     mkdir -p "$OUT"

@@ -28,6 +28,14 @@ scratch_dir() {
     echo "${BATS_TEST_TMPDIR:-$BATS_FILE_TMPDIR}"
 }
 
+# test_server_vars: PORT (free a moment ago), BASE (its URL) and LOG (the
+# scope's log.jsonl), the three every test with a server starts from.
+test_server_vars() {
+    PORT=$(free_port)
+    BASE="http://127.0.0.1:$PORT"
+    LOG="$(scratch_dir)/log.jsonl"
+}
+
 # Prints a TCP port that was free on 127.0.0.1 a moment ago.
 free_port() {
     "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
