@@ -32,18 +32,20 @@ struct field {
     const uint8_t *val;         /* first line's value */
     size_t vlen;
     size_t fold_from, fold_to;  /* continuation lines, head offsets */
+    uint32_t key;               /* length, first and last letter: equal names have equal keys */
     bool done;
 };
 
+static uint8_t lower(uint8_t c) { return c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c; }
+
+/* Names equal but for ASCII case. */
 static bool name_eq(const struct field *a, const struct field *b)
 {
     if (a->nlen != b->nlen)
         return false;
-    for (size_t i = 0; i < a->nlen; i++) {
-        uint8_t x = a->name[i], y = b->name[i];
-        if ((x | 0x20) != (y | 0x20) || ((x ^ y) & ~0x20))
+    for (size_t i = 0; i < a->nlen; i++)
+        if (lower(a->name[i]) != lower(b->name[i]))
             return false;
-    }
     return true;
 }
 
@@ -98,15 +100,32 @@ static void open_name_array(struct ht_jw *w, const struct field *f)
     ht_jw_push(w, '[');
 }
 
+static struct field field_of(const uint8_t *h, const struct ht_field *hf)
+{
+    const uint8_t *nm = h + hf->name;
+    size_t nl = hf->name_len;
+    uint32_t key = nl ? (uint32_t)nl << 16 | (uint32_t)(nm[0] | 0x20) << 8 | (nm[nl - 1] | 0x20) : 0;
+    return (struct field){ .name = nm, .nlen = nl, .val = h + hf->value,
+                           .vlen = hf->value_end - hf->value, .fold_from = hf->fold_from,
+                           .fold_to = hf->fold_to, .key = key };
+}
+
 /* "header": { "<lowercase name>": [values in arrival order], ... } with
- * names in order of first appearance. */
-static void write_header(struct ht_jw *w, const uint8_t *h, size_t n)
+ * names in order of first appearance. l: the head's fields when it has
+ * them all, else they are read here. */
+static void write_header(struct ht_jw *w, const uint8_t *h, size_t n,
+                         const struct ht_fields_list *l)
 {
     struct field stack[64], *f = stack;
     size_t nf = 0, cap = sizeof(stack) / sizeof(stack[0]);
     size_t pos = ht_fields_start(h, n);
     struct ht_field hf;
 
+    if (l->all) {
+        for (; nf < l->n; nf++)         /* HT_FIELDS_LIST_MAX <= cap */
+            f[nf] = field_of(h, &l->f[nf]);
+        pos = n;
+    }
     while (ht_fields_next(h, n, &pos, &hf)) {
         if (nf == cap) {
             struct field *nfp = malloc(2 * cap * sizeof(*nfp));
@@ -118,9 +137,7 @@ static void write_header(struct ht_jw *w, const uint8_t *h, size_t n)
             f = nfp;
             cap *= 2;
         }
-        f[nf++] = (struct field){ .name = h + hf.name, .nlen = hf.name_len, .val = h + hf.value,
-                                  .vlen = hf.value_end - hf.value, .fold_from = hf.fold_from,
-                                  .fold_to = hf.fold_to };
+        f[nf++] = field_of(h, &hf);
     }
 
     ht_jw_open(w, "header");
@@ -128,8 +145,9 @@ static void write_header(struct ht_jw *w, const uint8_t *h, size_t n)
         if (f[i].done)
             continue;
         open_name_array(w, &f[i]);
-        for (size_t j = i; j < nf; j++) {
-            if (j != i && (f[j].done || !name_eq(&f[i], &f[j])))
+        write_value(w, h, n, &f[i]);
+        for (size_t j = i + 1; j < nf; j++) {
+            if (f[j].key != f[i].key || f[j].done || !name_eq(&f[i], &f[j]))
                 continue;
             write_value(w, h, n, &f[j]);
             f[j].done = true;
@@ -254,7 +272,8 @@ static void write_timing(struct ht_jw *w, const struct ht_exchange *ex)
         ht_jw_i64(w, "duration_ns", ex->mono_resp_done - ex->mono_start);
 }
 
-static void write_exchange(struct ht_jw *w, const struct ht_exchange *ex)
+static void write_exchange(struct ht_jw *w, const struct ht_exchange *ex,
+                           const struct ht_fields_list *lrq, const struct ht_fields_list *lrs)
 {
     char ts[HT_RFC3339_LEN];
     const struct ht_msg *rq = &ex->req_msg;
@@ -267,14 +286,14 @@ static void write_exchange(struct ht_jw *w, const struct ht_exchange *ex)
     if (ex->req_head_done) {
         ht_jw_open(w, "request");
         ht_jw_str_bytes(w, "method", ex->req_head, rq->method_len);
-        write_header(w, ex->req_head, ex->req_head_len);
+        write_header(w, ex->req_head, ex->req_head_len, lrq);
         write_body(w, &ex->req_body);
         ht_jw_close(w);
     }
     if (ex->resp_head_done) {
         ht_jw_open(w, "response");
         ht_jw_u64(w, "status_code", ex->resp_msg.status);
-        write_header(w, ex->resp_head, ex->resp_head_len);
+        write_header(w, ex->resp_head, ex->resp_head_len, lrs);
         write_body(w, &ex->resp_body);
         ht_jw_close(w);
     }
@@ -346,11 +365,15 @@ int ht_event_format(struct ht_exchange *ex, struct ht_buf *out)
 {
     struct ht_jw w;
     size_t mark = out->len;
+    /* Each head's fields are found once, for redaction and for writing. */
+    struct ht_fields_list lrq, lrs;
+    ht_fields_list(ex->req_head, ex->req_head ? ex->req_head_len : 0, &lrq);
+    ht_fields_list(ex->resp_head, ex->resp_head ? ex->resp_head_len : 0, &lrs);
     /* Secrets are replaced before a single byte of the record exists, on
      * whichever thread formats it, for every front end. */
-    ht_redact_exchange(ex);
+    ht_redact_exchange_listed(ex, &lrq, &lrs);
     ht_jw_init(&w, out);
-    write_exchange(&w, ex);
+    write_exchange(&w, ex, &lrq, &lrs);
     return finish_line(&w, out, mark);
 }
 

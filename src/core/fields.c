@@ -60,3 +60,18 @@ bool ht_fields_next(const uint8_t *h, size_t n, size_t *pos, struct ht_field *f)
     }
     return false;
 }
+
+void ht_fields_list(const uint8_t *h, size_t n, struct ht_fields_list *l)
+{
+    size_t pos = ht_fields_start(h, n);
+    struct ht_field f;
+    l->n = 0;
+    l->all = true;
+    while (ht_fields_next(h, n, &pos, &f)) {
+        if (l->n == HT_FIELDS_LIST_MAX) {
+            l->all = false;
+            return;
+        }
+        l->f[l->n++] = f;
+    }
+}

@@ -39,4 +39,17 @@ bool ht_fields_next(const uint8_t *h, size_t n, size_t *pos, struct ht_field *f)
  * it. For walking continuation lines. */
 void ht_fields_line(const uint8_t *h, size_t n, size_t *pos, size_t *start, size_t *end);
 
+/* A head's fields found once, for every reader of the same bytes (the
+ * writer redacts, then formats). Heads with more fields than fit are read
+ * with ht_fields_next instead (all false). */
+#define HT_FIELDS_LIST_MAX 48
+struct ht_fields_list {
+    bool all;                       /* f[0..n) are all the head's fields */
+    size_t n;
+    struct ht_field f[HT_FIELDS_LIST_MAX];
+};
+
+/* Fill l from head h (n bytes); l->all false when it has too many. */
+void ht_fields_list(const uint8_t *h, size_t n, struct ht_fields_list *l);
+
 #endif

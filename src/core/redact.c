@@ -67,17 +67,19 @@ struct name {
     char norm[NORM_MAX];        /* normalised; its tail when too long */
     size_t len;
     bool whole;                 /* norm is the whole name */
-    uint8_t shown[SHOWN_MAX];   /* its first bytes, as sent (unescaped) */
-    size_t shown_len;
+    const uint8_t *shown;       /* its first bytes, as sent (unescaped): the */
+    size_t shown_len;           /* bytes given to name_set, or shown_buf */
+    uint8_t shown_buf[SHOWN_MAX];
 };
 
 static uint8_t lower(uint8_t c) { return c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c; }
 
-/* Fill nm from already-unescaped name bytes. */
+/* Fill nm from already-unescaped name bytes, which must outlive it (they
+ * are shown from where they are). */
 static void name_set(struct name *nm, const uint8_t *s, size_t n)
 {
     nm->shown_len = n < SHOWN_MAX ? n : SHOWN_MAX;
-    memcpy(nm->shown, s, nm->shown_len);
+    nm->shown = s;
     if (n < NORM_MAX) {                         /* the usual case: all of it fits */
         size_t j = 0;
         for (size_t i = 0; i < n; i++)
@@ -276,6 +278,10 @@ static void name_from(struct name *nm, enum vkind k, const uint8_t *s, size_t n)
         k = V_RAW;                              /* nothing to unescape */
     size_t m = unescape(k, s, n, buf, sizeof(buf), &u);
     name_set(nm, u, m);
+    if (u != s) {                               /* its bytes go with the buffer */
+        memcpy(nm->shown_buf, u, nm->shown_len);
+        nm->shown = nm->shown_buf;
+    }
     if (u != s && u != buf)
         free((void *)u);
 }
@@ -500,14 +506,10 @@ struct field {
     bool folded;
 };
 
-static bool next_field(const uint8_t *h, size_t n, size_t *pos, struct field *f)
+static struct field field_of(const struct ht_field *hf)
 {
-    struct ht_field hf;
-    if (!ht_fields_next(h, n, pos, &hf))
-        return false;
-    *f = (struct field){ .name = hf.name, .name_len = hf.name_len, .value = hf.value,
-                         .value_end = hf.span_end, .folded = hf.fold_to > hf.fold_from };
-    return true;
+    return (struct field){ .name = hf->name, .name_len = hf->name_len, .value = hf->value,
+                           .value_end = hf->span_end, .folded = hf->fold_to > hf->fold_from };
 }
 
 static size_t start_line_end(const uint8_t *h, size_t n) { return ht_fields_start(h, n); }
@@ -607,10 +609,11 @@ static void redact_field(struct ctx *x, struct splice *sp, const struct field *f
     redact_value(x, sp, v, f->value_end - v, V_RAW, "header", &nm);
 }
 
-/* One pass over a head; for a request, toff and tlen get the target's new
- * place. Returns what the head says of its body. */
+/* One pass over a head (its fields from l when l has them all); for a
+ * request, toff and tlen get the target's new place. Returns what the head
+ * says of its body. */
 static enum body_kind head_pass(struct ctx *x, struct splice *sp, const struct ht_msg *msg,
-                                uint32_t *toff, uint32_t *tlen)
+                                uint32_t *toff, uint32_t *tlen, const struct ht_fields_list *l)
 {
     enum body_kind kind = B_OTHER;
     size_t first = start_line_end(sp->src, sp->n);
@@ -625,17 +628,28 @@ static enum body_kind head_pass(struct ctx *x, struct splice *sp, const struct h
         }
         *tlen = (uint32_t)(sp_map(sp, te) - *toff);
     }
-    size_t pos = first;
     struct field f;
-    while (next_field(sp->src, sp->n, &pos, &f))
+    if (l && l->all) {
+        for (size_t i = 0; i < l->n; i++) {
+            f = field_of(&l->f[i]);
+            redact_field(x, sp, &f, &kind);
+        }
+        return kind;
+    }
+    size_t pos = first;
+    struct ht_field hf;
+    while (ht_fields_next(sp->src, sp->n, &pos, &hf)) {
+        f = field_of(&hf);
         redact_field(x, sp, &f, &kind);
+    }
     return kind;
 }
 
 /* Returns the values replaced, or -ENOMEM (then masked in place); *kind
- * says what the head says of its body. */
+ * says what the head says of its body. l (or NULL): the head's fields,
+ * found again when the head changed. */
 static int redact_head(struct ctx *x, uint8_t **head, uint32_t *len, struct ht_msg *msg,
-                       enum body_kind *kind)
+                       enum body_kind *kind, struct ht_fields_list *l)
 {
     *kind = B_OTHER;
     if (!*head || !*len)
@@ -646,7 +660,7 @@ static int redact_head(struct ctx *x, uint8_t **head, uint32_t *len, struct ht_m
         msg = NULL;
     struct splice sp = { .src = *head, .n = *len };
     uint32_t toff = 0, tlen = 0;
-    *kind = head_pass(x, &sp, msg, &toff, &tlen);
+    *kind = head_pass(x, &sp, msg, &toff, &tlen, l);
     if (!sp.edits)
         return 0;
     if (!sp.err && !ht_buf_append(&sp.out, sp.src + sp.done, sp.n - sp.done) &&
@@ -658,11 +672,15 @@ static int redact_head(struct ctx *x, uint8_t **head, uint32_t *len, struct ht_m
             msg->target_off = toff;
             msg->target_len = tlen;
         }
+        if (l)
+            ht_fields_list(*head, *len, l);
         return sp.edits;
     }
     ht_buf_free(&sp.out);
     struct splice mask = { .src = *head, .n = *len, .mask = true };
-    head_pass(x, &mask, msg, &toff, &tlen);
+    head_pass(x, &mask, msg, &toff, &tlen, l);
+    if (l)
+        ht_fields_list(*head, *len, l);
     return -ENOMEM;
 }
 
@@ -865,7 +883,8 @@ static int redact_body(struct ctx *x, struct ht_body *b, enum body_kind k)
 
 /* ---- exchanges ---- */
 
-int ht_redact_exchange_with(const struct ht_redact_cfg *cfg, struct ht_exchange *ex)
+static int redact_exchange(const struct ht_redact_cfg *cfg, struct ht_exchange *ex,
+                           struct ht_fields_list *lrq, struct ht_fields_list *lrs)
 {
     if (!ex || ex->redacted.done)
         return 0;
@@ -876,8 +895,8 @@ int ht_redact_exchange_with(const struct ht_redact_cfg *cfg, struct ht_exchange 
     enum body_kind rqk, rsk;        /* read from the heads as they were sent */
     int rc[4];
     rc[0] = redact_head(&x, &ex->req_head, &ex->req_head_len,
-                        ex->req_head_done ? &ex->req_msg : NULL, &rqk);
-    rc[1] = redact_head(&x, &ex->resp_head, &ex->resp_head_len, NULL, &rsk);
+                        ex->req_head_done ? &ex->req_msg : NULL, &rqk, lrq);
+    rc[1] = redact_head(&x, &ex->resp_head, &ex->resp_head_len, NULL, &rsk, lrs);
     rc[2] = redact_body(&x, &ex->req_body, rqk);
     rc[3] = redact_body(&x, &ex->resp_body, rsk);
     int total = 0;
@@ -889,9 +908,20 @@ int ht_redact_exchange_with(const struct ht_redact_cfg *cfg, struct ht_exchange 
     return total;
 }
 
+int ht_redact_exchange_with(const struct ht_redact_cfg *cfg, struct ht_exchange *ex)
+{
+    return redact_exchange(cfg, ex, NULL, NULL);
+}
+
 int ht_redact_exchange(struct ht_exchange *ex)
 {
-    return ht_redact_exchange_with(&active, ex);
+    return redact_exchange(&active, ex, NULL, NULL);
+}
+
+int ht_redact_exchange_listed(struct ht_exchange *ex, struct ht_fields_list *req,
+                              struct ht_fields_list *resp)
+{
+    return redact_exchange(&active, ex, req, resp);
 }
 
 /* ---- configuration ---- */

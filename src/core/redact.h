@@ -42,6 +42,7 @@
 #include <stdint.h>
 
 #include "core/exchange.h"
+#include "core/fields.h"
 
 #define HT_REDACT_MAX_NAMES 32      /* extra names per variable */
 #define HT_REDACT_NAME_MAX  64      /* bytes per extra name */
@@ -109,6 +110,12 @@ int ht_redact_exchange(struct ht_exchange *ex);
 
 /* The same with an explicit configuration (tests, other front ends). */
 int ht_redact_exchange_with(const struct ht_redact_cfg *cfg, struct ht_exchange *ex);
+
+/* ht_redact_exchange for a caller that found the heads' fields already
+ * (ht_fields_list: the event writer); a list whose head was rewritten is
+ * filled again, so after the call each still describes its head. */
+int ht_redact_exchange_listed(struct ht_exchange *ex, struct ht_fields_list *req,
+                              struct ht_fields_list *resp);
 
 /*
  * Walk ex->redacted: prev NULL gives the first name ("header:cookie",
