@@ -76,6 +76,8 @@ static void count_losses(struct ht_collector *c)
     ht_coll_counts(c, &k);
     HT_STAT_SET(records_lost, k.lost_records);
     HT_STAT_SET(record_bytes_lost, k.lost_bytes);
+    HT_STAT_SET(registrations_refused, k.refused);
+    HT_STAT_SET(rings_broken, k.rings_broken);
 }
 
 static struct ht_collector *collector;

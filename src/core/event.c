@@ -403,6 +403,8 @@ void ht_stats_record_take(struct ht_stats_record *r, int64_t wall_ns, int pid,
     r->bytes_sent = HT_STAT_GET(bytes_sent);
     r->records_lost = HT_STAT_GET(records_lost);
     r->record_bytes_lost = HT_STAT_GET(record_bytes_lost);
+    r->registrations_refused = HT_STAT_GET(registrations_refused);
+    r->rings_broken = HT_STAT_GET(rings_broken);
 }
 
 int ht_event_format_stats(const struct ht_stats_record *r, struct ht_buf *out)
@@ -442,6 +444,8 @@ int ht_event_format_stats(const struct ht_stats_record *r, struct ht_buf *out)
     ht_jw_u64(&w, "bytes_sent", r->bytes_sent);
     ht_jw_u64(&w, "records_lost", r->records_lost);
     ht_jw_u64(&w, "record_bytes_lost", r->record_bytes_lost);
+    ht_jw_u64(&w, "registrations_refused", r->registrations_refused);
+    ht_jw_u64(&w, "rings_broken", r->rings_broken);
     ht_jw_close(&w);
     ht_jw_close(&w);
     ht_jw_close(&w);

@@ -33,6 +33,18 @@ collector_pid() {
     echo "$pids"
 }
 
+# start_collect: a standing `httptape collect --log $LOG` (server name coll);
+# sets addr to the address it printed.
+start_collect() {
+    start_bg coll "$HTTPTAPE" collect --log "$LOG"
+    for _ in $(seq 50); do
+        grep -q '^HTTPTAPE_COLLECTOR=' "$SERVER_OUT" && break
+        sleep 0.1
+    done
+    addr=$(sed -n 's/^HTTPTAPE_COLLECTOR=//p' "$SERVER_OUT")
+    [ -n "$addr" ]
+}
+
 @test "collector: under run, the collector holds the log and the server does not; it exits after the server" {
     start_tapped http "$LOG" "$PY" -m http.server "$PORT" --bind 127.0.0.1
     wait_http "$BASE/"
@@ -131,13 +143,7 @@ EOF
 }
 
 @test "collector: a standing httptape collect takes two servers' records into one log until SIGTERM" {
-    start_bg coll "$HTTPTAPE" collect --log "$LOG"
-    for _ in $(seq 50); do
-        grep -q '^HTTPTAPE_COLLECTOR=' "$SERVER_OUT" && break
-        sleep 0.1
-    done
-    addr=$(sed -n 's/^HTTPTAPE_COLLECTOR=//p' "$SERVER_OUT")
-    [ -n "$addr" ]
+    start_collect
     PORT2=$(free_port)
     start_bg s1 env LD_PRELOAD="$HTTPTAPE_LIB" HTTPTAPE_COLLECTOR="$addr" "$PY" -m http.server "$PORT" --bind 127.0.0.1
     wait_http "$BASE/"
@@ -156,6 +162,29 @@ EOF
     stop_server coll
     run jq -c 'select(.httptape.type == "stats" and .httptape.final) | .httptape.stats.exchanges_written' "$LOG"
     assert_output 2
+}
+
+@test "collector: a registration without the token is refused, counted in the log's statistics and said" {
+    start_collect
+    local out=$SERVER_OUT
+    # Someone who knows the address but not the token: a hello of junk.
+    timeout 10 "$PY" -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect("\0httptape-" + sys.argv[1].rsplit(":", 1)[0])
+s.sendall(b"\x01" * 64)
+s.close()' "$addr"
+    # ... and a real server with the right address, still recorded.
+    start_bg s1 env LD_PRELOAD="$HTTPTAPE_LIB" HTTPTAPE_COLLECTOR="$addr" "$PY" -m http.server "$PORT" --bind 127.0.0.1
+    wait_http "$BASE/"
+    get /after-the-junk
+    wait_exchanges "$LOG" 1
+    stop_server s1
+    stop_server coll
+    run jq -c 'select(.httptape.type == "stats" and .httptape.final) | [.httptape.stats.registrations_refused, .httptape.stats.exchanges_written]' "$LOG"
+    assert_output "[1,1]"
+    run cat "$out"
+    assert_output --partial "1 registrations were refused"
 }
 
 @test "collector: a malformed HTTPTAPE_COLLECTOR is one line, and the app runs unrecorded" {
