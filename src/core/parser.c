@@ -678,29 +678,38 @@ static void head_done(struct ht_parser *p)
 }
 
 /* Accumulate lines into p->head until an empty line; *complete then. A
- * section over head_max is the fatal anomaly too_large. */
+ * section over head_max is the fatal anomaly too_large. What this call
+ * takes is appended in one piece. */
 static size_t collect_lines(struct ht_parser *p, const uint8_t *buf, size_t len,
                             struct ht_pev *ev, uint32_t too_large, bool *complete)
 {
     size_t pos = 0;
+    size_t base = p->head_len;          /* buf[0]'s offset in the head */
+    size_t line_start = p->line_start;  /* head offsets, as if appended */
     while (pos < len) {
         const uint8_t *nl = memchr(buf + pos, '\n', len - pos);
         size_t take = nl ? (size_t)(nl - (buf + pos)) + 1 : len - pos;
-        if (p->head_len + take > p->head_max)
+        if (base + pos + take > p->head_max) {
+            if (pos && !head_append(p, buf, pos))   /* the lines before it */
+                return fail(p, ev, 0, 0);
+            p->line_start = (uint32_t)line_start;
             return fail(p, ev, too_large, pos);
-        if (!head_append(p, buf + pos, take))
-            return fail(p, ev, 0, pos);
+        }
         pos += take;
         if (!nl)
             break;
-        uint32_t line_len = p->head_len - 1 - p->line_start;
-        bool empty = line_len == 0 || (line_len == 1 && p->head[p->line_start] == '\r');
-        p->line_start = p->head_len;
+        size_t line_len = base + pos - 1 - line_start;
+        uint8_t first = line_len ? (line_start < base ? p->head[line_start] : buf[line_start - base]) : 0;
+        bool empty = line_len == 0 || (line_len == 1 && first == '\r');
+        line_start = base + pos;
         if (empty) {
             *complete = true;
-            return pos;
+            break;
         }
     }
+    if (pos && !head_append(p, buf, pos))
+        return fail(p, ev, 0, 0);
+    p->line_start = (uint32_t)line_start;
     return pos;
 }
 

@@ -21,6 +21,8 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -370,9 +372,12 @@ struct splice {
     int edits;
 };
 
+struct name_slot;
+
 struct ctx {
     const struct ht_redact_cfg *cfg;
     struct ht_exchange *ex;
+    struct name_slot *slots;    /* answers about header names, or NULL */
 };
 
 /* Replace src[off, off+len) (off >= every earlier span's end). */
@@ -529,13 +534,99 @@ static bool value_is(const uint8_t *v, size_t n, const char *word)
 }
 
 /* What one Content-Type or Content-Encoding field says, over *k. */
-static void body_kind_field(const struct name *nm, const uint8_t *v, size_t vl,
-                            enum body_kind *k)
+/* ---- header names: what redact_field needs to know of one ----
+ *
+ * The answer depends only on the name's bytes as sent and the extra
+ * header names configured, and most heads repeat the same dozen names, so
+ * each thread keeps the answers for the names it saw last (the bytes
+ * compared whole, the configuration by its headers_gen; 0 is "no extra
+ * names", the same answers for every such configuration). */
+enum {
+    NF_SENSITIVE = 1, NF_COOKIE = 2, NF_SETCOOKIE = 4, NF_AUTH = 8, NF_URL = 16,
+    NF_CENC = 32, NF_CTYPE = 64,
+};
+#define NAME_SLOTS 64               /* a power of two */
+#define NAME_SLOT_MAX 40            /* longer names are not kept */
+
+struct name_slot {
+    uint64_t gen;
+    uint8_t len;                    /* 0: empty */
+    uint8_t flags;
+    uint8_t name[NAME_SLOT_MAX];
+};
+static _Atomic uint64_t headers_gens;
+
+/* This thread's slots (NULL without memory: then nothing is kept). Not
+ * thread-local storage: libhttptape.so, which links this file, must keep
+ * its static TLS block small enough to be dlopen'ed. */
+static pthread_key_t slots_key;
+static pthread_once_t slots_once = PTHREAD_ONCE_INIT;
+static bool slots_ok;
+
+static void slots_init(void) { slots_ok = pthread_key_create(&slots_key, free) == 0; }
+
+static struct name_slot *thread_slots(void)
 {
-    if (name_is(nm, "contentencoding")) {
+    pthread_once(&slots_once, slots_init);
+    if (!slots_ok)
+        return NULL;
+    struct name_slot *sl = pthread_getspecific(slots_key);
+    if (!sl && (sl = calloc(NAME_SLOTS, sizeof(*sl))) && pthread_setspecific(slots_key, sl)) {
+        free(sl);
+        sl = NULL;
+    }
+    return sl;
+}
+
+static uint8_t name_flags_of(const struct ht_redact_cfg *cfg, const struct name *nm)
+{
+    uint8_t fl = 0;
+    if (sensitive(cfg, HT_REDACT_HEADERS, nm))
+        fl |= NF_SENSITIVE;
+    if (name_is(nm, "cookie"))
+        fl |= NF_COOKIE;
+    if (name_is(nm, "setcookie"))
+        fl |= NF_SETCOOKIE;
+    if (name_is(nm, "authorization") || name_is(nm, "proxyauthorization"))
+        fl |= NF_AUTH;
+    if (name_is(nm, "referer") || name_is(nm, "location") || name_is(nm, "contentlocation"))
+        fl |= NF_URL;
+    if (name_is(nm, "contentencoding"))
+        fl |= NF_CENC;
+    if (name_is(nm, "contenttype"))
+        fl |= NF_CTYPE;
+    return fl;
+}
+
+static uint8_t header_name_flags(const struct ht_redact_cfg *cfg, struct name_slot *slots,
+                                 const uint8_t *s, size_t n)
+{
+    uint64_t gen = cfg->n_extra[HT_REDACT_HEADERS] ? cfg->headers_gen : 0;
+    bool keep = slots && n && n <= NAME_SLOT_MAX && (gen || !cfg->n_extra[HT_REDACT_HEADERS]);
+    uint32_t h = (uint32_t)n;
+    for (size_t i = 0; i < n; i++)
+        h = h * 31 + s[i];
+    struct name_slot *sl = keep ? &slots[(h ^ h >> 11) & (NAME_SLOTS - 1)] : NULL;
+    if (keep && sl->len == n && sl->gen == gen && !memcmp(sl->name, s, n))
+        return sl->flags;
+    struct name nm;
+    name_set(&nm, s, n);
+    uint8_t fl = name_flags_of(cfg, &nm);
+    if (keep) {
+        sl->gen = gen;
+        sl->len = (uint8_t)n;
+        sl->flags = fl;
+        memcpy(sl->name, s, n);
+    }
+    return fl;
+}
+
+static void body_kind_field(uint8_t fl, const uint8_t *v, size_t vl, enum body_kind *k)
+{
+    if (fl & NF_CENC) {
         if (!value_is(v, vl, "identity"))
             *k = B_ENCODED;
-    } else if (name_is(nm, "contenttype") && *k == B_OTHER) {
+    } else if ((fl & NF_CTYPE) && *k == B_OTHER) {
         const uint8_t *semi = memchr(v, ';', vl);
         size_t ml = semi ? (size_t)(semi - v) : vl;
         while (ml && ows(v[ml - 1]))
@@ -576,26 +667,27 @@ static void redact_cookie(struct ctx *x, struct splice *sp, const struct field *
 static void redact_field(struct ctx *x, struct splice *sp, const struct field *f,
                          enum body_kind *kind)
 {
-    struct name nm;
     const uint8_t *h = sp->src;
     if (f->value == f->value_end)
         return;
+    uint8_t fl = header_name_flags(x->cfg, x->slots, h + f->name, f->name_len);
+    if (fl & (NF_CENC | NF_CTYPE))
+        body_kind_field(fl, h + f->value, f->value_end - f->value, kind);
+    if (!(fl & (NF_SENSITIVE | NF_URL)))
+        return;                                 /* most fields */
+    struct name nm;
     name_set(&nm, h + f->name, f->name_len);       /* field names are not escaped */
-    body_kind_field(&nm, h + f->value, f->value_end - f->value, kind);
-    if (!sensitive(x->cfg, HT_REDACT_HEADERS, &nm)) {
-        if (name_is(&nm, "referer") || name_is(&nm, "location") ||
-            name_is(&nm, "contentlocation")) {
-            redact_userinfo(x, sp, f->value, f->value_end, "header", &nm);
-            redact_url_query(x, sp, f->value, f->value_end, "header", &nm);
-        }
+    if (!(fl & NF_SENSITIVE)) {
+        redact_userinfo(x, sp, f->value, f->value_end, "header", &nm);
+        redact_url_query(x, sp, f->value, f->value_end, "header", &nm);
         return;
     }
-    if (!f->folded && (name_is(&nm, "cookie") || name_is(&nm, "setcookie"))) {
-        redact_cookie(x, sp, f, nm.norm[0] == 's', &nm);
+    if (!f->folded && (fl & (NF_COOKIE | NF_SETCOOKIE))) {
+        redact_cookie(x, sp, f, fl & NF_SETCOOKIE, &nm);
         return;
     }
     size_t v = f->value;
-    if (!f->folded && (name_is(&nm, "authorization") || name_is(&nm, "proxyauthorization"))) {
+    if (!f->folded && (fl & NF_AUTH)) {
         /* Keep the scheme ("Bearer", "Basic"): credentials follow a space. */
         size_t sp_at = v;
         while (sp_at < f->value_end && !ows(h[sp_at]))
@@ -891,7 +983,7 @@ static int redact_exchange(const struct ht_redact_cfg *cfg, struct ht_exchange *
     ex->redacted.done = true;
     if (!cfg || !cfg->enabled)
         return 0;
-    struct ctx x = { cfg, ex };
+    struct ctx x = { cfg, ex, thread_slots() };
     enum body_kind rqk, rsk;        /* read from the heads as they were sent */
     int rc[4];
     rc[0] = redact_head(&x, &ex->req_head, &ex->req_head_len,
@@ -982,8 +1074,11 @@ int ht_redact_parse_names(struct ht_redact_cfg *cfg, enum ht_redact_list which,
                  " (printable ASCII)", HT_REDACT_MAX_NAMES, HT_REDACT_NAME_MAX);
         return -EINVAL;
     }
-    if (cfg)
+    if (cfg) {
         cfg->n_extra[which] = (uint8_t)count;
+        if (which == HT_REDACT_HEADERS)
+            cfg->headers_gen = atomic_fetch_add(&headers_gens, 1) + 1;
+    }
     return 0;
 }
 

@@ -56,6 +56,7 @@ struct ht_redact_cfg {
     bool enabled;
     uint8_t n_extra[3];                             /* per enum ht_redact_list */
     char extra[3][HT_REDACT_MAX_NAMES][HT_REDACT_NAME_MAX + 1];  /* normalised */
+    uint64_t headers_gen;   /* which extra header names (a new value each time they are set) */
     size_t key_len;                                 /* 0: plain "REDACTED" */
     uint8_t key[HT_REDACT_KEY_MAX];
 };

@@ -163,6 +163,58 @@ static void test_headers(void)
     ht_exchange_free(ex);
 }
 
+/* Answers about header names are kept per thread (redact.c): the same
+ * bytes under another configuration, even one built in the same memory,
+ * must get that configuration's answer. */
+static bool session_redacted(const struct ht_redact_cfg *cfg)
+{
+    struct ht_exchange *ex = capture("GET / HTTP/1.1\r\nHost: h\r\nX-Session: s-1\r\n\r\n", OK);
+    ht_redact_exchange_with(cfg, ex);
+    bool r = memmem(ex->req_head, ex->req_head_len, "X-Session: REDACTED", 19) &&
+             !memmem(ex->req_head, ex->req_head_len, "s-1", 3);
+    ht_exchange_free(ex);
+    return r;
+}
+
+static void test_name_answers(void)
+{
+    struct ht_redact_cfg cfg;
+    char err[256];
+    bool before = session_redacted(&plain);
+    ht_redact_cfg_build(&cfg, "x-session", NULL, NULL, NULL, true, err, sizeof(err));
+    bool with = session_redacted(&cfg);
+    ht_redact_cfg_build(&cfg, "x-other", NULL, NULL, NULL, true, err, sizeof(err));
+    bool rebuilt = session_redacted(&cfg);
+    ht_redact_cfg_build(&cfg, "x-session", NULL, NULL, NULL, true, err, sizeof(err));
+    bool again = session_redacted(&cfg);
+    tap_ok(!before && with && !rebuilt && again && !session_redacted(&plain),
+           "headers: one name's answer follows the configuration, also one rebuilt in the "
+           "same memory (%d %d %d %d)", before, with, rebuilt, again);
+
+    /* Many names, more than are kept: each still answered right. */
+    char head[16384] = "GET / HTTP/1.1\r\nHost: h\r\n";
+    for (int i = 0; i < 200; i++)
+        snprintf(head + strlen(head), sizeof(head) - strlen(head), "X-N%d-%s: v%d\r\n", i,
+                 i % 7 == 0 ? "Token" : "Plain", i);
+    strcat(head, "\r\n");
+    bool all = true;
+    for (int round = 0; round < 2; round++) {
+        struct ht_exchange *ex = capture(head, OK);
+        ht_redact_exchange_with(&plain, ex);
+        for (int i = 0; i < 200; i++) {
+            char want[64];
+            if (i % 7 == 0)
+                snprintf(want, sizeof(want), "X-N%d-Token: REDACTED\r\n", i);
+            else
+                snprintf(want, sizeof(want), "X-N%d-Plain: v%d\r\n", i, i);
+            all &= memmem(ex->req_head, ex->req_head_len, want, strlen(want)) != NULL;
+        }
+        all &= ex->redacted.count > 0;
+        ht_exchange_free(ex);
+    }
+    tap_ok(all, "headers: 200 names, twice: those ending in token are redacted, the rest kept");
+}
+
 /* ---- query parameters ---- */
 
 struct qcase {
@@ -685,6 +737,7 @@ int main(void)
     if (ht_redact_cfg_build(&keyed, NULL, NULL, NULL, KEY, true, err, sizeof(err)))
         tap_diag("keyed: %s", err);
     test_headers();
+    test_name_answers();
     test_query();
     test_json();
     test_form();
