@@ -196,7 +196,7 @@ static void write_body(struct ht_jw *w, const struct ht_body *b)
 
 /* url.path / url.query from origin-form, absolute-form or asterisk-form;
  * authority-form (CONNECT) has neither. */
-static void write_url(struct ht_jw *w, const uint8_t *t, size_t n, bool connect)
+static void write_url(struct ht_jw *w, const uint8_t *t, size_t n, bool connect, bool https)
 {
     const uint8_t *hash = memchr(t, '#', n);
     if (hash)
@@ -223,6 +223,7 @@ static void write_url(struct ht_jw *w, const uint8_t *t, size_t n, bool connect)
         plen = (size_t)(q - path);
     }
     ht_jw_open(w, "url");
+    ht_jw_cstr(w, "scheme", https ? "https" : "http");
     if (plen)
         ht_jw_str_bytes(w, "path", path, plen);
     else
@@ -230,6 +231,209 @@ static void write_url(struct ht_jw *w, const uint8_t *t, size_t n, bool connect)
     if (q)
         ht_jw_str_bytes(w, "query", q + 1, qlen);
     ht_jw_close(w);
+}
+
+/* ---- what the request's fields say about the request as a whole ----
+ *
+ * OpenTelemetry's HTTP server attributes that come from the head
+ * (docs/events.md): the first value of each field counts. */
+
+struct req_facts {
+    struct ht_span { const uint8_t *p; size_t n; } host, user_agent, forwarded, xff,
+        traceparent, request_id;
+};
+
+/* Is the field named (any case) word? */
+static bool field_is(const uint8_t *h, const struct ht_field *f, const char *word, size_t wl)
+{
+    if (f->name_len != wl)
+        return false;
+    for (size_t i = 0; i < wl; i++)
+        if (lower(h[f->name + i]) != (uint8_t)word[i])
+            return false;
+    return true;
+}
+
+static void take_fact(const uint8_t *h, const struct ht_field *f, struct req_facts *r)
+{
+#define FACT(word, slot)                                                          \
+    if (!r->slot.p && field_is(h, f, word, sizeof(word) - 1)) {                    \
+        r->slot = (struct ht_span){ h + f->value, f->value_end - f->value };      \
+        return;                                                                   \
+    }
+    switch (f->name_len) {
+    case 4: FACT("host", host) break;
+    case 9: FACT("forwarded", forwarded) break;
+    case 10: FACT("user-agent", user_agent) break;
+    case 11: FACT("traceparent", traceparent) break;
+    case 12: FACT("x-request-id", request_id) break;
+    case 15: FACT("x-forwarded-for", xff) break;
+    default: break;
+    }
+#undef FACT
+}
+
+static void req_facts(const uint8_t *h, size_t n, const struct ht_fields_list *l,
+                      struct req_facts *r)
+{
+    memset(r, 0, sizeof(*r));
+    if (l->all) {
+        for (size_t i = 0; i < l->n; i++)
+            take_fact(h, &l->f[i], r);
+        return;
+    }
+    size_t pos = ht_fields_start(h, n);
+    struct ht_field f;
+    while (ht_fields_next(h, n, &pos, &f))
+        take_fact(h, &f, r);
+}
+
+static bool is_lower_hex(const uint8_t *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+static bool all_zero(const uint8_t *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != '0')
+            return false;
+    return true;
+}
+
+/* W3C traceparent "VV-<32 hex trace-id>-<16 hex parent-id>-<2 hex flags>"
+ * (version 00 exactly so; a later version may append "-..."): trace_id,
+ * span_id (the caller's span, the one the request came from) and
+ * trace_flags at the top level, as OpenTelemetry's JSON log records have
+ * them. Anything else is left out. */
+static void write_trace(struct ht_jw *w, struct ht_span t)
+{
+    if (t.n < 55 || t.p[2] != '-' || t.p[35] != '-' || t.p[52] != '-' ||
+        !is_lower_hex(t.p, 2) || !memcmp(t.p, "ff", 2) ||
+        (!memcmp(t.p, "00", 2) ? t.n != 55 : t.n > 55 && t.p[55] != '-'))
+        return;
+    if (!is_lower_hex(t.p + 3, 32) || all_zero(t.p + 3, 32) || !is_lower_hex(t.p + 36, 16) ||
+        all_zero(t.p + 36, 16) || !is_lower_hex(t.p + 53, 2))
+        return;
+    ht_jw_str(w, "trace_id", (const char *)t.p + 3, 32);
+    ht_jw_str(w, "span_id", (const char *)t.p + 36, 16);
+    ht_jw_str(w, "trace_flags", (const char *)t.p + 53, 2);
+}
+
+/* The first element of a comma-separated list, trimmed. */
+static struct ht_span first_element(struct ht_span v)
+{
+    const uint8_t *c = memchr(v.p, ',', v.n);
+    struct ht_span e = { v.p, c ? (size_t)(c - v.p) : v.n };
+    trim(&e.p, &e.n);
+    return e;
+}
+
+/* "host", "host:port", "[v6]", "[v6]:port": the address and the port (-1
+ * when none or not a number). */
+static struct ht_span split_host_port(struct ht_span v, long *port)
+{
+    *port = -1;
+    struct ht_span a = v;
+    const uint8_t *colon = NULL;
+    if (v.n && v.p[0] == '[') {
+        const uint8_t *rb = memchr(v.p, ']', v.n);
+        if (!rb)
+            return (struct ht_span){ v.p, 0 };
+        a = (struct ht_span){ v.p + 1, (size_t)(rb - v.p) - 1 };
+        if ((size_t)(rb - v.p) + 1 < v.n && rb[1] == ':')
+            colon = rb + 1;
+    } else {
+        colon = memchr(v.p, ':', v.n);
+        if (colon && memchr(colon + 1, ':', v.n - (size_t)(colon + 1 - v.p)))
+            return v;                   /* a bare IPv6 address: no port */
+        if (colon)
+            a.n = (size_t)(colon - v.p);
+    }
+    if (colon) {
+        size_t k = (size_t)(colon + 1 - v.p);
+        long p = 0;
+        if (k >= v.n || v.n - k > 5)
+            return a;
+        for (; k < v.n; k++) {
+            if (v.p[k] < '0' || v.p[k] > '9')
+                return a;
+            p = p * 10 + (v.p[k] - '0');
+        }
+        if (p <= 65535)
+            *port = p;
+    }
+    return a;
+}
+
+/* Forwarded: for=...: the first element's "for" (quotes and an IPv6's
+ * brackets off; "unknown" and obfuscated "_..." identifiers kept out). */
+static struct ht_span forwarded_for(struct ht_span v)
+{
+    struct ht_span e = first_element(v);
+    size_t i = 0;
+    while (i < e.n) {
+        const uint8_t *semi = memchr(e.p + i, ';', e.n - i);
+        size_t end = semi ? (size_t)(semi - e.p) : e.n;
+        struct ht_span pr = { e.p + i, end - i };
+        trim(&pr.p, &pr.n);
+        if (pr.n > 4 && lower(pr.p[0]) == 'f' && lower(pr.p[1]) == 'o' && lower(pr.p[2]) == 'r' &&
+            pr.p[3] == '=') {
+            struct ht_span x = { pr.p + 4, pr.n - 4 };
+            if (x.n >= 2 && x.p[0] == '"' && x.p[x.n - 1] == '"') {
+                x.p++;
+                x.n -= 2;
+            }
+            long port;
+            x = split_host_port(x, &port);
+            if (!x.n || x.p[0] == '_' || (x.n == 7 && !memcmp(x.p, "unknown", 7)))
+                return (struct ht_span){ NULL, 0 };
+            return x;
+        }
+        i = end + 1;
+    }
+    return (struct ht_span){ NULL, 0 };
+}
+
+/* client.* (who sent the request: what a proxy's Forwarded or
+ * X-Forwarded-For says, else the peer) and server.* (from Host). */
+static void write_client_server(struct ht_jw *w, const struct ht_exchange *ex,
+                                const struct req_facts *r, bool https)
+{
+    struct ht_span c = { NULL, 0 };
+    if (r->forwarded.p)
+        c = forwarded_for(r->forwarded);
+    if (!c.n && r->xff.p)
+        c = first_element(r->xff);
+    if (c.n) {
+        ht_jw_open(w, "client");
+        ht_jw_str_bytes(w, "address", c.p, c.n);
+        ht_jw_close(w);
+    } else if (ex->ep.peer_addr[0]) {
+        ht_jw_open(w, "client");
+        ht_jw_cstr(w, "address", ex->ep.peer_addr);
+        if (ex->ep.peer_port >= 0)
+            ht_jw_i64(w, "port", ex->ep.peer_port);
+        ht_jw_close(w);
+    }
+    if (r->host.n) {
+        long port;
+        struct ht_span a = split_host_port(r->host, &port);
+        if (a.n) {
+            ht_jw_open(w, "server");
+            ht_jw_str_bytes(w, "address", a.p, a.n);
+            ht_jw_i64(w, "port", port >= 0 ? port : https ? 443 : 80);
+            ht_jw_close(w);
+        }
+    }
+    if (r->user_agent.n) {
+        ht_jw_open(w, "user_agent");
+        ht_jw_str_bytes(w, "original", r->user_agent.p, r->user_agent.n);
+        ht_jw_close(w);
+    }
 }
 
 /* ---- records ---- */
@@ -299,8 +503,16 @@ static void write_exchange(struct ht_jw *w, const struct ht_exchange *ex,
     }
     ht_jw_close(w);
 
-    if (ex->req_head_done)
-        write_url(w, ex->req_head + rq->target_off, rq->target_len, rq->req_flags & HT_REQF_CONNECT);
+    bool https = false;             /* TLS connections: docs/tls.md */
+    struct req_facts rf = { 0 };
+    if (ex->req_head_done) {
+        write_url(w, ex->req_head + rq->target_off, rq->target_len, rq->req_flags & HT_REQF_CONNECT,
+                  https);
+        req_facts(ex->req_head, ex->req_head_len, lrq, &rf);
+        write_client_server(w, ex, &rf, https);
+        if (rf.traceparent.n)
+            write_trace(w, rf.traceparent);
+    }
 
     ht_jw_open(w, "network");
     if (ex->ep.transport)
@@ -328,6 +540,8 @@ static void write_exchange(struct ht_jw *w, const struct ht_exchange *ex,
     ht_jw_cstr(w, "id", ex->conn_id);
     ht_jw_u64(w, "request_index", ex->request_index);
     ht_jw_close(w);
+    if (rf.request_id.n)
+        ht_jw_str_bytes(w, "request_id", rf.request_id.p, rf.request_id.n);
     write_timing(w, ex);
     ht_jw_bool(w, "complete", ht_exchange_complete(ex));
     if (ex->gaps)
