@@ -127,7 +127,7 @@ int ht_collect(const struct ht_config *cfg_in, const struct ht_collect_opts *co)
         return 2;
     }
     ccfg = (struct ht_conn_cfg){ .max_body = cfg.max_body, .max_header = cfg.max_header,
-                                 .mode = "preload" };
+                                 .mode = "preload", .service = cfg.service_name };
     static const struct ht_feed_ops fops = { .skip = skip_bytes };
     ht_feed_init(&ccfg, clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC), &fops);
 

@@ -231,6 +231,39 @@ static void finish_conn(struct aconn *c, const struct ht_clock *now, uint32_t ex
     free(c);
 }
 
+/* ---- process.executable.name ----
+ *
+ * A recorded process's comm (what /proc/TGID/status calls Name), read once
+ * per process: the feed's loop is single-threaded, the slot is cleared when
+ * the process is gone, and a tgid reused after that reads it again. */
+#define EXE_SLOTS 256
+static struct exe_slot { uint32_t tgid; char name[16]; } exe_slots[EXE_SLOTS];
+
+static const char *exe_of(uint32_t tgid)
+{
+    struct exe_slot *sl = &exe_slots[tgid % EXE_SLOTS];
+    if (sl->tgid == tgid && tgid)
+        return sl->name;
+    char path[32], name[16] = "";
+    snprintf(path, sizeof(path), "/proc/%u/comm", tgid);
+    FILE *f = fopen(path, "re");
+    if (f) {
+        if (fgets(name, sizeof(name), f))
+            name[strcspn(name, "\n")] = 0;
+        fclose(f);
+    }
+    sl->tgid = tgid;
+    memcpy(sl->name, name, sizeof(name));
+    return sl->name;
+}
+
+static void exe_forget(uint32_t tgid)
+{
+    struct exe_slot *sl = &exe_slots[tgid % EXE_SLOTS];
+    if (sl->tgid == tgid)
+        sl->tgid = 0;
+}
+
 static struct aconn *new_conn(uint64_t id, uint32_t tgid, int fd, const struct ht_endpoints *ep,
                               bool joined, const struct ht_clock *now)
 {
@@ -251,6 +284,7 @@ static struct aconn *new_conn(uint64_t id, uint32_t tgid, int fd, const struct h
     char sid[32];
     ht_connid_format(sid, sizeof(sid), (int)tgid, ++seq);
     ht_conn_init(&c->conn, feed.ccfg, ep, sid, (int)tgid, emit, c);
+    ht_conn_set_exe(&c->conn, exe_of(tgid));
     link_conn(c);
     HT_STAT_ADD(connections, 1);
     return c;
@@ -572,6 +606,7 @@ static void on_inherit(const struct ht_rec_inherit *r)
 void ht_feed_process_gone(uint32_t tgid, uint32_t extra_gaps)
 {
     struct ht_clock now = now_clock();
+    exe_forget(tgid);
     for (unsigned b = 0; b < ID_BUCKETS; b++) {
         struct aconn *c = by_id[b];
         while (c) {
@@ -618,6 +653,7 @@ static void on_open(const struct ht_rec_open *r)
         p->tgid = a->h.tgid;
         p->fd = a->h.fd;
         ht_conn_set_pid(&p->conn, (int)a->h.tgid);
+        ht_conn_set_exe(&p->conn, exe_of(a->h.tgid));
         link_conn(p);
         return;
     }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/redact.h"
+#include "core/text.h"
 
 int ht_parse_size(const char *s, uint64_t *out)
 {
@@ -193,9 +194,31 @@ static void escape_err(char *err, size_t errlen)
     err[o] = 0;
 }
 
+/* A service name: up to 128 bytes of printable text (UTF-8 allowed), no
+ * control characters; empty is as if not set. */
+static int set_service(struct ht_config *c, const char *name, const char *value,
+                       char *err, size_t errlen)
+{
+    size_t n = strlen(value);
+    if (!n)
+        return 0;
+    bool ok = n < sizeof(c->service_name) && ht_utf8_valid((const uint8_t *)value, n);
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (unsigned char)value[i] >= 0x20 && value[i] != 0x7f;
+    if (!ok) {
+        snprintf(err, errlen, "%s: invalid value '%.80s'; expected a name of up to %zu printable "
+                 "characters (e.g. checkout-api)", name, value, sizeof(c->service_name) - 1);
+        return -EINVAL;
+    }
+    memcpy(c->service_name, value, n + 1);
+    return 0;
+}
+
 static int config_set(struct ht_config *c, const char *name, const char *value,
                       char *err, size_t errlen)
 {
+    if (!strcmp(name, "HTTPTAPE_SERVICE_NAME") || !strcmp(name, "OTEL_SERVICE_NAME"))
+        return set_service(c, name, value, err, errlen);
     if (!strcmp(name, "HTTPTAPE_LOG"))
         return set_log(c, value, err, errlen);
     if (!strcmp(name, "HTTPTAPE_INHERIT"))
@@ -277,6 +300,7 @@ static const char *const redact_vars[] = {
 };
 static const char *const other_vars[] = {
     "HTTPTAPE_INHERIT", "HTTPTAPE_LOG_MODE", "HTTPTAPE_ALLOW_SECURE",
+    "HTTPTAPE_SERVICE_NAME", "OTEL_SERVICE_NAME",       /* the later one wins */
 };
 
 static int vars_from_env(struct ht_config *c, const char *const *names, size_t n,

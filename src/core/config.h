@@ -43,6 +43,8 @@ struct ht_config {
     char redact_headers[1024];  /* HTTPTAPE_REDACT_HEADERS, checked (core/redact.h) */
     char redact_query[1024];    /* HTTPTAPE_REDACT_QUERY */
     char redact_fields[1024];   /* HTTPTAPE_REDACT_FIELDS */
+    char service_name[129];     /* OTEL_SERVICE_NAME, else HTTPTAPE_SERVICE_NAME; "" = each
+                                 * process's executable name */
     char redact_key[257];       /* HTTPTAPE_REDACT_KEY; "" = plain "REDACTED" */
 };
 

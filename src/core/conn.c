@@ -88,7 +88,9 @@ static struct ht_exchange *new_exchange(struct ht_conn *c, const struct ht_clock
         return NULL;
     }
     ex->mode = c->cfg->mode;
+    ex->service = c->cfg->service;
     ex->pid = c->pid;
+    memcpy(ex->exe, c->exe, sizeof(ex->exe));
     memcpy(ex->conn_id, c->id, sizeof(ex->conn_id));
     ex->request_index = c->next_index++;
     ex->ep = c->ep;
@@ -586,6 +588,17 @@ void ht_conn_feed_lost(struct ht_conn *c, enum ht_dir d, uint64_t n, const struc
     }
     if (HT_STAT_GET(capture_gaps) == before)
         HT_STAT_ADD(capture_gaps, 1);
+}
+
+void ht_conn_set_exe(struct ht_conn *c, const char *exe)
+{
+    snprintf(c->exe, sizeof(c->exe), "%s", exe);
+    for (unsigned i = 0; i < c->fifo_len; i++)
+        memcpy(fifo_at(c, i)->exe, c->exe, sizeof(c->exe));
+    if (c->req_cur)
+        memcpy(c->req_cur->exe, c->exe, sizeof(c->exe));
+    if (c->resp_cur)
+        memcpy(c->resp_cur->exe, c->exe, sizeof(c->exe));
 }
 
 void ht_conn_set_pid(struct ht_conn *c, int pid)

@@ -28,6 +28,7 @@ struct ht_conn_cfg {
     uint32_t max_body;          /* excerpt cap per body, bytes (0: sizes only) */
     uint32_t max_header;        /* head size limit per message */
     const char *mode;           /* httptape.mode of the events */
+    const char *service;        /* service.name; NULL or "": the executable's name */
 };
 
 /* Clock readings for the bytes being reported. */
@@ -45,6 +46,7 @@ struct ht_conn {
     struct ht_endpoints ep;
     char id[32];
     int pid;
+    char exe[16];               /* process.executable.name; "" when unknown */
     uint64_t next_index;
 
     struct ht_parser p[2];
@@ -128,6 +130,10 @@ void ht_conn_feed_lost(struct ht_conn *c, enum ht_dir d, uint64_t n, const struc
 /* The process now owning the connection (a forked child that goes on
  * with it): exchanges in flight and from here on carry its pid. */
 void ht_conn_set_pid(struct ht_conn *c, int pid);
+
+/* The name of the process's executable (its comm, up to 15 bytes), for
+ * the exchanges from now on and those in flight. */
+void ht_conn_set_exe(struct ht_conn *c, const char *exe);
 
 /* The connection is over: end both directions, emit every exchange still
  * held (incomplete ones carry their gaps plus extra_gaps), free buffers.

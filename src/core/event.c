@@ -530,6 +530,17 @@ static void write_exchange(struct ht_jw *w, const struct ht_exchange *ex,
     if (ex->pid > 0) {
         ht_jw_open(w, "process");
         ht_jw_i64(w, "pid", ex->pid);
+        if (ex->exe[0]) {
+            ht_jw_open(w, "executable");
+            ht_jw_str_bytes(w, "name", (const uint8_t *)ex->exe, strlen(ex->exe));
+            ht_jw_close(w);
+        }
+        ht_jw_close(w);
+    }
+    const char *service = ex->service && ex->service[0] ? ex->service : ex->exe;
+    if (service[0]) {
+        ht_jw_open(w, "service");
+        ht_jw_str_bytes(w, "name", (const uint8_t *)service, strlen(service));
         ht_jw_close(w);
     }
 

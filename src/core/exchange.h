@@ -61,7 +61,9 @@ struct ht_endpoints {
 struct ht_exchange {
     /* who */
     const char *mode;               /* "preload", "replay", ... (static) */
+    const char *service;            /* service.name or NULL (the configuration's) */
     int pid;
+    char exe[16];                   /* process.executable.name or "" */
     char conn_id[32];
     uint64_t request_index;         /* 0-based position on the connection */
     struct ht_endpoints ep;

@@ -85,7 +85,8 @@ static void strip_preload(void)
 
 /* ---- what a collector we start gets ---- */
 
-/* The HTTPTAPE_* settings as the app started with them (the log path made
+/* The HTTPTAPE_* settings (and OTEL_SERVICE_NAME, which names the service
+ * in the events) as the app started with them (the log path made
  * absolute), for a collector this process may start later: environ may be
  * changed by the app by then, and is not ours to read from a hook. */
 #define ENV_MAX 48
@@ -103,7 +104,8 @@ static void keep_env(const struct ht_config *cfg)
     used = (size_t)w + 1;
     for (char **e = environ; e && *e && n < ENV_MAX; e++) {
         size_t len = strlen(*e) + 1;
-        if (strncmp(*e, "HTTPTAPE_", 9) || !strncmp(*e, "HTTPTAPE_LOG=", 13) ||
+        if ((strncmp(*e, "HTTPTAPE_", 9) && strncmp(*e, "OTEL_SERVICE_NAME=", 18)) ||
+            !strncmp(*e, "HTTPTAPE_LOG=", 13) ||
             !strncmp(*e, "HTTPTAPE_COLLECTOR=", 19) || used + len > sizeof(env_buf))
             continue;
         memcpy(env_buf + used, *e, len);

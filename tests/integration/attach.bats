@@ -419,7 +419,7 @@ EOF
     normalise() {
         jq -c 'select(.httptape.type == "exchange")
                | del(.timestamp, .httptape.mode, .httptape.connection.id, .process.pid,
-                     .httptape.timing, .httptape.duration_ns, .network.peer.port,
+                     .httptape.timing, .httptape.duration_ns, .network.peer.port, .client.port,
                      .http.response.header.date)' "$1" | jq -S -c . | sort
     }
     start_bg run "$HTTPTAPE" run --log "$BATS_TEST_TMPDIR/run.jsonl" -- \

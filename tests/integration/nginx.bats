@@ -208,11 +208,11 @@ quit_nginx() {
     assert_output "[[[\"sendfile\",true],$whole]]"
 }
 
-@test "nginx: nginx in front of uvicorn, both recorded: the two legs share the trace id, each says client, server and user agent" {
+@test "nginx: nginx in front of uvicorn, both recorded: the two legs share the trace id, each says client, server, user agent, executable and service" {
     APP_PORT=$(free_port)
     APP_LOG="$D/app.jsonl"
-    start_tapped uvicorn "$APP_LOG" "$PY" -m uvicorn app:app --app-dir "$REPO/examples/fastapi" \
-        --host 127.0.0.1 --port "$APP_PORT" --no-access-log
+    OTEL_SERVICE_NAME=shop-api start_tapped uvicorn "$APP_LOG" "$PY" -m uvicorn app:app \
+        --app-dir "$REPO/examples/fastapi" --host 127.0.0.1 --port "$APP_PORT" --no-access-log
     wait_http "http://127.0.0.1:$APP_PORT/"
     # The server block proxies to the app, passing the client on.
     sed -i "s|        root $D/www;|        location / {\n            proxy_pass http://127.0.0.1:$APP_PORT;\n            proxy_set_header X-Forwarded-For 192.0.2.7;\n        }|" "$D/nginx.conf"
@@ -224,14 +224,15 @@ quit_nginx() {
     assert_output '{"status":"received","data":{"item":"server"}}'
     leg() {
         jq -c 'select(.url.path == "/submit") | [.trace_id, .span_id, .trace_flags, .client.address,
-               .server.port, .user_agent.original, .httptape.request_id, .url.scheme]' <(exchanges "$1")
+               .server.port, .user_agent.original, .httptape.request_id, .url.scheme,
+               .process.executable.name, .service.name]' <(exchanges "$1")
     }
     for _ in $(seq 100); do
         [ -n "$(leg "$LOG")" ] && [ -n "$(leg "$APP_LOG")" ] && break
         sleep 0.1
     done
     run leg "$LOG"
-    assert_output "[\"4bf92f3577b34da6a3ce929d0e0e4736\",\"00f067aa0ba902b7\",\"01\",\"127.0.0.1\",$PORT,\"probe/1.0\",\"r-77\",\"http\"]"
+    assert_output "[\"4bf92f3577b34da6a3ce929d0e0e4736\",\"00f067aa0ba902b7\",\"01\",\"127.0.0.1\",$PORT,\"probe/1.0\",\"r-77\",\"http\",\"nginx\",\"nginx\"]"
     run leg "$APP_LOG"
-    assert_output "[\"4bf92f3577b34da6a3ce929d0e0e4736\",\"00f067aa0ba902b7\",\"01\",\"192.0.2.7\",$APP_PORT,\"probe/1.0\",\"r-77\",\"http\"]"
+    assert_output "[\"4bf92f3577b34da6a3ce929d0e0e4736\",\"00f067aa0ba902b7\",\"01\",\"192.0.2.7\",$APP_PORT,\"probe/1.0\",\"r-77\",\"http\",\"python3\",\"shop-api\"]"
 }

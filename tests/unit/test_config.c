@@ -23,7 +23,7 @@ static void test_set_escapes(void)
     static const char *const vars[] = {
         "HTTPTAPE_MAX_BODY", "HTTPTAPE_QUEUE", "HTTPTAPE_LOG_MODE", "HTTPTAPE_INHERIT",
         "HTTPTAPE_REDACT", "HTTPTAPE_REDACT_HEADERS", "HTTPTAPE_REDACT_QUERY",
-        "HTTPTAPE_REDACT_FIELDS",
+        "HTTPTAPE_REDACT_FIELDS", "HTTPTAPE_SERVICE_NAME", "OTEL_SERVICE_NAME",
     };
     const char *bad = "1\n\x1b[2Jforged line";
     for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
@@ -67,8 +67,39 @@ static void test_short_buffer(void)
            "short buffer: '%s' is terminated and printable", err);
 }
 
+/* service.name: OTEL_SERVICE_NAME over HTTPTAPE_SERVICE_NAME over nothing. */
+static void test_service_name(void)
+{
+    struct ht_config c;
+    char err[512] = "";
+    unsetenv("OTEL_SERVICE_NAME");
+    unsetenv("HTTPTAPE_SERVICE_NAME");
+    tap_ok(ht_config_from_env(&c, err, sizeof(err)) == 0 && c.service_name[0] == 0,
+           "service name: none by default (each process's executable name is used)");
+    setenv("HTTPTAPE_SERVICE_NAME", "checkout", 1);
+    tap_ok(ht_config_from_env(&c, err, sizeof(err)) == 0 && !strcmp(c.service_name, "checkout"),
+           "service name: HTTPTAPE_SERVICE_NAME");
+    setenv("OTEL_SERVICE_NAME", "caf\xc3\xa9-api", 1);
+    tap_ok(ht_config_from_env(&c, err, sizeof(err)) == 0 &&
+           !strcmp(c.service_name, "caf\xc3\xa9-api"), "service name: OTEL_SERVICE_NAME wins, UTF-8 allowed");
+    char longname[200];
+    memset(longname, 'a', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = 0;
+    tap_ok(ht_config_set(&c, "HTTPTAPE_SERVICE_NAME", longname, err, sizeof(err)) < 0 &&
+           strstr(err, "HTTPTAPE_SERVICE_NAME") &&
+           ht_config_set(&c, "OTEL_SERVICE_NAME", "\xff", err, sizeof(err)) < 0 &&
+           ht_config_set(&c, "OTEL_SERVICE_NAME", "a\tb", err, sizeof(err)) < 0,
+           "service name: too long, not UTF-8 or with a control character is refused: %s", err);
+    setenv("OTEL_SERVICE_NAME", "", 1);
+    tap_ok(ht_config_from_env(&c, err, sizeof(err)) == 0 && !strcmp(c.service_name, "checkout"),
+           "service name: an empty OTEL_SERVICE_NAME is as if not set");
+    unsetenv("OTEL_SERVICE_NAME");
+    unsetenv("HTTPTAPE_SERVICE_NAME");
+}
+
 int main(void)
 {
+    test_service_name();
     test_set_escapes();
     test_env_escapes();
     test_short_buffer();
