@@ -10,7 +10,7 @@
 load test_helper/common
 
 # Only what differs by nature between live capture and a replay of files.
-NORMALIZE='del(.timestamp, .process, .httptape.mode, .httptape.connection.id,
+NORMALIZE='del(.timestamp, .process, .service, .httptape.mode, .httptape.connection.id,
                .httptape.timing, .httptape.duration_ns)'
 
 setup() {
