@@ -93,6 +93,12 @@ static void *resolve(const char *name)
     (__builtin_expect(ssl_real.field != NULL, 1) ? ssl_real.field : \
      (*(void **)&ssl_real.field = resolve(name), ssl_real.field))
 
+/* A hook whose real function cannot be found (a libssl we cannot reach:
+ * loaded with RTLD_DEEPBIND, or gone) fails the call as OpenSSL reports a
+ * failure, rather than crash the app. */
+#define CALL_REAL(field, name, fail, ...) \
+    (SSL_REAL(field, name) ? ssl_real.field(__VA_ARGS__) : (fail))
+
 /* ---- memory-BIO SSLs bound to a connection ---- */
 
 #define BOUND_SLOTS 4096            /* power of two */
@@ -158,14 +164,14 @@ static void bound_drop(const SSL *s)
  * memory-BIO SSL not bound yet may be bound now. */
 static int conn_of(SSL *s, bool write, bool may_bind)
 {
-    int fd = write ? SSL_REAL(get_wfd, "SSL_get_wfd")(s) : SSL_REAL(get_rfd, "SSL_get_rfd")(s);
+    int fd = write ? CALL_REAL(get_wfd, "SSL_get_wfd", -1, s) : CALL_REAL(get_rfd, "SSL_get_rfd", -1, s);
     if (fd >= 0)
         return ht_tracked(fd) ? fd : -1;
     /* No socket: a memory BIO. */
     fd = bound_fd(s);
     if (fd >= 0)
         return ht_tap_tls_bound(fd, s) ? fd : -1;
-    if (!may_bind || SSL_REAL(is_server, "SSL_is_server")(s) != 1)
+    if (!may_bind || CALL_REAL(is_server, "SSL_is_server", 0, s) != 1)
         return -1;
     fd = ht_tap_tls_bind(s);
     if (fd >= 0)
@@ -187,15 +193,16 @@ static void copy_str(char *dst, size_t cap, const char *src)
 static void session_info(const void *p, struct ht_rec_tls *r)
 {
     const SSL *s = p;
-    copy_str(r->version, sizeof(r->version), SSL_REAL(get_version, "SSL_get_version")(s));
-    const SSL_CIPHER *c = SSL_REAL(get_current_cipher, "SSL_get_current_cipher")(s);
+    copy_str(r->version, sizeof(r->version), CALL_REAL(get_version, "SSL_get_version", NULL, s));
+    const SSL_CIPHER *c = CALL_REAL(get_current_cipher, "SSL_get_current_cipher", NULL, s);
     if (c)
-        copy_str(r->cipher, sizeof(r->cipher), SSL_REAL(cipher_name, "SSL_CIPHER_get_name")(c));
+        copy_str(r->cipher, sizeof(r->cipher), CALL_REAL(cipher_name, "SSL_CIPHER_get_name", NULL, c));
     copy_str(r->server_name, sizeof(r->server_name),
-             SSL_REAL(get_servername, "SSL_get_servername")(s, TLSEXT_NAMETYPE_host_name));
+             CALL_REAL(get_servername, "SSL_get_servername", NULL, s, TLSEXT_NAMETYPE_host_name));
     const unsigned char *a = NULL;
     unsigned int an = 0;
-    SSL_REAL(alpn_selected, "SSL_get0_alpn_selected")(s, &a, &an);
+    if (SSL_REAL(alpn_selected, "SSL_get0_alpn_selected"))
+        ssl_real.alpn_selected(s, &a, &an);
     if (a && an) {
         if (an >= sizeof(r->alpn))
             an = sizeof(r->alpn) - 1;
@@ -224,42 +231,42 @@ static void after(SSL *s, enum ht_dir d, const void *buf, size_t n, bool establi
 
 HT_EXPORT int SSL_read(SSL *s, void *buf, int num)
 {
-    int r = SSL_REAL(read, "SSL_read")(s, buf, num);
+    int r = CALL_REAL(read, "SSL_read", -1, s, buf, num);
     after(s, HT_REQ, buf, r > 0 ? (size_t)r : 0, r > 0);
     return r;
 }
 
 HT_EXPORT int SSL_read_ex(SSL *s, void *buf, size_t num, size_t *readbytes)
 {
-    int r = SSL_REAL(read_ex, "SSL_read_ex")(s, buf, num, readbytes);
+    int r = CALL_REAL(read_ex, "SSL_read_ex", 0, s, buf, num, readbytes);
     after(s, HT_REQ, buf, r == 1 ? *readbytes : 0, r == 1);
     return r;
 }
 
 HT_EXPORT int SSL_write(SSL *s, const void *buf, int num)
 {
-    int r = SSL_REAL(write, "SSL_write")(s, buf, num);
+    int r = CALL_REAL(write, "SSL_write", -1, s, buf, num);
     after(s, HT_RESP, buf, r > 0 ? (size_t)r : 0, r > 0);
     return r;
 }
 
 HT_EXPORT int SSL_write_ex(SSL *s, const void *buf, size_t num, size_t *written)
 {
-    int r = SSL_REAL(write_ex, "SSL_write_ex")(s, buf, num, written);
+    int r = CALL_REAL(write_ex, "SSL_write_ex", 0, s, buf, num, written);
     after(s, HT_RESP, buf, r == 1 ? *written : 0, r == 1);
     return r;
 }
 
 HT_EXPORT int SSL_do_handshake(SSL *s)
 {
-    int r = SSL_REAL(do_handshake, "SSL_do_handshake")(s);
+    int r = CALL_REAL(do_handshake, "SSL_do_handshake", -1, s);
     after(s, HT_REQ, NULL, 0, r == 1);
     return r;
 }
 
 HT_EXPORT int SSL_accept(SSL *s)
 {
-    int r = SSL_REAL(accept, "SSL_accept")(s);
+    int r = CALL_REAL(accept, "SSL_accept", -1, s);
     after(s, HT_REQ, NULL, 0, r == 1);
     return r;
 }
@@ -267,7 +274,7 @@ HT_EXPORT int SSL_accept(SSL *s)
 /* The server's plaintext ends: a close-delimited response is complete. */
 HT_EXPORT int SSL_shutdown(SSL *s)
 {
-    int r = SSL_REAL(shutdown, "SSL_shutdown")(s);
+    int r = CALL_REAL(shutdown, "SSL_shutdown", -1, s);
     if (r >= 0 && ht_fdtab_size) {
         int saved = errno;
         int fd = conn_of(s, true, false);
@@ -282,5 +289,6 @@ HT_EXPORT void SSL_free(SSL *s)
 {
     if (s && ht_fdtab_size)
         bound_drop(s);
-    SSL_REAL(free, "SSL_free")(s);
+    if (SSL_REAL(free, "SSL_free"))
+        ssl_real.free(s);
 }
