@@ -133,6 +133,23 @@ OUT
         base64 -d | cmp - <(head -c 4096 "$BATS_TEST_TMPDIR/in.16385")
 }
 
+@test "tls: a client that gives up in the handshake (untrusted certificate) leaves no record, and the next one is logged" {
+    start_tapped echo "$LOG" "$PY" "$APPS/echo_server.py" "$PORT" --tls "$TLS_DIR/cert.pem" "$TLS_DIR/key.pem"
+    wait_http "http://127.0.0.1:$PORT/"
+    run curl -s --max-time 10 "$BASE/hello?size=5"      # no --cacert: curl refuses the server
+    assert_failure 60
+    run tcurl "$BASE/hello?size=5"
+    assert_success
+    wait_exchanges "$LOG" 1
+    stop_server
+    run jq -c '[.url.path, .httptape.complete]' <(exchanges "$LOG")
+    assert_output '["/hello",true]'
+    # wait_http's probe, the refused client, the good one; none undecrypted.
+    run jq -sc 'map(select(.httptape.type == "stats" and .httptape.final)) |
+                map(.httptape.stats | [.connections, .connections_tls_not_decrypted]) | .[0]' "$LOG"
+    assert_output '[3,0]'
+}
+
 @test "tls: uvicorn --ssl-keyfile/--ssl-certfile (asyncio, memory BIOs): the FastAPI README POST is logged in plaintext" {
     start_tapped uvicorn "$LOG" "$PY" -m uvicorn app:app --app-dir "$REPO/examples/fastapi" \
         --host 127.0.0.1 --port "$PORT" --no-access-log \
