@@ -296,10 +296,11 @@ static void tls_not_decrypted(struct aconn *c)
         said[n_said++] = c->tgid;
     char libs[256];
     tls_libraries(c->tgid, libs, sizeof(libs));
-    fprintf(stderr, "httptape: pid %u serves TLS whose plaintext no library httptape covers "
-            "handed over (covered: OpenSSL 3's libssl, linked dynamically; TLS libraries in the "
-            "process: %s): such connections are logged once each with gap tls_not_decrypted "
-            "and counted (connections_tls_not_decrypted)\n", c->tgid, libs[0] ? libs : "none mapped, so linked in statically");
+    fprintf(stderr, "httptape: pid %u has TLS connections whose plaintext no library httptape "
+            "covers handed over (covered: OpenSSL 3's libssl, linked dynamically; TLS libraries "
+            "in the process: %s; or a TLS client on a cleartext port): each is logged once with "
+            "gap tls_not_decrypted and counted (connections_tls_not_decrypted)\n", c->tgid,
+            libs[0] ? libs : "none mapped, so one linked in statically");
 }
 
 /* End a connection: emit what it holds, forget it. */
