@@ -24,6 +24,9 @@ done
 PACKAGES=(
     # build: compiler, make, and jansson, which the event writer links against
     gcc make pkg-config libjansson-dev
+    # TLS: OpenSSL's headers, for the types of the interposed SSL_* calls (libssl
+    # itself is never linked in; src/preload/tls.c)
+    libssl-dev
     # redaction: HMAC-SHA-256 pseudonyms (HTTPTAPE_REDACT_KEY), libsodium
     libsodium-dev
     # sanitizers and fuzzing: `make asan`, tests/fuzz (clang 14 runtimes on Debian 12)

@@ -39,7 +39,23 @@ enum ht_rec_type {
     HT_REC_FILEDATA,        /* preload: struct ht_rec_filedata + len bytes: span bytes from a file */
     HT_REC_UNREACHABLE,     /* preload: struct ht_rec: the connection's bytes are out of reach
                              * (reason HT_UNREACH_*); conn_id 0: the whole process */
+    HT_REC_RAW,             /* struct ht_rec + len bytes: span bytes of a TLS connection's
+                             * socket (ciphertext), at off in the raw stream; only the
+                             * first HT_REC_HELLO_MAX bytes of dir 0 are carried (the
+                             * ClientHello, for SNI and ALPN), the rest only counted */
+    HT_REC_TLS,             /* struct ht_rec_tls: a covered TLS library serves the
+                             * connection; what it says of the session (once) */
 };
+
+/* TLS connections (docs/tls.md). On a tracked connection whose first
+ * request bytes are a TLS handshake record (0x16 0x03), the socket's bytes
+ * go out as RAW records, never as DATA; DATA, UNSEEN and EOF then carry
+ * the plaintext the TLS library handed to the app or took from it (their
+ * offsets count plaintext). A connection with RAW records and no TLS
+ * record is one whose plaintext no covered library gave us. */
+#define HT_REC_HELLO_MAX 4096
+#define HT_TLS_STR 64
+
 
 /* Why a connection's bytes went out of reach (UNREACHABLE). */
 enum ht_unreach_reason {
@@ -136,6 +152,14 @@ struct ht_rec_open {
 struct ht_rec_filedata {
     struct ht_rec h;
     __u64 file_off;
+};
+
+struct ht_rec_tls {
+    struct ht_rec h;
+    char version[16];       /* SSL_get_version: "TLSv1.3"; NUL-terminated, "" unknown */
+    char cipher[HT_TLS_STR];        /* SSL_CIPHER_get_name (OpenSSL's name) */
+    char server_name[256];  /* SSL_get_servername (SNI), "" none */
+    char alpn[32];          /* SSL_get0_alpn_selected, "" none */
 };
 
 #endif

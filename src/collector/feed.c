@@ -21,6 +21,7 @@
 
 #include "capture/record.h"
 #include "collector/feed.h"
+#include "collector/hello.h"
 #include "core/connid.h"
 #include "core/sink.h"
 #include "core/stats.h"
@@ -44,8 +45,23 @@ struct aconn {
     int64_t handed_at;              /* closed by a parent that forked: a child's to go on with */
     bool waiting[2];                /* joined: no message boundary found yet */
     bool adopt[2];                  /* start the stream at the next record's offset */
+    struct tls_state *tls;          /* RAW records came: its socket speaks TLS */
     struct aconn *next_id, *next_fd;
     struct ht_conn conn;
+};
+
+/* A TLS connection (docs/tls.md): the session as the library told it
+ * (TLS record) or the ClientHello showed it; the ciphertext counted per
+ * direction, each exchange getting what came since the one before. */
+struct tls_state {
+    struct ht_tls info;             /* raw_bytes: totals */
+    uint64_t reported[2];           /* raw bytes given to earlier exchanges */
+    bool library;                   /* a covered library serves it */
+    bool hello_done;
+    uint32_t hello_len;
+    char hello_sni[256], hello_alpn[64];
+    struct ht_clock start;          /* its first ciphertext */
+    uint8_t hello[HT_REC_HELLO_MAX];
 };
 
 static struct aconn *by_id[ID_BUCKETS];
@@ -152,6 +168,23 @@ static struct aconn *find_fd(uint32_t tgid, int fd)
 
 static void one_way_unseen(struct aconn *c);
 
+/* ex was carried over TLS: its session, and the ciphertext since the
+ * connection's previous exchange (the handshake counts in the first). */
+static void tls_mark(struct tls_state *t, struct ht_exchange *ex)
+{
+    struct ht_tls info = t->info;
+    if (!info.server_name[0])
+        memcpy(info.server_name, t->hello_sni, sizeof(info.server_name));
+    memcpy(info.alpn_offered, t->hello_alpn, sizeof(info.alpn_offered));
+    info.established = t->library;
+    for (int d = 0; d < 2; d++) {
+        info.raw_bytes[d] = t->info.raw_bytes[d] - t->reported[d];
+        t->reported[d] = t->info.raw_bytes[d];
+    }
+    if (ht_exchange_set_tls(ex, &info))
+        HT_STAT_ADD(dropped_no_memory, 1);
+}
+
 static void emit(void *ctx, struct ht_exchange *ex)
 {
     struct aconn *c = ctx;
@@ -162,6 +195,8 @@ static void emit(void *ctx, struct ht_exchange *ex)
     }
     if (c->joined)
         ex->gaps |= JOINED_GAP;
+    if (c->tls)
+        tls_mark(c->tls, ex);
     ht_sink_push(ex);
 }
 
@@ -218,16 +253,70 @@ static void one_way_unseen(struct aconn *c)
     }
 }
 
+/* The TLS libraries process tgid has mapped (basenames, comma-separated),
+ * to say which one kept its plaintext from us. */
+static void tls_libraries(uint32_t tgid, char *out, size_t cap)
+{
+    static const char *const known[] = { "libssl", "libgnutls", "libwolfssl", "libmbedtls",
+                                         "libnss3", "libboringssl", "libs2n", "librustls" };
+    char path[64], line[1024];
+    size_t used = 0;
+    out[0] = 0;
+    snprintf(path, sizeof(path), "/proc/%u/maps", tgid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    while (fgets(line, sizeof(line), f)) {
+        char *name = strrchr(line, '/');
+        if (!name)
+            continue;
+        name++;
+        name[strcspn(name, "\n")] = 0;
+        for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+            if (!strncmp(name, known[i], strlen(known[i])) && !strstr(out, name) &&
+                used + strlen(name) + 3 < cap)
+                used += (size_t)snprintf(out + used, cap - used, "%s%s", used ? ", " : "", name);
+    }
+    fclose(f);
+}
+
+/* A TLS connection no covered library gave us the plaintext of: one
+ * exchange with gap tls_not_decrypted (what the ClientHello said, the
+ * bytes counted), counted; said once per process on stderr. */
+static void tls_not_decrypted(struct aconn *c)
+{
+    static uint32_t said[64];
+    static unsigned n_said;
+    HT_STAT_ADD(connections_tls_not_decrypted, 1);
+    ht_conn_emit_opaque(&c->conn, HT_GAP_TLS_NOT_DECRYPTED, &c->tls->start);
+    for (unsigned i = 0; i < n_said; i++)
+        if (said[i] == c->tgid)
+            return;
+    if (n_said < sizeof(said) / sizeof(said[0]))
+        said[n_said++] = c->tgid;
+    char libs[256];
+    tls_libraries(c->tgid, libs, sizeof(libs));
+    fprintf(stderr, "httptape: pid %u has TLS connections whose plaintext no library httptape "
+            "covers handed over (covered: OpenSSL 3's libssl, linked dynamically; TLS libraries "
+            "in the process: %s; or a TLS client on a cleartext port): each is logged once with "
+            "gap tls_not_decrypted and counted (connections_tls_not_decrypted)\n", c->tgid,
+            libs[0] ? libs : "none mapped, so one linked in statically");
+}
+
 /* End a connection: emit what it holds, forget it. */
 static void finish_conn(struct aconn *c, const struct ht_clock *now, uint32_t extra_gaps)
 {
     if (c->handed_at)
         n_handed--;
     one_way_unseen(c);
+    if (c->tls && !c->tls->library && !c->discard && !c->conn.bytes[HT_REQ] &&
+        !c->conn.bytes[HT_RESP])
+        tls_not_decrypted(c);
     ht_conn_finish(&c->conn, now, extra_gaps);
     HT_STAT_ADD(bytes_received, c->conn.bytes[HT_REQ]);
     HT_STAT_ADD(bytes_sent, c->conn.bytes[HT_RESP]);
     unlink_conn(c);
+    free(c->tls);
     free(c);
 }
 
@@ -667,6 +756,67 @@ static void on_open(const struct ht_rec_open *r)
         feed.n.joined++;
 }
 
+static struct tls_state *tls_of(struct aconn *c, const struct ht_clock *now)
+{
+    if (!c->tls) {
+        c->tls = calloc(1, sizeof(*c->tls));
+        if (!c->tls) {
+            HT_STAT_ADD(dropped_no_memory, 1);
+            return NULL;
+        }
+        c->tls->start = *now;
+    }
+    return c->tls;
+}
+
+/* Ciphertext on the socket: counted; the start of the client's stream is
+ * its ClientHello. Never parsed as HTTP. */
+static void on_raw(const struct ht_rec *h, const uint8_t *data, size_t size)
+{
+    struct ht_clock now = rec_clock(h);
+    struct aconn *c = conn_of(h, &now);
+    struct tls_state *t = c ? tls_of(c, &now) : NULL;
+    if (!t)
+        return;
+    int d = h->dir ? HT_RESP : HT_REQ;
+    if (h->off + h->span > t->info.raw_bytes[d])
+        t->info.raw_bytes[d] = h->off + h->span;
+    if (d != HT_REQ || t->hello_done || h->off != t->hello_len || !h->len || h->len > size)
+        return;
+    uint32_t n = h->len < HT_REC_HELLO_MAX - t->hello_len ? h->len : HT_REC_HELLO_MAX - t->hello_len;
+    memcpy(t->hello + t->hello_len, data, n);
+    t->hello_len += n;
+    int r = ht_hello_parse(t->hello, t->hello_len, t->hello_sni, sizeof(t->hello_sni),
+                           t->hello_alpn, sizeof(t->hello_alpn));
+    if (r != 0 || t->hello_len == HT_REC_HELLO_MAX)
+        t->hello_done = true;
+}
+
+static void copy_field(char *dst, size_t cap, const char *src, size_t src_cap)
+{
+    size_t n = strnlen(src, src_cap);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = 0;
+}
+
+/* A covered TLS library serves the connection: what it says of the session. */
+static void on_tls(const struct ht_rec_tls *r)
+{
+    struct ht_clock now = rec_clock(&r->h);
+    struct aconn *c = conn_of(&r->h, &now);
+    struct tls_state *t = c ? tls_of(c, &now) : NULL;
+    if (!t)
+        return;
+    t->library = true;
+    copy_field(t->info.version, sizeof(t->info.version), r->version, sizeof(r->version));
+    copy_field(t->info.cipher, sizeof(t->info.cipher), r->cipher, sizeof(r->cipher));
+    copy_field(t->info.server_name, sizeof(t->info.server_name), r->server_name,
+               sizeof(r->server_name));
+    copy_field(t->info.alpn, sizeof(t->info.alpn), r->alpn, sizeof(r->alpn));
+}
+
 /* A connection (or, with conn_id 0, a process) whose bytes went out of
  * reach: its exchanges are not logged, it is counted. */
 static void on_unreachable(const struct ht_rec *h)
@@ -711,6 +861,13 @@ void ht_feed_record(const void *data, size_t size)
         break;
     case HT_REC_UNREACHABLE:
         on_unreachable(h);
+        break;
+    case HT_REC_RAW:
+        on_raw(h, (const uint8_t *)data + sizeof(*h), size - sizeof(*h));
+        break;
+    case HT_REC_TLS:
+        if (size >= sizeof(struct ht_rec_tls))
+            on_tls(data);
         break;
     case HT_REC_SENDFILE:
         if (size >= offsetof(struct ht_rec_sendfile, path))

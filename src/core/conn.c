@@ -99,6 +99,15 @@ static struct ht_exchange *new_exchange(struct ht_conn *c, const struct ht_clock
     return ex;
 }
 
+void ht_conn_emit_opaque(struct ht_conn *c, uint32_t gaps, const struct ht_clock *start)
+{
+    struct ht_exchange *ex = new_exchange(c, start);
+    if (!ex)
+        return;
+    ex->gaps = gaps;
+    c->emit(c->emit_ctx, ex);
+}
+
 /* Why a held exchange is incomplete, decided when it leaves. */
 static void settle_gaps(struct ht_conn *c, struct ht_exchange *ex)
 {

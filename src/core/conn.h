@@ -127,6 +127,11 @@ void ht_conn_lost(struct ht_conn *c, enum ht_dir d);
  * Counted in capture_gaps once. */
 void ht_conn_feed_lost(struct ht_conn *c, enum ht_dir d, uint64_t n, const struct ht_clock *now);
 
+/* A connection none of whose bytes could be read as HTTP (TLS without
+ * plaintext): one exchange, carrying only who and when (start) and gaps,
+ * is emitted. */
+void ht_conn_emit_opaque(struct ht_conn *c, uint32_t gaps, const struct ht_clock *start);
+
 /* The process now owning the connection (a forked child that goes on
  * with it): exchanges in flight and from here on carry its pid. */
 void ht_conn_set_pid(struct ht_conn *c, int pid);

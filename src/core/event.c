@@ -12,6 +12,7 @@
 #include "core/event.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -196,13 +197,19 @@ static void write_body(struct ht_jw *w, const struct ht_body *b)
 
 /* url.path / url.query from origin-form, absolute-form or asterisk-form;
  * authority-form (CONNECT) has neither. */
-static void write_url(struct ht_jw *w, const uint8_t *t, size_t n, bool connect, bool https)
+static void write_url(struct ht_jw *w, const uint8_t *t, size_t n, bool connect, const char *scheme)
 {
-    const uint8_t *hash = memchr(t, '#', n);
+    const uint8_t *hash = n ? memchr(t, '#', n) : NULL;
     if (hash)
         n = (size_t)(hash - t);     /* fragment_in_target: not logged (docs/events.md) */
-    if (connect || n == 0)
+    if (connect || n == 0) {
+        if (scheme) {
+            ht_jw_open(w, "url");
+            ht_jw_cstr(w, "scheme", scheme);
+            ht_jw_close(w);
+        }
         return;
+    }
     const uint8_t *path = t;
     size_t plen = n;
     const uint8_t *scheme_end = n > 3 ? memchr(t, ':', n) : NULL;
@@ -223,7 +230,7 @@ static void write_url(struct ht_jw *w, const uint8_t *t, size_t n, bool connect,
         plen = (size_t)(q - path);
     }
     ht_jw_open(w, "url");
-    ht_jw_cstr(w, "scheme", https ? "https" : "http");
+    ht_jw_cstr(w, "scheme", scheme);
     if (plen)
         ht_jw_str_bytes(w, "path", path, plen);
     else
@@ -476,6 +483,46 @@ static void write_timing(struct ht_jw *w, const struct ht_exchange *ex)
         ht_jw_i64(w, "duration_ns", ex->mono_resp_done - ex->mono_start);
 }
 
+/* ---- tls (docs/tls.md): OpenTelemetry's tls.* names ---- */
+
+static void write_tls(struct ht_jw *w, const struct ht_tls *t)
+{
+    ht_jw_open(w, "tls");
+    if (t->version[0]) {
+        /* OpenSSL says "TLSv1.3", "TLSv1" (1.0), "SSLv3". */
+        const char *v = t->version;
+        const char *name = !strncmp(v, "TLSv", 4) ? "tls" : !strncmp(v, "SSLv", 4) ? "ssl" : NULL;
+        char ver[24];
+        snprintf(ver, sizeof(ver), "%s%s", name ? v + 4 : v, name && !strcmp(v, "TLSv1") ? ".0" : "");
+        ht_jw_open(w, "protocol");
+        if (name)
+            ht_jw_cstr(w, "name", name);
+        ht_jw_cstr(w, "version", ver);
+        ht_jw_close(w);
+    }
+    if (t->cipher[0])
+        ht_jw_cstr(w, "cipher", t->cipher);
+    if (t->server_name[0] || t->alpn_offered[0]) {
+        ht_jw_open(w, "client");
+        if (t->server_name[0])
+            ht_jw_cstr(w, "server_name", t->server_name);
+        if (t->alpn_offered[0]) {
+            ht_jw_open_array(w, "supported_protocols");
+            for (const char *p = t->alpn_offered; *p;) {
+                size_t n = strcspn(p, ",");
+                ht_jw_str(w, NULL, p, n);
+                p += n + (p[n] == ',');
+            }
+            ht_jw_close_array(w);
+        }
+        ht_jw_close(w);
+    }
+    if (t->alpn[0])
+        ht_jw_cstr(w, "next_protocol", t->alpn);
+    ht_jw_bool(w, "established", t->established);
+    ht_jw_close(w);
+}
+
 static void write_exchange(struct ht_jw *w, const struct ht_exchange *ex,
                            const struct ht_fields_list *lrq, const struct ht_fields_list *lrs)
 {
@@ -503,16 +550,21 @@ static void write_exchange(struct ht_jw *w, const struct ht_exchange *ex,
     }
     ht_jw_close(w);
 
-    bool https = false;             /* TLS connections: docs/tls.md */
+    bool https = ex->tls != NULL;   /* docs/tls.md */
+    const char *scheme = https ? "https" : "http";
     struct req_facts rf = { 0 };
     if (ex->req_head_done) {
         write_url(w, ex->req_head + rq->target_off, rq->target_len, rq->req_flags & HT_REQF_CONNECT,
-                  https);
+                  scheme);
         req_facts(ex->req_head, ex->req_head_len, lrq, &rf);
         write_client_server(w, ex, &rf, https);
         if (rf.traceparent.n)
             write_trace(w, rf.traceparent);
+    } else if (https) {
+        write_url(w, NULL, 0, false, scheme);
     }
+    if (ex->tls)
+        write_tls(w, ex->tls);
 
     ht_jw_open(w, "network");
     if (ex->ep.transport)
@@ -566,6 +618,12 @@ static void write_exchange(struct ht_jw *w, const struct ht_exchange *ex,
             ht_jw_u64(w, NULL, ex->interim[i]);
         ht_jw_close_array(w);
     }
+    if (ex->tls) {
+        ht_jw_open(w, "tls_raw_bytes");
+        ht_jw_u64(w, "received", ex->tls->raw_bytes[HT_REQ]);
+        ht_jw_u64(w, "sent", ex->tls->raw_bytes[HT_RESP]);
+        ht_jw_close(w);
+    }
     if (ex->redacted.count) {
         ht_jw_open_array(w, "redacted");
         for (const char *p = ht_redact_next(ex, NULL); p; p = ht_redact_next(ex, p))
@@ -613,6 +671,7 @@ void ht_stats_record_take(struct ht_stats_record *r, int64_t wall_ns, int pid,
     r->connections = HT_STAT_GET(connections);
     r->connections_unseen_stdio = HT_STAT_GET(connections_unseen_stdio);
     r->connections_unseen_io_uring = HT_STAT_GET(connections_unseen_io_uring);
+    r->connections_tls_not_decrypted = HT_STAT_GET(connections_tls_not_decrypted);
     r->exchanges_seen = HT_STAT_GET(exchanges_seen);
     r->exchanges_written = HT_STAT_GET(exchanges_written);
     r->dropped_queue_full = HT_STAT_GET(dropped_queue_full);
@@ -655,6 +714,7 @@ int ht_event_format_stats(const struct ht_stats_record *r, struct ht_buf *out)
               r->connections_unseen_stdio + r->connections_unseen_io_uring);
     ht_jw_u64(&w, "connections_unseen_stdio", r->connections_unseen_stdio);
     ht_jw_u64(&w, "connections_unseen_io_uring", r->connections_unseen_io_uring);
+    ht_jw_u64(&w, "connections_tls_not_decrypted", r->connections_tls_not_decrypted);
     ht_jw_u64(&w, "exchanges_seen", r->exchanges_seen);
     ht_jw_u64(&w, "exchanges_written", r->exchanges_written);
     ht_jw_u64(&w, "exchanges_dropped", r->dropped);

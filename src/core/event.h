@@ -27,6 +27,7 @@ struct ht_stats_record {
     bool final;
     uint64_t connections, exchanges_seen, exchanges_written;
     uint64_t connections_unseen_stdio, connections_unseen_io_uring;
+    uint64_t connections_tls_not_decrypted;
     uint64_t dropped_queue_full, dropped_write_error, dropped_no_memory;
     uint64_t dropped_pipeline, dropped_unparsed;
     uint64_t dropped;           /* the sum of the dropped_* above */

@@ -23,6 +23,7 @@ static const char *const gap_names[HT_GAP_COUNT] = {
     "joined_mid_connection",
     "capture_ended",
     "ambiguous_framing",
+    "tls_not_decrypted",
 };
 
 const char *ht_gap_name(uint32_t bit)
@@ -170,6 +171,7 @@ void ht_exchange_free(struct ht_exchange *ex)
     ht_exchange_release(ex, ex->resp_head);
     ht_exchange_release(ex, ex->req_body.buf);
     ht_exchange_release(ex, ex->resp_body.buf);
+    ht_exchange_release(ex, ex->tls);
     pool_put(ex);
 }
 
@@ -218,5 +220,15 @@ int ht_head_copy(struct ht_exchange *ex, uint8_t **dst, uint32_t *dst_len, const
     ht_exchange_release(ex, *dst);
     *dst = h;
     *dst_len = len;
+    return 0;
+}
+
+int ht_exchange_set_tls(struct ht_exchange *ex, const struct ht_tls *t)
+{
+    struct ht_tls *copy = ht_exchange_alloc(ex, sizeof(*copy));
+    if (!copy)
+        return -ENOMEM;
+    *copy = *t;
+    ex->tls = copy;
     return 0;
 }

@@ -29,8 +29,9 @@ enum ht_gap {
     HT_GAP_JOINED              = 1u << 8, /* connection open before capture began */
     HT_GAP_CAPTURE_ENDED       = 1u << 9, /* still in flight when capture stopped */
     HT_GAP_AMBIGUOUS_FRAMING   = 1u << 10,/* the server may have framed it otherwise (HT_AN_DOUBT) */
+    HT_GAP_TLS_NOT_DECRYPTED   = 1u << 11,/* TLS whose plaintext no covered library gave us */
 };
-#define HT_GAP_COUNT 11
+#define HT_GAP_COUNT 12
 
 const char *ht_gap_name(uint32_t bit);
 
@@ -51,6 +52,18 @@ struct ht_endpoints {
     char peer_addr[64];
     char local_addr[112];   /* room for a Unix socket path */
     int  peer_port, local_port;     /* -1 when not applicable */
+};
+
+/* A TLS connection's session, as its front end learnt it (docs/tls.md):
+ * strings NUL-terminated, "" when unknown. */
+struct ht_tls {
+    char version[16];       /* the library's name: "TLSv1.3" */
+    char cipher[64];
+    char server_name[256];  /* SNI */
+    char alpn[32];          /* negotiated (the library said) */
+    char alpn_offered[64];  /* the ClientHello's offers, comma-separated */
+    bool established;       /* a covered library handed us the plaintext */
+    uint64_t raw_bytes[2];  /* ciphertext the socket moved, per direction (see feed.c) */
 };
 
 /* Bytes inside each exchange for its heads and small body excerpts: a
@@ -86,6 +99,7 @@ struct ht_exchange {
     bool resp_begun, resp_head_done, resp_done;
     uint32_t anomalies;             /* enum ht_anomaly, both directions */
     uint32_t gaps;                  /* enum ht_gap */
+    struct ht_tls *tls;             /* over TLS: its session (owned), else NULL */
 
     /* Filled by ht_redact_exchange (core/redact.h, which walks it): what
      * was replaced, NUL-separated ("header:authorization", "query:token",
@@ -138,6 +152,9 @@ int ht_body_append(struct ht_exchange *ex, struct ht_body *b, const uint8_t *dat
 /* Copy a head of ex into *dst (replacing what was there); 0 or -ENOMEM. */
 int ht_head_copy(struct ht_exchange *ex, uint8_t **dst, uint32_t *dst_len, const uint8_t *src,
                  uint32_t len);
+
+/* Mark ex as carried over TLS: a copy of *t goes with it. 0 or -ENOMEM. */
+int ht_exchange_set_tls(struct ht_exchange *ex, const struct ht_tls *t);
 
 /* complete == no gaps. */
 static inline bool ht_exchange_complete(const struct ht_exchange *ex) { return ex->gaps == 0; }

@@ -9,6 +9,7 @@ void ht_stats_reset(void)
 {
     atomic_store(&ht_stats.connections, 0);
     atomic_store(&ht_stats.connections_unseen_stdio, 0);
+    atomic_store(&ht_stats.connections_tls_not_decrypted, 0);
     atomic_store(&ht_stats.connections_unseen_io_uring, 0);
     atomic_store(&ht_stats.exchanges_seen, 0);
     atomic_store(&ht_stats.exchanges_written, 0);

@@ -15,6 +15,7 @@ struct ht_stats {
     _Atomic uint64_t connections;       /* connections tracked */
     _Atomic uint64_t connections_unseen_stdio;    /* ... handed to stdio (fdopen) */
     _Atomic uint64_t connections_unseen_io_uring; /* ... moved bytes through io_uring */
+    _Atomic uint64_t connections_tls_not_decrypted; /* TLS whose plaintext we did not get */
     _Atomic uint64_t exchanges_seen;    /* exchanges handed to the sink */
     _Atomic uint64_t exchanges_written; /* ... and written to the log */
     _Atomic uint64_t dropped_queue_full;

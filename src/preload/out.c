@@ -446,6 +446,45 @@ void ht_out_data(struct ht_oconn *c, int fd, int d, const struct iovec *iov, int
     put_data(c, fd, d, off, &k, n);
 }
 
+void ht_out_raw(struct ht_oconn *c, int fd, int d, const struct iovec *iov, int iovcnt, size_t n)
+{
+    bool ok_ring = usable(c);
+    uint64_t off = atomic_fetch_add_explicit(&c->raw_off[d], n, memory_order_relaxed);
+    if (!ok_ring)
+        return;
+    uint32_t keep = 0;
+    if (d == 0 && off < HT_REC_HELLO_MAX && iovcnt > 0)
+        keep = HT_REC_HELLO_MAX - off < n ? (uint32_t)(HT_REC_HELLO_MAX - off) : (uint32_t)n;
+    uint64_t span = n;
+    while (span > 0) {
+        /* span is 32 bits wide: a huge write is several records. */
+        uint32_t part = span > UINT32_MAX ? UINT32_MAX : (uint32_t)span;
+        struct ht_ring_res res;
+        struct ht_ring *rr;
+        if (reserve(HT_REC_RAW, (uint32_t)sizeof(struct ht_rec) + keep, &res, &rr)) {
+            head(res.payload, HT_REC_RAW, d, c, fd, off, part, keep);
+            struct cursor k = { iov, iovcnt, 0, 0 };
+            take(&k, (uint8_t *)res.payload + sizeof(struct ht_rec), keep);
+            ht_ring_commit(rr, &res);
+        }
+        keep = 0;
+        off += part;
+        span -= part;
+    }
+}
+
+void ht_out_tls(struct ht_oconn *c, int fd, const struct ht_rec_tls *rec)
+{
+    struct ht_ring_res res;
+    struct ht_ring *rr;
+    if (!usable(c) || !reserve(HT_REC_TLS, sizeof(*rec), &res, &rr))
+        return;
+    struct ht_rec_tls *r = res.payload;
+    *r = *rec;
+    head(&r->h, HT_REC_TLS, 0, c, fd, atomic_load(&c->off[0]), 0, 0);
+    ht_ring_commit(rr, &res);
+}
+
 static void put_plain(struct ht_oconn *c, int fd, uint8_t type, int d, uint64_t off, uint64_t span,
                       uint8_t reason)
 {

@@ -32,7 +32,8 @@ struct ht_oconn {
     uint64_t id;                    /* per process, from 1 */
     _Atomic int32_t pid;            /* the process that announced it; 0: none yet */
     _Atomic uint32_t gen;           /* ... to the ring of that generation (out.c) */
-    _Atomic uint64_t off[2];        /* bytes moved per direction */
+    _Atomic uint64_t off[2];        /* bytes moved per direction (TLS: plaintext) */
+    _Atomic uint64_t raw_off[2];    /* TLS: bytes the socket moved per direction */
     struct ht_rec_accept open;      /* what to announce again in a forked child */
 };
 
@@ -69,6 +70,14 @@ void ht_out_unseen(struct ht_oconn *c, int fd, int d, uint64_t n, int reason);
 /* n bytes were sent from in_fd at file offset file_off (sendfile): the
  * first bytes, up to the excerpt cap, are read back into the record. */
 void ht_out_file(struct ht_oconn *c, int fd, int in_fd, int64_t file_off, uint64_t n);
+
+/* TLS: n > 0 bytes of ciphertext moved on the socket in direction d: a
+ * RAW record, carrying them only while they are the start of the client's
+ * stream (the ClientHello). */
+void ht_out_raw(struct ht_oconn *c, int fd, int d, const struct iovec *iov, int iovcnt, size_t n);
+
+/* TLS: what the library says of the session (rec: its h is filled here). */
+void ht_out_tls(struct ht_oconn *c, int fd, const struct ht_rec_tls *rec);
 
 /* Direction d ended: a read returned 0 (0), the app shut down writing (1). */
 void ht_out_eof(struct ht_oconn *c, int fd, int d);

@@ -36,6 +36,9 @@ struct ht_tconn {
     unsigned nfds;              /* table entries pointing here */
     _Atomic bool unseen;        /* bytes out of our reach: records stopped */
     _Atomic bool forked;        /* this process forked since it last touched it */
+    _Atomic bool tls;           /* its bytes on the socket are TLS records (RAW) */
+    _Atomic uint8_t tls_told;   /* a covered library's session was announced: 1, established: 2 */
+    _Atomic(const void *) ssl;  /* memory-BIO SSL bound to it (tls.c), or NULL */
     struct ht_tconn *next_free;
     struct ht_tconn *next_deferred;
     struct ht_oconn oc;
@@ -226,6 +229,9 @@ void ht_tap_accepted(int fd, const struct sockaddr *peer, socklen_t peer_len)
     ht_out_open(&t->oc, fd, (struct sockaddr *)&local, llen, peer, peer_len);
     atomic_store(&t->unseen, false);
     atomic_store(&t->forked, false);
+    atomic_store(&t->tls, false);
+    atomic_store(&t->tls_told, 0);
+    atomic_store(&t->ssl, NULL);
     t->nfds = 1;
     t->live = true;
     pthread_mutex_unlock(&t->lock);
@@ -294,20 +300,116 @@ static inline struct ht_tconn *slot_of(int fd)
     return t;
 }
 
+/* The client's first bytes are a TLS handshake record: 0x16 (handshake),
+ * then 0x03 (the major version of every TLS and SSLv3). No HTTP/1.x
+ * request starts with 0x16. */
+static bool starts_tls(const struct iovec *iov, int iovcnt, size_t n)
+{
+    uint8_t b[2];
+    size_t got = 0;
+    for (int i = 0; i < iovcnt && got < 2 && got < n; i++)
+        for (size_t j = 0; j < iov[i].iov_len && got < 2 && got < n; j++)
+            b[got++] = ((const uint8_t *)iov[i].iov_base)[j];
+    return got >= 1 && b[0] == 0x16 && (got < 2 || b[1] == 0x03);
+}
+
+/* The TLS connection this thread last read ciphertext from (tls.c binds
+ * a memory-BIO SSL to it). */
+static _Thread_local int last_tls_fd __attribute__((tls_model("initial-exec"))) = -1;
+
 void ht_tap_data(int fd, enum ht_dir d, const struct iovec *iov, int iovcnt, size_t n)
 {
     int saved = errno;
     struct ht_tconn *t = slot_of(fd);
-    if (t)
-        ht_out_data(&t->oc, fd, d, iov, iovcnt, n);
+    if (t) {
+        bool tls = atomic_load_explicit(&t->tls, memory_order_relaxed);
+        if (!tls && d == HT_REQ && atomic_load_explicit(&t->oc.off[HT_REQ], memory_order_relaxed) == 0 &&
+            starts_tls(iov, iovcnt, n)) {
+            atomic_store(&t->tls, true);
+            tls = true;
+        }
+        if (tls) {
+            ht_out_raw(&t->oc, fd, d, iov, iovcnt, n);
+            if (d == HT_REQ)
+                last_tls_fd = fd;
+        } else {
+            ht_out_data(&t->oc, fd, d, iov, iovcnt, n);
+        }
+    }
     errno = saved;
+}
+
+void ht_tap_tls_plain(int fd, enum ht_dir d, const void *buf, size_t n)
+{
+    int saved = errno;
+    struct ht_tconn *t = slot_of(fd);
+    if (t) {
+        struct iovec v = { (void *)buf, n };
+        atomic_store_explicit(&t->tls, true, memory_order_relaxed);
+        ht_out_data(&t->oc, fd, d, &v, 1, n);
+    }
+    errno = saved;
+}
+
+void ht_tap_tls_used(int fd, void (*fill)(const void *ssl, struct ht_rec_tls *r), const void *ssl,
+                     bool established)
+{
+    struct ht_tconn *t = slot_of(fd);
+    uint8_t want = established ? 2 : 1;
+    if (!t || atomic_load_explicit(&t->tls_told, memory_order_relaxed) >= want)
+        return;
+    uint8_t had = atomic_exchange(&t->tls_told, want);
+    if (had >= want) {
+        atomic_store(&t->tls_told, had);
+        return;
+    }
+    int saved = errno;
+    struct ht_rec_tls r;
+    memset(&r, 0, sizeof(r));
+    fill(ssl, &r);
+    atomic_store(&t->tls, true);
+    ht_out_tls(&t->oc, fd, &r);
+    errno = saved;
+}
+
+int ht_tap_tls_bind(const void *ssl)
+{
+    int fd = last_tls_fd;
+    if (fd < 0 || !ht_tracked(fd))
+        return -1;
+    struct ht_tconn *t = slot_of(fd);
+    const void *none = NULL;
+    if (!t || !atomic_load(&t->tls) ||
+        !atomic_compare_exchange_strong(&t->ssl, &none, ssl))
+        return none == ssl ? fd : -1;
+    return fd;
+}
+
+bool ht_tap_tls_bound(int fd, const void *ssl)
+{
+    if (!ht_tracked(fd))
+        return false;
+    struct ht_tconn *t = atomic_load_explicit(&ht_fdtab[fd], memory_order_acquire);
+    return t && atomic_load_explicit(&t->ssl, memory_order_relaxed) == ssl;
+}
+
+/* Socket bytes moved unseen on a TLS connection are ciphertext: counted
+ * in its raw stream, never fed as plaintext. */
+static bool raw_unseen(struct ht_tconn *t, int fd, enum ht_dir d, uint64_t n)
+{
+    if (!atomic_load_explicit(&t->tls, memory_order_relaxed))
+        return false;
+    struct iovec none = { NULL, 0 };
+    if (n <= SIZE_MAX)
+        ht_out_raw(&t->oc, fd, d, &none, 0, (size_t)n);
+    return true;
 }
 
 void ht_tap_unseen(int fd, enum ht_dir d, uint64_t n)
 {
     int saved = errno;
     struct ht_tconn *t = slot_of(fd);
-    if (t)
+    if (t && !raw_unseen(t, fd, d, n))
         ht_out_unseen(&t->oc, fd, d, n, HT_UNSEEN_SPLICE);
     errno = saved;
 }
@@ -334,7 +436,7 @@ void ht_tap_lost(int fd, enum ht_dir d, uint64_t n)
 {
     int saved = errno;
     struct ht_tconn *t = slot_of(fd);
-    if (t)
+    if (t && !raw_unseen(t, fd, d, n))
         ht_out_unseen(&t->oc, fd, d, n, HT_UNSEEN_CUT);
     errno = saved;
 }

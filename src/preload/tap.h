@@ -52,6 +52,31 @@ void ht_tap_received(int fd);
 /* The app received (HT_REQ) or sent (HT_RESP) n > 0 bytes, held in iov. */
 void ht_tap_data(int fd, enum ht_dir d, const struct iovec *iov, int iovcnt, size_t n);
 
+/* ---- TLS (tls.c; docs/tls.md) ----
+ * A tracked connection whose client starts with a TLS handshake record
+ * (ht_tap_data sees 0x16 0x03) has its socket bytes recorded as
+ * ciphertext (RAW records: counted, the ClientHello carried); its
+ * plaintext comes from the TLS library's hooks. */
+
+/* n > 0 plaintext bytes the TLS library handed to the app (HT_REQ) or
+ * took from it (HT_RESP) on fd. */
+void ht_tap_tls_plain(int fd, enum ht_dir d, const void *buf, size_t n);
+
+struct ht_rec_tls;
+/* A covered TLS library serves fd: its first call announces the session,
+ * and the first once the handshake is done (established) again, asking
+ * fill (which must not block) what the library knows of ssl. */
+void ht_tap_tls_used(int fd, void (*fill)(const void *ssl, struct ht_rec_tls *r), const void *ssl,
+                     bool established);
+
+/* An SSL with no socket of its own (a memory BIO: asyncio, node): bind
+ * it to the TLS connection this thread last read ciphertext from, if
+ * that one has no SSL yet. The fd, or -1. */
+int ht_tap_tls_bind(const void *ssl);
+
+/* Is ssl the memory-BIO SSL bound to fd's connection? */
+bool ht_tap_tls_bound(int fd, const void *ssl);
+
 /* Direction d of fd ended: a read returned 0 (HT_REQ), or the app shut
  * down writing (HT_RESP). */
 void ht_tap_eof(int fd, enum ht_dir d);

@@ -15,6 +15,7 @@
     GET  /splice/NAME     DIR/NAME, the body sent with os.splice: file ->
                     pipe -> socket, 64 KiB at a time
 
+With --tls CERT KEY it speaks HTTPS (python's ssl, OpenSSL underneath).
 With --count FILE every request handled appends one line to FILE before it
 is answered, so a test can compare the log with what the app really served.
 Prints "listening" once the socket is bound; SIGTERM makes it exit normally
@@ -140,10 +141,16 @@ def main():
     ap.add_argument("port", type=int)
     ap.add_argument("--count")
     ap.add_argument("--files")
+    ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     args = ap.parse_args()
     port, COUNT_FILE, FILES = args.port, args.count, args.files
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    if args.tls:
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls[0], args.tls[1])
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
     print("listening", flush=True)
     try:
         server.serve_forever()

@@ -36,6 +36,15 @@ test_server_vars() {
     LOG="$(scratch_dir)/log.jsonl"
 }
 
+# nginx_temp_paths DIR: the nginx.conf lines (http block) that keep every
+# temporary file of nginx under DIR/temp.
+nginx_temp_paths() {
+    local k
+    for k in client_body proxy fastcgi uwsgi scgi; do
+        printf '    %s_temp_path %s/temp/%s;\n' "$k" "$1" "${k#client_}"
+    done
+}
+
 # Prints a TCP port that was free on 127.0.0.1 a moment ago.
 free_port() {
     "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
