@@ -554,8 +554,10 @@ static void write_exchange(struct ht_jw *w, const struct ht_exchange *ex,
     const char *scheme = https ? "https" : "http";
     struct req_facts rf = { 0 };
     if (ex->req_head_done) {
-        write_url(w, ex->req_head + rq->target_off, rq->target_len, rq->req_flags & HT_REQF_CONNECT,
-                  scheme);
+        bool connect = rq->req_flags & HT_REQF_CONNECT;
+        /* A CONNECT in the clear has no URL of its own (authority-form). */
+        write_url(w, ex->req_head + rq->target_off, rq->target_len, connect,
+                  connect && !https ? NULL : scheme);
         req_facts(ex->req_head, ex->req_head_len, lrq, &rf);
         write_client_server(w, ex, &rf, https);
         if (rf.traceparent.n)
