@@ -51,6 +51,8 @@ PACKAGES=(
     # attach (eBPF): libbpf and the libraries it links, bpftool for vmlinux.h and
     # the skeleton (clang and llvm, above, compile the BPF side)
     libbpf-dev bpftool libelf-dev zlib1g-dev
+    # gzip, deflate and br body excerpts, decoded (src/core/decode.c)
+    libbrotli-dev
 )
 # make bench only (--bench): the capture tools and the proxy its nginx rows
 # compare httptape with (docs/benchmarks.md, "The rival tools"). tshark's

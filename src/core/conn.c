@@ -89,6 +89,7 @@ static struct ht_exchange *new_exchange(struct ht_conn *c, const struct ht_clock
     }
     ex->mode = c->cfg->mode;
     ex->service = c->cfg->service;
+    ex->max_body = c->cfg->max_body;
     ex->pid = c->pid;
     memcpy(ex->exe, c->exe, sizeof(ex->exe));
     memcpy(ex->conn_id, c->id, sizeof(ex->conn_id));

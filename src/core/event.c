@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/decode.h"
 #include "core/fields.h"
 #include "core/jsonw.h"
 #include "core/redact.h"
@@ -186,11 +187,71 @@ static void write_body(struct ht_jw *w, const struct ht_body *b)
     }
     if (b->truncated)
         ht_jw_bool(w, "truncated", true);
+    if (b->coding) {
+        /* content is decoded: from the first coded_len bytes as sent */
+        ht_jw_cstr(w, "content_encoding", ht_coding_name(b->coding));
+        if (b->decoded_size)
+            ht_jw_u64(w, "decoded_size", b->decoded_size);
+    }
     if (b->source == HT_SRC_SENDFILE)
         ht_jw_cstr(w, "source", "sendfile");
     else if (b->source == HT_SRC_SPLICE)
         ht_jw_cstr(w, "source", "splice");
     ht_jw_close(w);
+}
+
+/* ---- Content-Encoding ---- */
+
+static bool field_is(const uint8_t *h, const struct ht_field *f, const char *word, size_t wl);
+
+/* The coding the head's Content-Encoding fields name (several fields are
+ * a list: HT_CODING_OTHER). */
+static enum ht_coding head_coding(const uint8_t *h, size_t n, const struct ht_fields_list *l)
+{
+    enum ht_coding c = HT_CODING_NONE;
+    size_t pos = ht_fields_start(h, n), i = 0;
+    struct ht_field f;
+    for (;;) {
+        if (l->all) {
+            if (i == l->n)
+                break;
+            f = l->f[i++];
+        } else if (!ht_fields_next(h, n, &pos, &f)) {
+            break;
+        }
+        if (f.name_len != 16 || !field_is(h, &f, "content-encoding", 16))
+            continue;
+        enum ht_coding fc = ht_coding_of(h + f.value, f.value_end - f.value);
+        if (fc == HT_CODING_NONE)
+            continue;
+        c = c == HT_CODING_NONE ? fc : HT_CODING_OTHER;
+    }
+    return c;
+}
+
+/* A body excerpt in gzip, deflate or br becomes its decoded bytes, up to
+ * the excerpt cap; one that does not decode stays as it came. */
+static void decode_body(struct ht_exchange *ex, struct ht_body *b, const uint8_t *h, size_t hn,
+                        const struct ht_fields_list *l)
+{
+    if (!b->buf || !b->len || b->coding || !h || !ex->max_body)
+        return;
+    enum ht_coding c = head_coding(h, hn, l);
+    if (c == HT_CODING_NONE || c == HT_CODING_OTHER)
+        return;
+    struct ht_decoded d;
+    if (ht_decode(c, b->buf, b->len, ex->max_body, &d) || !d.len) {
+        free(d.buf);
+        return;
+    }
+    bool whole = !b->truncated && b->len == b->size;    /* the excerpt held all of it */
+    b->coded_len = b->len;
+    ht_exchange_release(ex, b->buf);
+    b->buf = d.buf;
+    b->len = b->cap = (uint32_t)d.len;
+    b->coding = (uint8_t)c;
+    b->truncated = !(whole && d.ended);
+    b->decoded_size = whole && d.ended ? d.len : 0;
 }
 
 /* ---- url ---- */
@@ -654,6 +715,9 @@ int ht_event_format(struct ht_exchange *ex, struct ht_buf *out)
     struct ht_fields_list lrq, lrs;
     ht_fields_list(ex->req_head, ex->req_head ? ex->req_head_len : 0, &lrq);
     ht_fields_list(ex->resp_head, ex->resp_head ? ex->resp_head_len : 0, &lrs);
+    /* Coded excerpts are decoded first, so that redaction reads them. */
+    decode_body(ex, &ex->req_body, ex->req_head, ex->req_head ? ex->req_head_len : 0, &lrq);
+    decode_body(ex, &ex->resp_body, ex->resp_head, ex->resp_head ? ex->resp_head_len : 0, &lrs);
     /* Secrets are replaced before a single byte of the record exists, on
      * whichever thread formats it, for every front end. */
     ht_redact_exchange_listed(ex, &lrq, &lrs);

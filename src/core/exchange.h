@@ -39,8 +39,11 @@ struct ht_body {
     uint8_t *buf;           /* excerpt: the first len bytes of the body */
     uint32_t len, cap;
     uint64_t size;          /* decoded body length observed */
-    bool truncated;         /* size > len */
+    bool truncated;         /* the excerpt is not the whole body */
     uint8_t source;         /* enum ht_body_source */
+    uint8_t coding;         /* enum ht_coding the excerpt was decoded from, or 0 */
+    uint64_t decoded_size;  /* with coding: the decoded body's size when known, else 0 */
+    uint32_t coded_len;     /* with coding: the coded bytes the excerpt came from */
 };
 
 /* How body bytes reached the socket, when not by read/write. */
@@ -76,6 +79,7 @@ struct ht_exchange {
     const char *mode;               /* "preload", "replay", ... (static) */
     const char *service;            /* service.name or NULL (the configuration's) */
     int pid;
+    uint32_t max_body;              /* the excerpt cap in force (decoded excerpts too) */
     char exe[16];                   /* process.executable.name or "" */
     char conn_id[32];
     uint64_t request_index;         /* 0-based position on the connection */

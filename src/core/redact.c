@@ -520,7 +520,9 @@ static struct field field_of(const struct ht_field *hf)
 static size_t start_line_end(const uint8_t *h, size_t n) { return ht_fields_start(h, n); }
 
 /* Content-Type / Content-Encoding of a head: which bodies are read. */
-enum body_kind { B_OTHER, B_JSON, B_FORM, B_ENCODED };
+/* What a body is (B_OTHER, B_JSON, B_FORM), and B_ENCODED beside it when
+ * its Content-Encoding is not identity. */
+enum body_kind { B_OTHER = 0, B_JSON = 1, B_FORM = 2, B_TYPE = 3, B_ENCODED = 4 };
 
 static bool value_is(const uint8_t *v, size_t n, const char *word)
 {
@@ -625,17 +627,17 @@ static void body_kind_field(uint8_t fl, const uint8_t *v, size_t vl, enum body_k
 {
     if (fl & NF_CENC) {
         if (!value_is(v, vl, "identity"))
-            *k = B_ENCODED;
-    } else if ((fl & NF_CTYPE) && *k == B_OTHER) {
+            *k = (enum body_kind)(*k | B_ENCODED);
+    } else if ((fl & NF_CTYPE) && (*k & B_TYPE) == B_OTHER) {
         const uint8_t *semi = memchr(v, ';', vl);
         size_t ml = semi ? (size_t)(semi - v) : vl;
         while (ml && ows(v[ml - 1]))
             ml--;
         if (value_is(v, ml, "application/json") || value_is(v, ml, "text/json") ||
             (ml > 5 && value_is(v + ml - 5, 5, "+json")))
-            *k = B_JSON;
+            *k = (enum body_kind)(*k | B_JSON);
         else if (value_is(v, ml, "application/x-www-form-urlencoded"))
-            *k = B_FORM;
+            *k = (enum body_kind)(*k | B_FORM);
     }
 }
 
@@ -943,8 +945,11 @@ static bool sniff_json(const struct ht_body *b)
 
 static int redact_body(struct ctx *x, struct ht_body *b, enum body_kind k)
 {
-    if (!b->buf || !b->len || k == B_ENCODED)
+    /* A coded body is read once it was decoded (core/decode.h), never as
+     * the coded bytes. */
+    if (!b->buf || !b->len || ((k & B_ENCODED) && !b->coding))
         return 0;
+    k = (enum body_kind)(k & B_TYPE);
     struct splice sp = { .src = b->buf, .n = b->len };
     /* Labelled JSON but not bracketed ("a=1&password=x" sent as JSON): the
      * JSON scanner would find no member, so read it as a form. */

@@ -87,3 +87,18 @@ start_uvicorn() {
         <(exchanges "$LOG")
     assert_output '["expect me",[100],200,"expect me",true]'
 }
+
+@test "fastapi: a gzip'd response (GZipMiddleware) is logged decoded, its secret redacted, with its size as sent" {
+    start_uvicorn gzip_app:app "$REPO/tests/integration/apps"
+    run curl -s --max-time 5 -H 'Accept-Encoding: gzip' -o "$BATS_TEST_TMPDIR/body.gz" \
+        -w '%{size_download}' "$BASE/account"
+    assert_success
+    sent=$output
+    [ "$(gzip -dc "$BATS_TEST_TMPDIR/body.gz" | jq -r .password)" = hunter2 ]   # the client got it all
+    plain=$(gzip -dc "$BATS_TEST_TMPDIR/body.gz" | wc -c)
+    wait_exchanges "$LOG" 1
+    run jq -c 'select(.url.path == "/account") | .http.response | [.header["content-encoding"][0],
+               .body.size, .body.content_encoding, (.body.content | fromjson | .password, .user),
+               .body.decoded_size, .body.encoding]' <(exchanges "$LOG")
+    assert_output "[\"gzip\",$sent,\"gzip\",\"REDACTED\",\"bob\",$plain,null]"
+}
