@@ -71,6 +71,8 @@ enum ht_unseen_reason {
     HT_UNSEEN_SPLICE,       /* moved by splice(2): never in a buffer we could read */
     HT_UNSEEN_BIG,          /* preload: the middle of one call too big to copy whole; counted,
                              * a gap only where it had to be parsed */
+    HT_UNSEEN_STALE,        /* preload: moved by a call that began on connection conn_id, whose
+                             * fd another thread closed and reused meanwhile: given to neither */
 };
 
 /* conn_id bit set by attach's user side for connections open before it

@@ -572,8 +572,26 @@ static size_t fetch_filedata(void *ctx, uint64_t off, uint8_t *buf, size_t len)
 
 /* DATA, UNSEEN, SENDFILE and FILEDATA records. size: for DATA the payload bytes at
  * data, for SENDFILE the size of the whole record. */
+/* Bytes a call moved on a connection whose fd another thread closed and
+ * reused meanwhile (preload's HT_UNSEEN_STALE): the old connection's, seen
+ * after its end. Counted; a gap in it if it is still here; never fed to
+ * whichever connection holds the number now. */
+static void stale(const struct ht_rec *h)
+{
+    HT_STAT_ADD(bytes_unattributed, h->span);
+    struct aconn *c = find_id(h->tgid, h->conn_id);
+    if (c && !c->conn.finished) {
+        struct ht_clock now = rec_clock(h);
+        lose(c, h->dir ? HT_RESP : HT_REQ, h->span, &now);
+    }
+}
+
 static void on_bytes(const struct ht_rec *h, const uint8_t *data, size_t size)
 {
+    if (h->type == HT_REC_UNSEEN && h->reason == HT_UNSEEN_STALE) {
+        stale(h);
+        return;
+    }
     struct ht_clock now = rec_clock(h);
     struct aconn *c = conn_of(h, &now);
     enum ht_dir d = h->dir ? HT_RESP : HT_REQ;

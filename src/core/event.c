@@ -755,6 +755,7 @@ void ht_stats_record_take(struct ht_stats_record *r, int64_t wall_ns, int pid,
     r->record_bytes_lost = HT_STAT_GET(record_bytes_lost);
     r->registrations_refused = HT_STAT_GET(registrations_refused);
     r->rings_broken = HT_STAT_GET(rings_broken);
+    r->bytes_unattributed = HT_STAT_GET(bytes_unattributed);
 }
 
 int ht_event_format_stats(const struct ht_stats_record *r, struct ht_buf *out)
@@ -793,6 +794,7 @@ int ht_event_format_stats(const struct ht_stats_record *r, struct ht_buf *out)
     ht_jw_u64(&w, "capture_gaps", r->capture_gaps);
     ht_jw_u64(&w, "bytes_received", r->bytes_received);
     ht_jw_u64(&w, "bytes_sent", r->bytes_sent);
+    ht_jw_u64(&w, "bytes_unattributed", r->bytes_unattributed);
     ht_jw_u64(&w, "records_lost", r->records_lost);
     ht_jw_u64(&w, "record_bytes_lost", r->record_bytes_lost);
     ht_jw_u64(&w, "registrations_refused", r->registrations_refused);

@@ -24,6 +24,7 @@ void ht_stats_reset(void)
     atomic_store(&ht_stats.bytes_sent, 0);
     atomic_store(&ht_stats.records_lost, 0);
     atomic_store(&ht_stats.registrations_refused, 0);
+    atomic_store(&ht_stats.bytes_unattributed, 0);
     atomic_store(&ht_stats.rings_broken, 0);
     atomic_store(&ht_stats.record_bytes_lost, 0);
 }

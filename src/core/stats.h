@@ -29,6 +29,7 @@ struct ht_stats {
     _Atomic uint64_t bytes_sent;
     _Atomic uint64_t records_lost;      /* capture records a full ring had no room for */
     _Atomic uint64_t record_bytes_lost; /* ... the bytes they would have held */
+    _Atomic uint64_t bytes_unattributed; /* moved by a call whose fd was closed and reused meanwhile */
     _Atomic uint64_t registrations_refused; /* processes whose ring the collector refused */
     _Atomic uint64_t rings_broken;      /* rings whose reading stopped (foreign data) */
 };

@@ -38,13 +38,16 @@ static inline void accepted(int fd)
     ht_tap_accepted(fd, NULL, 0);
 }
 
-static inline ssize_t received(int fd, ssize_t r, void *buf, size_t want)
+/* tok: what fd named when the call began (ht_tap_token, taken before the
+ * real call): bytes go to a connection only if fd still names it. */
+static inline ssize_t received(int fd, uint64_t tok, ssize_t r, void *buf, size_t want)
 {
-    if (__builtin_expect(ht_tracked(fd), 0)) {
+    if (__builtin_expect(ht_tracked(fd), 0) && r >= 0 && (r > 0 || want > 0) &&
+        ht_tap_same(fd, tok, HT_REQ, (uint64_t)r)) {
         if (r > 0) {
             struct iovec v = { buf, (size_t)r };
             ht_tap_data(fd, HT_REQ, &v, 1, (size_t)r);
-        } else if (r == 0 && want > 0) {
+        } else {
             ht_tap_eof(fd, HT_REQ);
         }
     }
@@ -55,20 +58,22 @@ static inline ssize_t received(int fd, ssize_t r, void *buf, size_t want)
  * again), MSG_ERRQUEUE (the socket's error queue, not the stream) and
  * MSG_TRUNC on a stream (discarded by the kernel, never seen: a capture
  * gap). True when the bytes must not be fed. */
-static inline bool not_fed(int fd, ssize_t r, int flags)
+static inline bool not_fed(int fd, uint64_t tok, ssize_t r, int flags)
 {
     if (flags & (MSG_PEEK | MSG_ERRQUEUE))
         return true;
     if ((flags & MSG_TRUNC) && r > 0 && ht_tracked(fd)) {
-        ht_tap_lost(fd, HT_REQ, (uint64_t)r);
+        if (ht_tap_same(fd, tok, HT_REQ, (uint64_t)r))
+            ht_tap_lost(fd, HT_REQ, (uint64_t)r);
         return true;
     }
     return false;
 }
 
-static inline ssize_t received_flags(int fd, ssize_t r, void *buf, size_t want, int flags)
+static inline ssize_t received_flags(int fd, uint64_t tok, ssize_t r, void *buf, size_t want,
+                                     int flags)
 {
-    return not_fed(fd, r, flags) ? r : received(fd, r, buf, want);
+    return not_fed(fd, tok, r, flags) ? r : received(fd, tok, r, buf, want);
 }
 
 static inline size_t iov_total(const struct iovec *iov, int n)
@@ -79,29 +84,30 @@ static inline size_t iov_total(const struct iovec *iov, int n)
     return t;
 }
 
-static inline ssize_t received_iov(int fd, ssize_t r, const struct iovec *iov, int n)
+static inline ssize_t received_iov(int fd, uint64_t tok, ssize_t r, const struct iovec *iov, int n)
 {
-    if (__builtin_expect(ht_tracked(fd), 0)) {
+    if (__builtin_expect(ht_tracked(fd), 0) && r >= 0 && (r > 0 || iov_total(iov, n) > 0) &&
+        ht_tap_same(fd, tok, HT_REQ, (uint64_t)r)) {
         if (r > 0)
             ht_tap_data(fd, HT_REQ, iov, n, (size_t)r);
-        else if (r == 0 && iov_total(iov, n) > 0)
+        else
             ht_tap_eof(fd, HT_REQ);
     }
     return r;
 }
 
-static inline ssize_t sent(int fd, ssize_t r, const void *buf)
+static inline ssize_t sent(int fd, uint64_t tok, ssize_t r, const void *buf)
 {
-    if (r > 0 && __builtin_expect(ht_tracked(fd), 0)) {
+    if (r > 0 && __builtin_expect(ht_tracked(fd), 0) && ht_tap_same(fd, tok, HT_RESP, (uint64_t)r)) {
         struct iovec v = { (void *)buf, (size_t)r };
         ht_tap_data(fd, HT_RESP, &v, 1, (size_t)r);
     }
     return r;
 }
 
-static inline ssize_t sent_iov(int fd, ssize_t r, const struct iovec *iov, int n)
+static inline ssize_t sent_iov(int fd, uint64_t tok, ssize_t r, const struct iovec *iov, int n)
 {
-    if (r > 0 && __builtin_expect(ht_tracked(fd), 0))
+    if (r > 0 && __builtin_expect(ht_tracked(fd), 0) && ht_tap_same(fd, tok, HT_RESP, (uint64_t)r))
         ht_tap_data(fd, HT_RESP, iov, n, (size_t)r);
     return r;
 }
@@ -126,39 +132,47 @@ HT_EXPORT int accept4(int s, struct sockaddr *addr, socklen_t *len, int flags)
 
 HT_EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
-    return received(fd, REAL(read)(fd, buf, n), buf, n);
+    uint64_t tok = ht_tap_token(fd);
+    return received(fd, tok, REAL(read)(fd, buf, n), buf, n);
 }
 
 HT_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 {
-    return received(fd, REAL(read_chk)(fd, buf, n, buflen), buf, n);
+    uint64_t tok = ht_tap_token(fd);
+    return received(fd, tok, REAL(read_chk)(fd, buf, n, buflen), buf, n);
 }
 
 HT_EXPORT ssize_t readv(int fd, const struct iovec *iov, int n)
 {
-    return received_iov(fd, REAL(readv)(fd, iov, n), iov, n);
+    uint64_t tok = ht_tap_token(fd);
+    return received_iov(fd, tok, REAL(readv)(fd, iov, n), iov, n);
 }
 
 HT_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
-    return received_flags(fd, REAL(recv)(fd, buf, n, flags), buf, n, flags);
+    uint64_t tok = ht_tap_token(fd);
+    return received_flags(fd, tok, REAL(recv)(fd, buf, n, flags), buf, n, flags);
 }
 
 HT_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags)
 {
-    return received_flags(fd, REAL(recv_chk)(fd, buf, n, buflen, flags), buf, n, flags);
+    uint64_t tok = ht_tap_token(fd);
+    return received_flags(fd, tok, REAL(recv_chk)(fd, buf, n, buflen, flags), buf, n, flags);
 }
 
 HT_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
                            struct sockaddr *addr, socklen_t *alen)
 {
-    return received_flags(fd, REAL(recvfrom)(fd, buf, n, flags, addr, alen), buf, n, flags);
+    uint64_t tok = ht_tap_token(fd);
+    return received_flags(fd, tok, REAL(recvfrom)(fd, buf, n, flags, addr, alen), buf, n,
+                          flags);
 }
 
 HT_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
                                  struct sockaddr *addr, socklen_t *alen)
 {
-    return received_flags(fd, REAL(recvfrom_chk)(fd, buf, n, buflen, flags, addr, alen),
+    uint64_t tok = ht_tap_token(fd);
+    return received_flags(fd, tok, REAL(recvfrom_chk)(fd, buf, n, buflen, flags, addr, alen),
                           buf, n, flags);
 }
 
@@ -182,29 +196,32 @@ static void received_fds(const struct msghdr *msg)
 /* After a successful recvmsg the kernel has read *msg and its iovec
  * array and written msg_controllen (what it stored there): only then is
  * any of it looked at. */
-static ssize_t received_msg(int fd, ssize_t r, struct msghdr *msg, int flags)
+static ssize_t received_msg(int fd, uint64_t tok, ssize_t r, struct msghdr *msg, int flags)
 {
     if (r < 0)
         return r;
     if (ht_fdtab_size && msg->msg_controllen > 0)
         received_fds(msg);
-    return not_fed(fd, r, flags) ? r : received_iov(fd, r, msg->msg_iov, (int)msg->msg_iovlen);
+    return not_fed(fd, tok, r, flags) ? r
+                                      : received_iov(fd, tok, r, msg->msg_iov, (int)msg->msg_iovlen);
 }
 
 HT_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
-    return received_msg(fd, REAL(recvmsg)(fd, msg, flags), msg, flags);
+    uint64_t tok = ht_tap_token(fd);
+    return received_msg(fd, tok, REAL(recvmsg)(fd, msg, flags), msg, flags);
 }
 
 /* Only the r messages the kernel reported, msg_len bytes each. */
 HT_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags,
                        struct timespec *timeout)
 {
+    uint64_t tok = ht_tap_token(fd);
     int r = REAL(recvmmsg)(fd, vec, vlen, flags, timeout);
     if (r > 0 && ht_fdtab_size) {
         int saved = errno;
         for (int i = 0; i < r; i++)
-            received_msg(fd, (ssize_t)vec[i].msg_len, &vec[i].msg_hdr, flags);
+            received_msg(fd, tok, (ssize_t)vec[i].msg_len, &vec[i].msg_hdr, flags);
         errno = saved;
     }
     return r;
@@ -214,38 +231,44 @@ HT_EXPORT int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags
 
 HT_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
-    return sent(fd, REAL(write)(fd, buf, n), buf);
+    uint64_t tok = ht_tap_token(fd);
+    return sent(fd, tok, REAL(write)(fd, buf, n), buf);
 }
 
 HT_EXPORT ssize_t writev(int fd, const struct iovec *iov, int n)
 {
-    return sent_iov(fd, REAL(writev)(fd, iov, n), iov, n);
+    uint64_t tok = ht_tap_token(fd);
+    return sent_iov(fd, tok, REAL(writev)(fd, iov, n), iov, n);
 }
 
 HT_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
-    return sent(fd, REAL(send)(fd, buf, n, flags), buf);
+    uint64_t tok = ht_tap_token(fd);
+    return sent(fd, tok, REAL(send)(fd, buf, n, flags), buf);
 }
 
 HT_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
                          const struct sockaddr *addr, socklen_t alen)
 {
-    return sent(fd, REAL(sendto)(fd, buf, n, flags, addr, alen), buf);
+    uint64_t tok = ht_tap_token(fd);
+    return sent(fd, tok, REAL(sendto)(fd, buf, n, flags, addr, alen), buf);
 }
 
 /* msg is read only after the kernel accepted it (r > 0). */
 HT_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
+    uint64_t tok = ht_tap_token(fd);
     ssize_t r = REAL(sendmsg)(fd, msg, flags);
-    return r > 0 ? sent_iov(fd, r, msg->msg_iov, (int)msg->msg_iovlen) : r;
+    return r > 0 ? sent_iov(fd, tok, r, msg->msg_iov, (int)msg->msg_iovlen) : r;
 }
 
 HT_EXPORT int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 {
+    uint64_t tok = ht_tap_token(fd);
     int r = REAL(sendmmsg)(fd, vec, vlen, flags);
     if (r > 0 && __builtin_expect(ht_tracked(fd), 0))
         for (int i = 0; i < r; i++)
-            sent_iov(fd, (ssize_t)vec[i].msg_len, vec[i].msg_hdr.msg_iov,
+            sent_iov(fd, tok, (ssize_t)vec[i].msg_len, vec[i].msg_hdr.msg_iov,
                      (int)vec[i].msg_hdr.msg_iovlen);
     return r;
 }
@@ -273,9 +296,9 @@ HT_EXPORT int close(int fd)
 
 /* *offset is read only after a successful call (the kernel wrote it: the
  * end of the range it sent); before the call it may be a bad pointer. */
-static ssize_t sent_file(int out_fd, int in_fd, const off_t *offset, ssize_t r)
+static ssize_t sent_file(int out_fd, uint64_t tok, int in_fd, const off_t *offset, ssize_t r)
 {
-    if (r > 0 && ht_tracked(out_fd)) {
+    if (r > 0 && ht_tracked(out_fd) && ht_tap_same(out_fd, tok, HT_RESP, (uint64_t)r)) {
         int saved = errno;
         /* Without an offset argument sendfile used (and moved) the file's
          * own offset: either way the range ends where it points now. */
@@ -288,12 +311,14 @@ static ssize_t sent_file(int out_fd, int in_fd, const off_t *offset, ssize_t r)
 
 HT_EXPORT ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
 {
-    return sent_file(out_fd, in_fd, offset, REAL(sendfile)(out_fd, in_fd, offset, count));
+    uint64_t tok = ht_tap_token(out_fd);
+    return sent_file(out_fd, tok, in_fd, offset, REAL(sendfile)(out_fd, in_fd, offset, count));
 }
 
 HT_EXPORT ssize_t sendfile64(int out_fd, int in_fd, off_t *offset, size_t count)
 {
-    return sent_file(out_fd, in_fd, offset, REAL(sendfile64)(out_fd, in_fd, offset, count));
+    uint64_t tok = ht_tap_token(out_fd);
+    return sent_file(out_fd, tok, in_fd, offset, REAL(sendfile64)(out_fd, in_fd, offset, count));
 }
 
 /* splice / copy_file_range move bytes kernel-side: counted, never seen. */

@@ -510,6 +510,14 @@ void ht_out_unseen(struct ht_oconn *c, int fd, int d, uint64_t n, int reason)
     }
 }
 
+void ht_out_stale(int fd, uint64_t old_id, int d, uint64_t n)
+{
+    if (!ready())
+        return;                         /* no ring yet: nothing recorded of it either */
+    struct ht_oconn old = { .id = old_id };
+    put_plain(&old, fd, HT_REC_UNSEEN, d, 0, n, HT_UNSEEN_STALE);
+}
+
 void ht_out_file(struct ht_oconn *c, int fd, int in_fd, int64_t file_off, uint64_t n)
 {
     if (n > UINT32_MAX) {

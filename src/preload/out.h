@@ -67,6 +67,11 @@ void ht_out_data(struct ht_oconn *c, int fd, int d, const struct iovec *iov, int
  * (splice) or were thrown away unseen (MSG_TRUNC): reason HT_UNSEEN_*. */
 void ht_out_unseen(struct ht_oconn *c, int fd, int d, uint64_t n, int reason);
 
+/* n bytes (0: an end of stream) of direction d moved by a call that began
+ * on connection old_id, which fd no longer names: an UNSEEN record
+ * (HT_UNSEEN_STALE) under the old id, given to no connection. */
+void ht_out_stale(int fd, uint64_t old_id, int d, uint64_t n);
+
 /* n bytes were sent from in_fd at file offset file_off (sendfile): the
  * first bytes, up to the excerpt cap, are read back into the record. */
 void ht_out_file(struct ht_oconn *c, int fd, int in_fd, int64_t file_off, uint64_t n);

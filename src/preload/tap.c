@@ -289,6 +289,26 @@ void ht_tap_dup(int oldfd, int newfd)
 }
 
 /* The live slot of fd, or NULL (untracked, or out of reach). Lock-free. */
+uint64_t ht_tap_id(int fd)
+{
+    /* Slots are never freed: a concurrent close leaves this readable. */
+    struct ht_tconn *t = atomic_load_explicit(&ht_fdtab[fd], memory_order_acquire);
+    return t ? t->oc.id : 0;
+}
+
+bool ht_tap_same(int fd, uint64_t tok, enum ht_dir d, uint64_t n)
+{
+    uint64_t now = ht_tap_token(fd);
+    if (__builtin_expect(now == tok, 1))
+        return true;
+    if (tok) {
+        int saved = errno;
+        ht_out_stale(fd, tok, d, n);
+        errno = saved;
+    }
+    return false;
+}
+
 static inline struct ht_tconn *slot_of(int fd)
 {
     run_deferred();

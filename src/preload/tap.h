@@ -49,6 +49,18 @@ void ht_tap_accepted(int fd, const struct sockaddr *peer, socklen_t peer_len);
 /* fd arrived by SCM_RIGHTS: tracked if it is a connected TCP socket. */
 void ht_tap_received(int fd);
 
+/* The connection fd names as a call on it begins (its id), 0 when none:
+ * a call that blocked while another thread closed fd and accepted a new
+ * connection on the same number moved the old connection's bytes. The
+ * hooks take it before the real call and give it to ht_tap_same after. */
+uint64_t ht_tap_id(int fd);
+static inline uint64_t ht_tap_token(int fd) { return ht_tracked(fd) ? ht_tap_id(fd) : 0; }
+
+/* Does fd still name the connection tok named? When not, the n bytes (or
+ * the end of stream, n 0) are no connection's: counted under the old one
+ * (tok), given to neither. */
+bool ht_tap_same(int fd, uint64_t tok, enum ht_dir d, uint64_t n);
+
 /* The app received (HT_REQ) or sent (HT_RESP) n > 0 bytes, held in iov. */
 void ht_tap_data(int fd, enum ht_dir d, const struct iovec *iov, int iovcnt, size_t n);
 

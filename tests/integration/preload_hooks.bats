@@ -184,3 +184,45 @@ sum_stat() {
     wait_exchanges "$LOG" 3
     assert_equal "$(sum_stat exchanges_written)" 3
 }
+
+@test "hooks: a read that began on a connection whose fd another thread closed and reused gives its bytes to neither" {
+    build fdreuse_server fdreuse_server.c -lpthread
+    start_tapped srv "$LOG" "$BATS_TEST_TMPDIR/fdreuse_server" "$PORT"
+    run timeout 20 "$PY" - "$PORT" "$SERVER_OUT" <<'PY'
+import socket, sys, time
+port, out = int(sys.argv[1]), sys.argv[2]
+def wait_for(word):
+    for _ in range(400):
+        try:
+            if word in open(out).read():
+                return
+        except FileNotFoundError:
+            pass
+        time.sleep(0.025)
+    sys.exit("no %r from the server" % word)
+def connect():
+    for _ in range(400):
+        try:
+            return socket.create_connection(("127.0.0.1", port), timeout=10)
+        except ConnectionRefusedError:
+            time.sleep(0.025)
+a = connect()
+wait_for("blocked")
+b = connect()
+wait_for("reused 1")
+req_a = b"GET /from-A HTTP/1.1\r\nHost: x\r\n\r\n"
+a.sendall(req_a)
+wait_for("a-read %d" % len(req_a))
+b.sendall(b"GET /from-B HTTP/1.1\r\nHost: x\r\n\r\n")
+print(b.recv(4096).decode().split("\r\n")[0], len(req_a))
+PY
+    assert_success
+    assert_output "HTTP/1.1 200 OK 33"
+    wait_exit
+    wait_no_holders "$LOG"
+    # B's connection holds B's request only, whole; A's bytes are counted.
+    run jq -c 'select(.httptape.type == "exchange") | [.url.path, .httptape.connection.request_index,
+               .httptape.complete]' "$LOG"
+    assert_output '["/from-B",0,true]'
+    assert_equal "$(sum_stat bytes_unattributed)" 33
+}
