@@ -4,8 +4,9 @@
 # every row and how to read the ratios.
 #
 # Every server runs pinned to one CPU (BENCH_SERVER_CPU, default 0) with all
-# its threads (strace; `httptape attach` beside it during the attach rows'
-# rounds), so their work is charged to the server's own CPU budget. The
+# its threads (strace; a rival tool beside it during its rows' rounds), so
+# their work is charged to the server's own CPU budget; `httptape attach`
+# runs on the spare CPU or the server's, one row each, like the collector. The
 # httptape collector (a process of its own, started by `httptape run`) runs
 # on the spare CPU or on the server's, one row each, and its CPU time is
 # counted apart and added (start_tapped); wrk runs pinned to the other (BENCH_CLIENT_CPU,
@@ -118,6 +119,7 @@ BUILD_ID="$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$([[ -z $(git -C "
 : >"$WORK/rows.tsv"
 : >"$WORK/resources.tsv"
 : >"$WORK/notes.txt"
+: >"$WORK/kernel.tsv"
 
 FAILED=0
 note() {            # a warning for the final report (and stderr now)
@@ -139,9 +141,9 @@ declare -A SERVER_RUNS=()   # name -> wrk runs against it
 declare -A SERVER_EXTRA=()  # name -> requests sent by other clients (curl, idle_conns.py)
 declare -A ROUND_HOOK=()    # name -> function run as `F start NAME TAG SECONDS` before each
                             # wrk run against NAME and `F stop NAME TAG` after it
-                            # (httptape attach); a non-zero status voids the round
+                            # (httptape attach, a rival tool); a non-zero status voids the round
 declare -A ROUND_PIDS=()    # name -> a process outside the server's tree whose CPU time is
-                            # the server's during its rounds (attach, pinned beside it)
+                            # the server's during its rounds (a rival tool, pinned beside it)
 declare -A ATTACH_PID=()    # name -> the httptape attach process running for NAME's round
 declare -A RIVAL_PID=()     # name -> the rival tool (tcpdump...) running for NAME's round
 declare -A COLL_PID=()      # name -> the httptape collector (comm httptape-coll) of a tapped server
@@ -376,7 +378,7 @@ child_cpu_ms() {
 }
 
 # extra_run_us NAME: CPU time (us) of the process that works for server NAME
-# from outside its tree during a round (ROUND_PIDS: httptape attach), or 0.
+# from outside its tree during a round (ROUND_PIDS: a rival tool), or 0.
 extra_run_us() {
     local pid=${ROUND_PIDS[$1]:-}
     if [[ -n $pid ]]; then tree_run_us "$pid"; else echo 0; fi
@@ -394,11 +396,11 @@ run_wrk() {
     local name=$1 tag=$2 url=$3 script=$4 secs=$5
     local out="$WORK/wrk/$tag.txt" line
     local srv_a ext_a cpu0_a cpu1_a nice0_a nice1_a wrk_a t0 srv_b ext_b cpu0_b cpu1_b nice0_b nice1_b t1 win
-    local hook=${ROUND_HOOK[$name]:-} hook_rc=0
-    local coll=${COLL_PID[$name]:-} coll_a=0 coll_b=0
+    local hook=${ROUND_HOOK[$name]:-} hook_rc=0 coll coll_a=0 coll_b=0 coll_gone=0
     if [[ -n $hook ]] && ! "$hook" start "$name" "$tag" "$secs"; then
         return 1        # the hook said why; nothing was measured
     fi
+    coll=${COLL_PID[$name]:-}   # attach's hook makes one for its round
     srv_a=$(tree_run_us "${SERVER_PID[$name]}")
     ext_a=$(extra_run_us "$name")
     [[ -n $coll ]] && coll_a=$(tree_run_us "$coll")
@@ -416,6 +418,7 @@ run_wrk() {
     srv_b=$(tree_run_us "${SERVER_PID[$name]}")
     ext_b=$(extra_run_us "$name")
     [[ -n $coll ]] && coll_b=$(tree_run_us "$coll")
+    [[ -n $coll ]] && ! kill -0 "$coll" 2>/dev/null && coll_gone=1
     if [[ -n $hook ]]; then "$hook" stop "$name" "$tag" || hook_rc=1; fi
     win=$(((t1 - t0) / 1000))
     ((win > 0)) || win=1
@@ -423,7 +426,7 @@ run_wrk() {
     local srv_us=$((srv_b - srv_a + ext_us))
     local srv_ms=$((srv_us / 1000))
     local coll_us=$((coll_b - coll_a)) coll_ms0=0 coll_ms1=0
-    if [[ -n $coll ]] && ! kill -0 "$coll" 2>/dev/null; then
+    if ((coll_gone)); then
         failed "wrk $tag (server $name): its collector (pid $coll) is gone"
         coll_us=0
         hook_rc=1
@@ -492,7 +495,10 @@ measure_cycles() {
                     "$W_CPU_US" "$W_SRV_US" "$W_COLL_US" "$W_COLL" >>"$WORK/results.tsv"
                 extra=
                 case ${ROUND_HOOK[$name]:-} in
-                attach_hook) extra=" (the attach process: ${W_EXTRA_US}us)" ;;
+                attach_hook)
+                    extra=" (kernel side: $((ATTACH_KNS[$name] / W_REQS)) ns per request)"
+                    printf '%s/%s\t%d\t%s\n' "$workload" "$name" "$c" \
+                        "$((ATTACH_KNS[$name] / W_REQS))" >>"$WORK/kernel.tsv" ;;
                 rival_hook) extra=" (${RIVAL_KIND[$name]}: ${W_EXTRA_US}us)" ;;
                 esac
                 [[ -n ${COLL_PID[$name]:-} ]] &&
@@ -646,24 +652,34 @@ check_logs() {
 
 # An attach server is a plain server (started like the untapped one) with a
 # round hook: before each wrk run against it, warm-up included, `httptape
-# attach` is started pinned to the server's CPU, and wrk starts only once
+# attach --kernel-stats` is started pinned to the spare CPU or to the
+# server's (PLACE, as the collector of the run rows), and wrk starts only once
 # attach has printed its "attached to pid" line (its programs are in place);
 # after wrk, attach gets SIGINT and detaches. Attaching (a fraction of a
 # second) and detaching (about a second) are outside the measured window.
-# During the window the attach process's CPU time is the server's
-# (ROUND_PIDS). Every run appends to the server's one log and closes it
-# with its own final statistics record (under attach's own pid).
+# During the window the attach process is the row's collector (COLL_PID: its
+# CPU time is counted apart and added, as for the run rows); the BPF
+# programs run in the server's threads, so their time is the server's, and
+# attach's "kernel side" line gives it (ATTACH_KNS: all our programs' run
+# time during the round, printed per request). Every run appends to the
+# server's one log and closes it with its own final statistics record
+# (under attach's own pid).
 declare -A ATTACH_TARGET=() # name -> the pid attach records (uvicorn; nginx's worker)
 declare -A ATTACH_RUNS=()   # name -> attach runs that attached
 declare -A ATTACH_SAID=()   # name -> runs in which attach wrote to stderr
 declare -A ATTACH_FIRST=()  # name -> the first such line
+declare -A ATTACH_CPU=()    # name -> the CPU attach runs on
+declare -A ATTACH_KNS=()    # name -> ns its BPF programs ran during the last round
 ATTACH_WAIT=15              # seconds for attach to say "attached"
 ATTACH_STOP_WAIT=30         # seconds for it to detach and exit after SIGINT
 
-# attach_server NAME TARGET_PID LOG: makes server NAME an attach server.
+# attach_server NAME TARGET_PID LOG PLACE: makes server NAME an attach
+# server, attach on the spare CPU (PLACE spare) or the server's (same).
 attach_server() {
-    local name=$1 target=$2 log=$3
+    local name=$1 target=$2 log=$3 place=$4
     [[ -n ${SERVER_PID[$name]:-} && -n $target ]] || return 1
+    ATTACH_CPU[$name]=$SRV_CPU
+    [[ $place == spare ]] && ATTACH_CPU[$name]=$CLI_CPU
     ATTACH_TARGET[$name]=$target
     SERVER_LOG[$name]=$log
     ATTACH_RUNS[$name]=0
@@ -687,7 +703,7 @@ attach_hook() {     # start NAME TAG SECONDS | stop NAME TAG
 attach_start() {
     local name=$1 tag=$2 secs=$3 pid
     local out=$WORK/out/$tag.attach.out err=$WORK/out/$tag.attach.err
-    taskset -c "$SRV_CPU" "$HTTPTAPE" attach --pid "${ATTACH_TARGET[$name]}" \
+    taskset -c "${ATTACH_CPU[$name]}" "$HTTPTAPE" attach --pid "${ATTACH_TARGET[$name]}" --kernel-stats \
         --log "${SERVER_LOG[$name]}" --duration $((secs + 60)) >"$out" 2>"$err" </dev/null &
     pid=$!
     ATTACH_PID[$name]=$pid
@@ -702,7 +718,8 @@ attach_start() {
         sleep 0.05
     done
     ATTACH_RUNS[$name]=$((ATTACH_RUNS[$name] + 1))
-    ROUND_PIDS[$name]=$pid
+    COLL_PID[$name]=$pid
+    COLL_CPU[$name]=${ATTACH_CPU[$name]}
 }
 
 # attach_end NAME: SIGINT to NAME's attach process, ATTACH_STOP_WAIT s for it
@@ -713,7 +730,7 @@ attach_end() {
     local name=$1 pid=${ATTACH_PID[$1]:-}
     ATTACH_RC=0
     [[ -n $pid ]] || return 0
-    unset "ROUND_PIDS[$name]"
+    unset "COLL_PID[$name]"
     kill -INT "$pid" 2>/dev/null
     local deadline=$((SECONDS + ATTACH_STOP_WAIT))
     while kill -0 "$pid" 2>/dev/null; do
@@ -751,6 +768,11 @@ attach_stop() {
         failed "httptape attach on $name ($tag) exited $ATTACH_RC after SIGINT, without its 'detached' line:" \
             "$(cat "$out" "$err" | tail -n 2 | tr '\n' ' ')"
         return 1
+    fi
+    ATTACH_KNS[$name]=$(sed -n 's/^httptape attach: kernel side: \([0-9]*\) ns.*/\1/p' "$out")
+    if [[ -z ${ATTACH_KNS[$name]} ]]; then
+        ATTACH_KNS[$name]=0
+        note "httptape attach on $name ($tag) printed no kernel-side figure"
     fi
 }
 
@@ -948,8 +970,8 @@ fi
 # Servers per group, the attach server included where attach works.
 n_attach=0 n_servers=0
 want fastapi && n_servers=$((n_servers + 6 + ATTACH_OK)) n_attach=$((n_attach + ATTACH_OK))
-want nginx100 && n_servers=$((n_servers + 4 + ATTACH_OK)) n_attach=$((n_attach + ATTACH_OK))
-want nginx20k && n_servers=$((n_servers + 4 + ATTACH_OK)) n_attach=$((n_attach + ATTACH_OK))
+want nginx100 && n_servers=$((n_servers + 4 + 2 * ATTACH_OK)) n_attach=$((n_attach + 2 * ATTACH_OK))
+want nginx20k && n_servers=$((n_servers + 4 + 2 * ATTACH_OK)) n_attach=$((n_attach + 2 * ATTACH_OK))
 want echo1m && n_servers=$((n_servers + 2))
 n_rivals=0
 if want nginx_rivals; then
@@ -1009,7 +1031,7 @@ fi
 # wrk runs (the attach section above).
 if ((ATTACH_OK)); then
     if ! { start_server fa_attach "${PORT[fa_attach]}" "${UVICORN[@]}" --port "${PORT[fa_attach]}" app_bare:app &&
-           attach_server fa_attach "${SERVER_PID[fa_attach]}" "$WORK/logs/fastapi-attach.jsonl"; }; then
+           attach_server fa_attach "${SERVER_PID[fa_attach]}" "$WORK/logs/fastapi-attach.jsonl" same; }; then
         stop_server fa_attach       # never measured without attach under its row
     fi
 fi
@@ -1022,7 +1044,7 @@ row fastapi/fa_mw     "uvicorn+FastAPI: body-logging @app.middleware(\"http\")" 
 row fastapi/fa_asgi   "uvicorn+FastAPI: raw-ASGI stack (body cache, timing, JSON log)" fastapi/fa_bare
 row fastapi/fa_strace "uvicorn+FastAPI: strace -f -s 65536 -o FILE"                  fastapi/fa_bare
 ((ATTACH_OK)) &&
-    row fastapi/fa_attach "uvicorn+FastAPI: httptape attach"                         fastapi/fa_bare
+    row fastapi/fa_attach "uvicorn+FastAPI: httptape attach, attach on the server's CPU" fastapi/fa_bare
 
 measure_cycles fastapi /submit "$WRK_DIR/post_json.lua" "${FA_SERVERS[@]}"
 coll_snapshot "${FA_SERVERS[@]}"
@@ -1057,9 +1079,9 @@ nginx_conf() {
 nginx_group() {
     local w=$1 path=$2 label=$3 name
     local plain=${w/nginx/ng}_plain tape=${w/nginx/ng}_tape tape0=${w/nginx/ng}_tape0 att=${w/nginx/ng}_attach
-    local tapes=${w/nginx/ng}_tapes
+    local tapes=${w/nginx/ng}_tapes atts=${w/nginx/ng}_attachs
     local servers=("$plain" "$tape" "$tapes" "$tape0")
-    ((ATTACH_OK)) && servers+=("$att")
+    ((ATTACH_OK)) && servers+=("$att" "$atts")
     say "nginx, $label: starting ${#servers[@]} servers (1 worker each) on CPU $SRV_CPU"
     for name in "${servers[@]}"; do PORT[$name]=$(free_port); done
     nginx_conf "$plain" "${PORT[$plain]}"
@@ -1072,15 +1094,20 @@ nginx_group() {
     start_tapped "$tape0" "${PORT[$tape0]}" spare "$WORK/logs/$w-httptape-maxbody0.jsonl" --max-body 0 -- \
         "${NGINX[@]}"
     # --max-body 0 logs no content: whole there is a complete exchange of the right size
-    for name in "$tape" "$tapes" "$att"; do SERVER_BODY[$name]=$WORK/www$path; done
+    for name in "$tape" "$tapes" "$att" "$atts"; do SERVER_BODY[$name]=$WORK/www$path; done
     if ((ATTACH_OK)); then
         # A plain nginx; attach records its one worker (the process that
         # accepts and serves), not the master.
-        nginx_conf "$att" "${PORT[$att]}"
-        if ! { start_server "$att" "${PORT[$att]}" "${NGINX[@]}" && nginx_worker "$att" &&
-               attach_server "$att" "$NGINX_WORKER" "$WORK/logs/$w-attach.jsonl"; }; then
-            stop_server "$att"      # never measured without attach under its row
-        fi
+        local a place
+        for a in "$att" "$atts"; do
+            place=spare
+            [[ $a == "$atts" ]] && place=same
+            nginx_conf "$a" "${PORT[$a]}"
+            if ! { start_server "$a" "${PORT[$a]}" "${NGINX[@]}" && nginx_worker "$a" &&
+                   attach_server "$a" "$NGINX_WORKER" "$WORK/logs/$w-$a.jsonl" "$place"; }; then
+                stop_server "$a"    # never measured without attach under its row
+            fi
+        done
     fi
     sleep 0.5     # the workers
     for name in "${servers[@]}"; do check_affinity "$name"; done
@@ -1088,12 +1115,13 @@ nginx_group() {
     row "$w/$tape" "$label: httptape, collector on the spare CPU (bodies up to 4 KiB)" "$w/$plain"
     row "$w/$tapes" "$label: httptape, collector on the server's CPU (bodies up to 4 KiB)" "$w/$plain"
     row "$w/$tape0" "$label: httptape --max-body 0, collector on the spare CPU" "$w/$plain"
-    ((ATTACH_OK)) && row "$w/$att" "$label: httptape attach" "$w/$plain"
+    ((ATTACH_OK)) && row "$w/$att" "$label: httptape attach, attach on the spare CPU" "$w/$plain" &&
+        row "$w/$atts" "$label: httptape attach, attach on the server's CPU" "$w/$plain"
     measure_cycles "$w" "$path" "$WRK_DIR/get.lua" "${servers[@]}"
     coll_snapshot "${servers[@]}"
     for name in "${servers[@]}"; do stop_server "$name"; done
     say "checking the nginx logs"
-    check_logs "$tape" "$tapes" "$tape0" "$att"
+    check_logs "$tape" "$tapes" "$tape0" "$att" "$atts"
 }
 want nginx100 && nginx_group nginx100 /small.txt "nginx 100 B file"
 

@@ -38,6 +38,7 @@ struct ht_attach_state ht_attach;
 
 static struct httptape_bpf *skel;
 static struct ring_buffer *rb;
+static int stats_fd = -1;           /* BPF_ENABLE_STATS held while attached (--kernel-stats) */
 static volatile sig_atomic_t stop_requested;
 
 static void on_signal(int sig) { (void)sig; stop_requested = 1; }
@@ -203,6 +204,11 @@ static int load(const struct ht_attach_opts *o, char *err, size_t errlen)
     ht_attach.skips_fd = bpf_map__fd(skel->maps.skips);
     ht_attach.tgids_fd = bpf_map__fd(skel->maps.tgids);
     ht_attach.files_fd = bpf_map__fd(skel->maps.files);
+    /* The kernel times every BPF program while one such fd is open (as
+     * sysctl kernel.bpf_stats_enabled=1 does, and ends with us). */
+    if (o->kernel_stats && (stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME)) < 0)
+        ht_attach_say("--kernel-stats: the kernel cannot time BPF programs (%s); no figure "
+                      "at detach", strerror(errno));
     if ((rc = httptape_bpf__attach(skel))) {
         snprintf(err, errlen, "cannot attach to the syscall tracepoints (%s)%s", strerror(-rc),
                  o->verbose ? "" : "; --verbose shows why");
@@ -213,6 +219,9 @@ static int load(const struct ht_attach_opts *o, char *err, size_t errlen)
 
 static void unload(void)
 {
+    if (stats_fd >= 0)
+        close(stats_fd);
+    stats_fd = -1;
     ring_buffer__free(rb);
     rb = NULL;
     httptape_bpf__destroy(skel);
@@ -245,6 +254,36 @@ static uint64_t kernel_counter(enum ht_counter which)
             sum += v[i];
     free(v);
     return sum;
+}
+
+/* --kernel-stats: what the programs cost the processes they ran in, from
+ * the kernel's own accounting (run_time_ns, run_cnt per program), as one
+ * line on stdout. Called once they are detached: nothing runs any more. */
+static void say_kernel_time(void)
+{
+    struct bpf_program *prog;
+    char per[1024];
+    size_t used = 0;
+    unsigned long long ns = 0, runs = 0;
+    per[0] = 0;
+    bpf_object__for_each_program(prog, skel->obj) {
+        struct bpf_prog_info info;
+        uint32_t len = sizeof(info);
+        int fd = bpf_program__fd(prog);
+        memset(&info, 0, sizeof(info));
+        if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len) || !info.run_cnt)
+            continue;
+        ns += info.run_time_ns;
+        runs += info.run_cnt;
+        int n = snprintf(per + used, sizeof(per) - used, "%s%s %llu/%llu", used ? ", " : "",
+                         bpf_program__name(prog), (unsigned long long)info.run_cnt,
+                         (unsigned long long)info.run_time_ns);
+        if (n > 0 && (size_t)n < sizeof(per) - used)
+            used += (size_t)n;
+    }
+    printf("httptape attach: kernel side: %llu ns in %llu program runs (%.0f ns per run; per "
+           "program, runs/ns: %s)\n", ns, runs, runs ? (double)ns / (double)runs : 0.0,
+           used ? per : "none ran");
 }
 
 static void comm_of(int pid, char *out, size_t len)
@@ -341,6 +380,8 @@ int ht_attach_run(const struct ht_attach_opts *o)
     /* Detach first, then drain: nothing new arrives, nothing is left behind. */
     httptape_bpf__detach(skel);
     ring_buffer__consume(rb);
+    if (stats_fd >= 0)
+        say_kernel_time();
     uint64_t rb_drops = kernel_counter(HT_CNT_RB_DROPS);
     uint64_t conns_full = kernel_counter(HT_CNT_CONNS_FULL);
     /* Exchanges still in flight end here: we will not see the rest. */

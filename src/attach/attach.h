@@ -31,6 +31,7 @@ struct ht_attach_opts {
     int pid;
     bool children;              /* also the processes pid forks (and its descendants now) */
     bool verbose;               /* libbpf's and our own diagnostics on stderr */
+    bool kernel_stats;          /* time the BPF programs (BPF_ENABLE_STATS); one line at detach */
     double duration;            /* seconds; 0 = until SIGINT/SIGTERM or the process exits */
     uint64_t ring_size;         /* ring buffer bytes: a power of 2, >= page size */
     struct ht_config cfg;       /* log path, body cap, head limit, queue, rotation */

@@ -188,6 +188,66 @@ static __always_inline void emit(void *rec, __u64 size)
         count(HT_CNT_RB_DROPS);
 }
 
+/* Records of a small transfer are reserved in the ring at one of two fixed
+ * sizes (the verifier wants a constant) and filled from user memory in
+ * place: no per-CPU bounce buffer, no second copy, no loop. A reserved
+ * record longer than its payload is fine: h.len says how much is data. */
+#define SMALL_1 256
+#define SMALL_2 1024
+
+struct small_1 {
+    struct ht_rec h;
+    __u8 data[SMALL_1];
+};
+
+struct small_2 {
+    struct ht_rec h;
+    __u8 data[SMALL_2];
+};
+
+/* Copy len (1..SMALL_2 - 1) bytes at user address src into one DATA record.
+ * 0 when written, 1 when the ring had no room (counted; the offsets show
+ * the loss), -1 when the memory could not be read (nothing written: the
+ * caller goes the slow way, which reports what it cannot copy). */
+/* n & mask, done where the verifier sees it: the compiler would drop a
+ * plain mask it can prove to be a no-op, and copy the unbounded value. */
+static __always_inline __u64 bound(__u64 n, const __u64 mask)
+{
+    asm volatile("%[n] &= %[m]" : [n] "+r"(n) : [m] "i"(mask));
+    return n;
+}
+
+/* One DATA record of type T (struct small_1 or small_2) for len bytes at
+ * src, mask being its payload size - 1 (len is below it). */
+#define EMIT_SMALL(T, mask)                                                     \
+    do {                                                                        \
+        struct T *r = bpf_ringbuf_reserve(&rb, sizeof(*r), 0);                  \
+        if (!r)                                                                 \
+            goto full;                                                          \
+        if (bpf_probe_read_user(r->data, bound(len, mask), (void *)src)) {      \
+            bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);                           \
+            return -1;                                                          \
+        }                                                                       \
+        fill(&r->h, HT_REC_DATA, dir, pid_tgid, fd, id, off, len);              \
+        r->h.len = len;                                                         \
+        bpf_ringbuf_submit(r, flags);                                           \
+        return 0;                                                               \
+    } while (0)
+
+static __always_inline int emit_small(__u64 pid_tgid, int fd, __u64 id, __u8 dir, __u64 off,
+                                      __u64 src, __u32 len)
+{
+    __u64 flags = rb_flags();
+    if (len < SMALL_1)
+        EMIT_SMALL(small_1, SMALL_1 - 1);
+    if (len < SMALL_2)
+        EMIT_SMALL(small_2, SMALL_2 - 1);
+    return -1;
+full:
+    count(HT_CNT_RB_DROPS);
+    return 1;
+}
+
 /* The struct file behind fd in the current process, or NULL. */
 static __always_inline struct file *fd_file(int fd)
 {
@@ -377,6 +437,78 @@ static long path_step(__u64 i, void *ctx)
     return 0;
 }
 
+/* sendfile(out_fd = a connection, in_fd = buf, offset = cnt) sent ret
+ * bytes: the file's identity and offset. The file was read from *offset,
+ * else from its position; both have moved past what was sent by now. For a
+ * file user space holds open already (map "files") the record needs no
+ * path and is filled in place in the ring; else the path is walked into
+ * the per-CPU scratch record. */
+static __always_inline void on_sendfile(__u64 pid_tgid, int fd, __u64 id, __u64 off, long ret,
+                                        __u64 buf, __u64 cnt)
+{
+    int in_fd = buf;
+    long long pos = 0;
+    __u64 ino = 0;
+    __u32 dev = 0;
+    struct file *f = fd_file(in_fd);
+    if (cnt)
+        bpf_probe_read_user(&pos, sizeof(pos), (void *)cnt);
+    else if (f)
+        pos = BPF_CORE_READ(f, f_pos);
+    if (f) {
+        struct inode *inode = BPF_CORE_READ(f, f_inode);
+        ino = BPF_CORE_READ(inode, i_ino);
+        dev = BPF_CORE_READ(inode, i_sb, s_dev);
+    }
+    struct ht_file_key fk = { .ino = ino, .dev = dev };
+    if (!f || bpf_map_lookup_elem(&files, &fk)) {
+        struct ht_rec_sendfile *r =
+            bpf_ringbuf_reserve(&rb, offsetof(struct ht_rec_sendfile, path), 0);
+        if (!r) {
+            count(HT_CNT_RB_DROPS);
+            return;
+        }
+        fill(&r->h, HT_REC_SENDFILE, 1, pid_tgid, fd, id, off, ret);
+        r->file_off = pos - ret;
+        r->ino = ino;
+        r->dev = dev;
+        r->in_fd = in_fd;
+        r->path_len = 0;
+        r->path_ok = 0;
+        __builtin_memset(r->pad, 0, sizeof(r->pad));
+        bpf_ringbuf_submit(r, rb_flags());
+        return;
+    }
+    /* A file user space has not opened yet: its path, so that it can be,
+     * even after the process closed it. */
+    __u32 zero = 0;
+    struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+    struct pwalk *p = bpf_map_lookup_elem(&pwalks, &zero);
+    if (!s || !p)
+        return;
+    struct ht_rec_sendfile *r = (struct ht_rec_sendfile *)s;
+    fill(&r->h, HT_REC_SENDFILE, 1, pid_tgid, fd, id, off, ret);
+    r->file_off = pos - ret;
+    r->ino = ino;
+    r->dev = dev;
+    r->in_fd = in_fd;
+    struct vfsmount *vm = BPF_CORE_READ(f, f_path.mnt);
+    p->dentry = (__u64)BPF_CORE_READ(f, f_path.dentry);
+    p->mnt = (__u64)((void *)vm - bpf_core_field_offset(struct mount, mnt));
+    struct task_struct *task = bpf_get_current_task_btf();
+    p->root_dentry = (__u64)BPF_CORE_READ(task, fs, root.dentry);
+    p->root_mnt = (__u64)BPF_CORE_READ(task, fs, root.mnt);
+    p->len = 0;
+    p->ok = 0;
+    bpf_loop(HT_BPF_PATH_DEPTH, path_step, NULL, 0);
+    r->path_len = p->len;
+    r->path_ok = p->ok;
+    __u32 size = r->path_len;
+    if (size > HT_BPF_FILE_PATH)
+        size = HT_BPF_FILE_PATH;
+    emit(r, offsetof(struct ht_rec_sendfile, path) + size);
+}
+
 /* A tracked call returned: its arguments are still in the registers the
  * task entered the kernel with, so no entry probe is needed (and a call
  * that was already blocked when we attached, a keep-alive connection
@@ -416,55 +548,50 @@ static __always_inline int on_exit(struct trace_event_raw_sys_exit *ctx, __u8 ki
     __u64 off = __sync_fetch_and_add(&st->off[dir], (__u64)ret);
 
     if (kind == HT_IO_SENDFILE) {
-        /* The file was read from *offset, else from its position; both
-         * have moved past what was sent by now. */
-        __u32 zero = 0;
-        struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
-        struct pwalk *p = bpf_map_lookup_elem(&pwalks, &zero);
-        if (!s || !p)
-            return 0;
-        struct ht_rec_sendfile *r = (struct ht_rec_sendfile *)s;
-        int in_fd = buf;
-        long long pos = 0;
-        struct file *f = fd_file(in_fd);
-        if (cnt)
-            bpf_probe_read_user(&pos, sizeof(pos), (void *)cnt);
-        else if (f)
-            pos = BPF_CORE_READ(f, f_pos);
-        fill(&r->h, HT_REC_SENDFILE, 1, pid_tgid, fd, id, off, ret);
-        r->file_off = pos - ret;
-        r->in_fd = in_fd;
-        r->ino = 0;
-        r->dev = 0;
-        r->path_len = 0;
-        r->path_ok = 0;
-        if (f) {
-            r->ino = BPF_CORE_READ(f, f_inode, i_ino);
-            r->dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev);
-        }
-        struct ht_file_key fk = { .ino = r->ino, .dev = r->dev };
-        if (f && !bpf_map_lookup_elem(&files, &fk)) {
-            /* A file user space has not opened yet: its path, so that it
-             * can be, even after the process closed it. */
-            struct vfsmount *vm = BPF_CORE_READ(f, f_path.mnt);
-            p->dentry = (__u64)BPF_CORE_READ(f, f_path.dentry);
-            p->mnt = (__u64)((void *)vm - bpf_core_field_offset(struct mount, mnt));
-            struct task_struct *task = bpf_get_current_task_btf();
-            p->root_dentry = (__u64)BPF_CORE_READ(task, fs, root.dentry);
-            p->root_mnt = (__u64)BPF_CORE_READ(task, fs, root.mnt);
-            p->len = 0;
-            p->ok = 0;
-            bpf_loop(HT_BPF_PATH_DEPTH, path_step, NULL, 0);
-            r->path_len = p->len;
-            r->path_ok = p->ok;
-        }
-        __u32 size = r->path_len;
-        if (size > HT_BPF_FILE_PATH)
-            size = HT_BPF_FILE_PATH;
-        emit(r, offsetof(struct ht_rec_sendfile, path) + size);
+        on_sendfile(pid_tgid, fd, id, off, ret, buf, cnt);
         return 0;
     }
 
+    /* Leading bytes user space does not need: one record, no copy. */
+    __u64 skip = 0, left = ret;
+    struct ht_skip *sk = bpf_map_lookup_elem(&skips, &key);
+    if (sk && sk->id == id && off < sk->to[dir]) {
+        skip = sk->to[dir] - off;
+        if (skip > (__u64)ret)
+            skip = ret;
+        report_unseen(pid_tgid, fd, id, dir, off, skip, HT_UNSEEN_SKIP);
+        left -= skip;
+        if (!left)
+            return 0;
+    }
+
+    __u64 iov = 0, iovcnt = 0;
+    if (kind == HT_IO_IOV) {
+        iov = buf;
+        iovcnt = cnt;
+    } else if (kind == HT_IO_MSG) {
+        struct user_msghdr m;
+        if (bpf_probe_read_user(&m, sizeof(m), (void *)buf) == 0) {
+            iov = (__u64)m.msg_iov;
+            iovcnt = m.msg_iovlen;
+        }
+    }
+    /* The common case, a small transfer in one piece (a request, a
+     * response head): one record reserved and filled in place. */
+    if (left < SMALL_2) {
+        __u64 src = 0;
+        if (kind == HT_IO_BUF || kind == HT_IO_RECVFROM) {
+            src = buf + skip;
+        } else if (iov && iovcnt) {
+            struct iovec v;
+            if (bpf_probe_read_user(&v, sizeof(v), (void *)iov) == 0 && v.iov_len >= skip + left)
+                src = (__u64)v.iov_base + skip;
+        }
+        if (src && emit_small(pid_tgid, fd, id, dir, off + skip, src, left) >= 0)
+            return 0;
+    }
+
+    /* Anything bigger, or spread over several segments: in pieces. */
     __u32 zero = 0;
     struct walk *w = bpf_map_lookup_elem(&walks, &zero);
     if (!w)
@@ -472,37 +599,17 @@ static __always_inline int on_exit(struct trace_event_raw_sys_exit *ctx, __u8 ki
     __builtin_memset(w, 0, sizeof(*w));
     w->pid_tgid = pid_tgid;
     w->id = id;
-    w->off = off;
-    w->left = ret;
+    w->off = off + skip;
+    w->left = left;
     w->fd = fd;
     w->dir = dir;
-    /* Leading bytes user space does not need: one record, no copy. */
-    struct ht_skip *sk = bpf_map_lookup_elem(&skips, &key);
-    if (sk && sk->id == id && off < sk->to[dir]) {
-        __u64 n = sk->to[dir] - off;
-        if (n > (__u64)ret)
-            n = ret;
-        report_unseen(pid_tgid, fd, id, dir, off, n, HT_UNSEEN_SKIP);
-        w->skip = n;
-        w->off += n;
-        w->left -= n;
-    }
-    if (!w->left)
-        return 0;
-
     if (kind == HT_IO_BUF || kind == HT_IO_RECVFROM) {
-        w->base = buf + w->skip;
-        w->seg_left = ret - w->skip;
-        w->skip = 0;
-    } else if (kind == HT_IO_IOV) {
-        w->iov = buf;
-        w->iovcnt = cnt;
+        w->base = buf + skip;
+        w->seg_left = left;
     } else {
-        struct user_msghdr m;
-        if (bpf_probe_read_user(&m, sizeof(m), (void *)buf) == 0) {
-            w->iov = (__u64)m.msg_iov;
-            w->iovcnt = m.msg_iovlen;
-        }
+        w->iov = iov;
+        w->iovcnt = iovcnt;
+        w->skip = skip;
     }
     bpf_loop(HT_BPF_MAX_PIECES + HT_BPF_MAX_IOV * 2, copy_piece, NULL, 0);
     if (w->left) {

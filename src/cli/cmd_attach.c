@@ -26,7 +26,7 @@
 static const char usage[] =
     "usage: httptape attach --pid PID [--log FILE] [--max-body BYTES] [--duration SECONDS]\n"
     "                       [--children] [--max-header BYTES] [--queue N] [--ring-size BYTES]\n"
-    "                       [--verbose]\n"
+    "                       [--kernel-stats] [--verbose]\n"
     "       httptape attach --check\n"
     "\n"
     "Record the HTTP/1.x exchanges of a process that is already running, with\n"
@@ -45,6 +45,8 @@ static const char usage[] =
     "  --duration SECONDS  detach after this long (default: on Ctrl-C or SIGTERM,\n"
     "                      or when the process exits)\n"
     "  --ring-size BYTES   kernel-to-user ring buffer (power of 2, default 16m)\n"
+    "  --kernel-stats      time the BPF programs while attached and say at detach\n"
+    "                      what they cost (ns per run, per program)\n"
     "  --verbose           say more (libbpf's messages, followed forks)\n"
     "  --check             only check that attach can work here, and exit\n"
     "\n"
@@ -138,7 +140,8 @@ static bool has_preload(int pid)
 int ht_cmd_attach(int argc, char **argv)
 {
     enum { O_PID = 'p', O_LOG = 'l', O_BODY = 'b', O_HEAD = 'H', O_QUEUE = 'q',
-           O_DUR = 'd', O_CHILD = 'c', O_RING = 'r', O_CHECK = 'C', O_VERB = 'v' };
+           O_DUR = 'd', O_CHILD = 'c', O_RING = 'r', O_CHECK = 'C', O_VERB = 'v',
+           O_KSTATS = 'K' };
     static const struct option opts[] = {
         { "pid", required_argument, NULL, O_PID },
         { "log", required_argument, NULL, O_LOG },
@@ -150,6 +153,7 @@ int ht_cmd_attach(int argc, char **argv)
         { "ring-size", required_argument, NULL, O_RING },
         { "check", no_argument, NULL, O_CHECK },
         { "verbose", no_argument, NULL, O_VERB },
+        { "kernel-stats", no_argument, NULL, O_KSTATS },
         { "help", no_argument, NULL, 'h' },
         { 0 },
     };
@@ -210,6 +214,9 @@ int ht_cmd_attach(int argc, char **argv)
             break;
         case O_VERB:
             o.verbose = true;
+            break;
+        case O_KSTATS:
+            o.kernel_stats = true;
             break;
         case 'h':
             fputs(usage, stdout);

@@ -467,6 +467,51 @@ EOF
     assert_output --regexp "not everything was seen: [0-9]+ records lost to a full ring buffer"
 }
 
+@test "attach: request bodies of every size around the one-record copies are logged whole" {
+    needs_bpf
+    start_server http "$PY" "$APPS/echo_server.py" "$PORT"
+    start_attach "$SRV_PID" --max-body 8k
+    local n sizes=(1 255 256 257 975 976 977 1023 1024 1025 4096 5000)
+    for n in "${sizes[@]}"; do
+        head -c "$n" /dev/zero | tr '\0' x >"$BATS_TEST_TMPDIR/body"
+        run curl -s --max-time 5 --data-binary @"$BATS_TEST_TMPDIR/body" "$BASE/echo"
+        assert_equal "${#output}" "$n"
+    done
+    wait_exchanges "$LOG" "${#sizes[@]}"
+    stop_attach
+    run jq -c '[(.http.request.body.content | length), (.http.response.body.content | length),
+                .httptape.complete, (.httptape.gaps // [] | length)]' <(exchanges "$LOG")
+    for i in "${!sizes[@]}"; do
+        assert_line --index "$i" "[${sizes[$i]},${sizes[$i]},true,0]"
+    done
+}
+
+@test "attach: --kernel-stats says at detach what the BPF programs cost, per program" {
+    needs_bpf
+    start_server http "$PY" "$APPS/echo_server.py" "$PORT"
+    start_attach "$SRV_PID" --kernel-stats
+    for _ in 1 2 3; do
+        run curl -s --max-time 5 "$BASE/hello?size=5"
+        assert_output "hello"
+    done
+    wait_exchanges "$LOG" 3
+    stop_attach
+    # One line on stdout, before the detached line: total time, runs, the
+    # mean, and each program that ran (runs/ns).
+    run grep '^httptape attach: kernel side: ' "$ATTACH_OUT"
+    assert_line --regexp '^httptape attach: kernel side: [0-9]+ ns in [0-9]+ program runs \([0-9]+ ns per run; per program, runs/ns: .*exit_accept4 [1-9][0-9]*/[0-9]+.*\)$'
+    local ns runs
+    ns=$(sed -n 's/.*kernel side: \([0-9]*\) ns in \([0-9]*\) program runs.*/\1/p' "$ATTACH_OUT")
+    runs=$(sed -n 's/.*kernel side: \([0-9]*\) ns in \([0-9]*\) program runs.*/\2/p' "$ATTACH_OUT")
+    ((ns > 0 && runs >= 3))
+    [[ $output == *"exit_sendto "* || $output == *"exit_write "* || $output == *"exit_writev "* ]]
+    # Without the flag, no such line.
+    start_attach "$SRV_PID"
+    stop_attach
+    run grep -c 'kernel side' "$ATTACH_OUT"
+    assert_output 0
+}
+
 @test "attach: no such pid exits 3 with one line" {
     [ "$ATTACH_SKIP" = "${ATTACH_SKIP#*unavailable in this build}" ] ||
         skip "$ATTACH_SKIP"
