@@ -52,4 +52,9 @@ int ht_attach_check(const struct ht_attach_opts *o, char *err, size_t errlen);
  * line on stderr. */
 int ht_attach_run(const struct ht_attach_opts *o);
 
+/* Children of pid that hold a TCP socket pid listens on (they accept on
+ * it: an nginx or apache2 master's workers); up to max pids in kids.
+ * Returns how many; 0 when pid listens on nothing or accepts alone. */
+size_t ht_attach_accepting_children(int pid, int *kids, size_t max);
+
 #endif

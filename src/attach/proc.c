@@ -198,6 +198,81 @@ static void join_unix(int tgid, const struct procsocks *ps)
 }
 
 /* The connections tgid had already accepted when we attached. */
+/* pid's children (/proc/PID/task/TID/children lists them per thread), up
+ * to max into out; how many. */
+static size_t children_of(int pid, int *out, size_t max)
+{
+    char path[64];
+    size_t n = 0;
+    snprintf(path, sizeof(path), "/proc/%d/task", pid);
+    DIR *d = opendir(path);
+    struct dirent *e;
+    while (d && n < max && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char cp[384];
+        snprintf(cp, sizeof(cp), "%s/%s/children", path, e->d_name);
+        FILE *f = fopen(cp, "re");
+        int child;
+        while (f && n < max && fscanf(f, "%d", &child) == 1)
+            out[n++] = child;
+        if (f)
+            fclose(f);
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* The inodes of the TCP sockets tgid listens on (/proc/TGID/net/tcp, tcp6
+ * state 0A), among its fds ps; up to max. */
+static size_t listening_inodes(int tgid, const struct procsocks *ps, unsigned long *out, size_t max)
+{
+    static const char *const files[] = { "tcp", "tcp6" };
+    size_t n = 0;
+    for (int k = 0; k < 2; k++) {
+        char path[64], line[512];
+        snprintf(path, sizeof(path), "/proc/%d/net/%s", tgid, files[k]);
+        FILE *f = fopen(path, "re");
+        if (!f)
+            continue;
+        while (fgets(line, sizeof(line), f) && n < max) {
+            unsigned state;
+            unsigned long ino;
+            if (sscanf(line, " %*d: %*[0-9A-Fa-f]:%*x %*[0-9A-Fa-f]:%*x %x %*s %*s %*s %*s %*s %lu",
+                       &state, &ino) == 2 && state == 0x0A && sock_fd(ps, ino) >= 0)
+                out[n++] = ino;
+        }
+        fclose(f);
+    }
+    return n;
+}
+
+size_t ht_attach_accepting_children(int pid, int *out, size_t max)
+{
+    struct procsocks ps = { 0 };
+    unsigned long listen[64];
+    size_t nl = 0, nk = 0;
+    if (list_socket_fds(pid, &ps) == 0)
+        nl = listening_inodes(pid, &ps, listen, 64);
+    free(ps.v);
+    if (!nl)
+        return 0;
+    int kids[256];
+    size_t nc = children_of(pid, kids, 256);
+    for (size_t c = 0; c < nc && nk < max; c++) {
+        struct procsocks cs = { 0 };
+        bool shares = false;
+        if (list_socket_fds(kids[c], &cs) == 0)
+            for (size_t i = 0; i < nl && !shares; i++)
+                shares = sock_fd(&cs, listen[i]) >= 0;
+        free(cs.v);
+        if (shares)
+            out[nk++] = kids[c];
+    }
+    return nk;
+}
+
 static void join_existing(int tgid)
 {
     struct procsocks ps = { 0 };
@@ -230,25 +305,7 @@ void ht_attach_follow_existing(int pid, bool children)
         join_existing(todo[i]);
         if (!children)
             continue;
-        /* Its children: /proc/PID/task/TID/children lists them per thread. */
-        char path[64];
-        snprintf(path, sizeof(path), "/proc/%d/task", todo[i]);
-        DIR *d = opendir(path);
-        struct dirent *e;
-        while (d && (e = readdir(d))) {
-            if (e->d_name[0] == '.')
-                continue;
-            char cp[384];
-            snprintf(cp, sizeof(cp), "%s/%s/children", path, e->d_name);
-            FILE *f = fopen(cp, "re");
-            int child;
-            while (f && n < 4096 && fscanf(f, "%d", &child) == 1)
-                todo[n++] = child;
-            if (f)
-                fclose(f);
-        }
-        if (d)
-            closedir(d);
+        n += children_of(todo[i], todo + n, 4096 - n);
     }
     free(todo);
 }

@@ -25,7 +25,8 @@
 
 static const char usage[] =
     "usage: httptape attach --pid PID [--log FILE] [--max-body BYTES] [--duration SECONDS]\n"
-    "                       [--children] [--max-header BYTES] [--queue N] [--ring-size BYTES]\n"
+    "                       [--children | --no-children] [--max-header BYTES] [--queue N]\n"
+    "                       [--ring-size BYTES]\n"
     "                       [--kernel-stats] [--verbose]\n"
     "       httptape attach --check\n"
     "\n"
@@ -37,7 +38,10 @@ static const char usage[] =
     "Connections already open are joined at their next request.\n"
     "\n"
     "  --pid PID           the process to record (all its threads)\n"
-    "  --children          also the processes it has forked and will fork\n"
+    "  --children          also the processes it has forked and will fork; chosen\n"
+    "                      by itself (and said) when PID listens and its children\n"
+    "                      accept on the same sockets (an nginx or apache2 master)\n"
+    "  --no-children       PID alone, even then\n"
     "  --log FILE          log path (default ./httptape.jsonl)\n"
     "  --max-body BYTES    body excerpt cap per message (default 4096; 0 = sizes only)\n"
     "  --max-header BYTES  head size limit per message (default 64k)\n"
@@ -141,7 +145,7 @@ int ht_cmd_attach(int argc, char **argv)
 {
     enum { O_PID = 'p', O_LOG = 'l', O_BODY = 'b', O_HEAD = 'H', O_QUEUE = 'q',
            O_DUR = 'd', O_CHILD = 'c', O_RING = 'r', O_CHECK = 'C', O_VERB = 'v',
-           O_KSTATS = 'K' };
+           O_KSTATS = 'K', O_NOCHILD = 'N' };
     static const struct option opts[] = {
         { "pid", required_argument, NULL, O_PID },
         { "log", required_argument, NULL, O_LOG },
@@ -150,6 +154,7 @@ int ht_cmd_attach(int argc, char **argv)
         { "queue", required_argument, NULL, O_QUEUE },
         { "duration", required_argument, NULL, O_DUR },
         { "children", no_argument, NULL, O_CHILD },
+        { "no-children", no_argument, NULL, O_NOCHILD },
         { "ring-size", required_argument, NULL, O_RING },
         { "check", no_argument, NULL, O_CHECK },
         { "verbose", no_argument, NULL, O_VERB },
@@ -158,6 +163,7 @@ int ht_cmd_attach(int argc, char **argv)
         { 0 },
     };
     struct ht_attach_opts o = { 0 };
+    bool no_children = false;
     bool check = false;
     char err[512];
     int c;
@@ -208,6 +214,11 @@ int ht_cmd_attach(int argc, char **argv)
             break;
         case O_CHILD:
             o.children = true;
+            no_children = false;
+            break;
+        case O_NOCHILD:
+            o.children = false;
+            no_children = true;
             break;
         case O_CHECK:
             check = true;
@@ -266,6 +277,22 @@ int ht_cmd_attach(int argc, char **argv)
     if ((rc = ht_attach_preflight(err, sizeof(err)))) {
         fprintf(stderr, "httptape attach: %s\n", err);
         return rc;
+    }
+    if (o.pid && !check && !o.children && !no_children) {
+        /* A master that listens while its children accept (nginx, apache2
+         * prefork): alone, it would record nothing. */
+        int kids[8];
+        size_t nk = ht_attach_accepting_children(o.pid, kids, 8);
+        if (nk) {
+            char list[96] = "";
+            for (size_t i = 0; i < nk && strlen(list) < sizeof(list) - 12; i++)
+                snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%d", i ? " " : "",
+                         kids[i]);
+            fprintf(stderr, "httptape attach: pid %d listens, and its children (%s%s) accept on "
+                    "the same sockets: recording them too, as --children does (--no-children: "
+                    "pid %d alone)\n", o.pid, list, nk == 8 ? " ..." : "", o.pid);
+            o.children = true;
+        }
     }
     if (check) {
         if ((rc = ht_attach_check(&o, err, sizeof(err)))) {

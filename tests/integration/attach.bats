@@ -274,8 +274,9 @@ EOF
     assert_output 1
 }
 
-@test "attach: --children follows nginx's workers, those running and those forked later" {
-    needs_bpf
+# start_nginx_master: nginx (master_process on, 2 workers, sendfile) serving
+# $D/www on $PORT; sets D, MASTER and OLD (the workers' pids).
+start_nginx_master() {
     command -v nginx >/dev/null || skip "no nginx (scripts/install-deps.sh installs nginx-light)"
     D=$BATS_TEST_TMPDIR
     mkdir -p "$D/www" "$D/temp"
@@ -303,10 +304,16 @@ http {
 CONF
     start_bg nginx nginx -p "$D" -e "$D/error.log" -c "$D/nginx.conf"
     MASTER=$SERVER_PID
-    old=$(wait_children "$MASTER" 2 | tr '\n' ' ')
+    OLD=$(wait_children "$MASTER" 2 | tr '\n' ' ')
     # shellcheck disable=SC2086
-    track_children nginx $old
+    track_children nginx $OLD
     wait_http "$BASE/"
+}
+
+@test "attach: --children follows nginx's workers, those running and those forked later" {
+    needs_bpf
+    start_nginx_master
+    old=$OLD
     start_attach "$MASTER" --children
     curl -s --max-time 5 -o /dev/null "$BASE/small.txt"
     wait_exchanges "$LOG" 1
@@ -554,4 +561,26 @@ EOF
         "$HTTPTAPE" attach --pid "$SRV_PID"
     assert_equal "$status" 4
     assert_output "httptape attach: needs root (or CAP_BPF and CAP_PERFMON) to load BPF programs"
+}
+
+@test "attach: --pid of an nginx master (its workers accept) records the workers, and says so" {
+    needs_bpf
+    start_nginx_master
+    start_attach "$MASTER"
+    grep -q "httptape attach: pid $MASTER listens, and its children (.*) accept on the same sockets: recording them too" "$ATTACH_OUT"
+    curl -s --max-time 5 -o /dev/null "$BASE/small.txt"
+    wait_exchanges "$LOG" 1
+    stop_attach
+    run jq -r '[.url.path, .process.pid] | @tsv' <(exchanges "$LOG")
+    assert_output --regexp $'^/small.txt\t[0-9]+$'
+    grep -qwF "$(cut -f2 <<<"$output")" <<<"$OLD"       # a worker, not the master
+
+    # --no-children: the master alone, as asked (it accepts nothing).
+    : >"$LOG"
+    start_attach "$MASTER" --no-children --duration 3
+    run grep -c "recording them too" "$ATTACH_OUT"
+    assert_output 0
+    curl -s --max-time 5 -o /dev/null "$BASE/small.txt"
+    wait_exit "$ATTACH_PID" 15
+    assert_equal "$(count_exchanges "$LOG")" 0
 }
