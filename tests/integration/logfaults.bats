@@ -154,6 +154,38 @@ wait_reopened() {
     all_json "$LOG"
 }
 
+@test "logfaults: with the log's directory deleted, exchanges are counted as dropped (said once) until it exists again" {
+    LOG="$BATS_TEST_TMPDIR/logs/log.jsonl"
+    mkdir -p "${LOG%/*}"
+    start_echo
+    get 1 3
+    wait_exchanges "$LOG" 3
+    rm -rf "${LOG%/*}"
+    get 4 13                          # into a directory that is gone
+    sleep 0.5                         # the writer has looked, and dropped them
+    mkdir -p "${LOG%/*}"
+    # The path works again: the next exchanges go to a new file there.
+    i=13
+    for _ in $(seq 25); do
+        i=$((i + 1))
+        get "$i" "$i"
+        sleep 0.2
+        [ -e "$LOG" ] && [ "$(count_exchanges "$LOG")" -ge 1 ] && break
+    done
+    [ "$(count_exchanges "$LOG")" -ge 1 ]
+    sent=$i
+    stop_echo_normally
+    run ids "$LOG"
+    assert_equal "${lines[0]}" 14   # none of 4..13 went to the deleted file
+    run jq -r 'select(.httptape.type == "stats" and .httptape.final) | .httptape.stats
+               | [.exchanges_seen, .exchanges_written, .dropped_write_error] | @tsv' "$LOG"
+    read -r seen written dropped <<<"$output"
+    assert_equal "$seen" "$sent"
+    assert_equal "$dropped" 10
+    assert_equal "$written" $((sent - 10))
+    assert_equal "$(grep -c 'cannot open log' "$SERVER_OUT")" 1
+}
+
 @test "logfaults: copytruncate leaves no NUL bytes: the next exchanges are written from the start of the file" {
     start_echo
     get 1 5
