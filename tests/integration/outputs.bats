@@ -1,0 +1,136 @@
+#!/usr/bin/env bats
+# outputs.bats - the log's other destinations, with real receivers:
+#   - `--log unix:PATH`: JSON lines to a Unix stream socket (a log shipper),
+#     from a peer there at start, one that comes later, and one that goes
+#     away mid-run and comes back: the app keeps serving, what could not be
+#     delivered is counted (dropped_write_error) and said once on stderr.
+#   - `--log fd:N`: JSON lines to a descriptor run inherited (a shell
+#     redirect), which no process of the server holds.
+# The server is python's http.server under `httptape run`; the receiver is
+# apps/unix_receiver.py. Teardown stops both, pass or fail.
+
+load test_helper/common
+
+setup() {
+    test_server_vars
+    D=$BATS_TEST_TMPDIR
+    # A socket path must fit in 108 bytes: not under the bats tmpdir.
+    SOCKDIR=$(mktemp -d /tmp/httptape-out.XXXXXX)
+    SOCK=$SOCKDIR/ship.sock
+    OUT=$D/received.jsonl
+    : >"$OUT"
+}
+
+teardown() {
+    stop_server
+    rm -rf "$SOCKDIR"
+}
+
+start_receiver() {
+    start_bg receiver "$PY" "$APPS/unix_receiver.py" "$SOCK" "$OUT"
+    RECEIVER_PID=$SERVER_PID
+    wait_output listening
+}
+
+start_app() {
+    start_tapped server "$1" "$PY" -m http.server --bind 127.0.0.1 --directory "$D" "$PORT"
+    wait_http "$BASE/"
+}
+
+# get URL...: one request each; prints the status codes.
+get() {
+    run bash -c 'for u; do curl -s --max-time 10 -o /dev/null -w "%{http_code}\n" "$u"; done' get "$@"
+    assert_success
+}
+
+# final_stats FILE: waits up to 10 s for the collector's final statistics
+# record in FILE (it writes it after the server is gone), and prints it.
+final_stats() {
+    local st
+    for _ in $(seq 100); do
+        st=$(jq -R -c 'fromjson? | select(.httptape.type == "stats" and .httptape.final)' "$1")
+        [ -n "$st" ] && break
+        sleep 0.1
+    done
+    echo "$st"
+}
+
+@test "outputs: --log unix:PATH sends every exchange as a JSON line to the socket" {
+    start_receiver
+    start_app "unix:$SOCK"
+    get "$BASE/a" "$BASE/b" "$BASE/c"
+    assert_output "$(printf '404\n404\n404')"
+    wait_exchanges "$OUT" 3
+    stop_server server
+    # The final statistics record reaches the socket too, nothing dropped.
+    run jq -R -r 'fromjson | .httptape.type' "$OUT"
+    assert_success
+    assert_equal "$(exchanges "$OUT" | jq -r .url.path | sort | tr '\n' ' ')" "/a /b /c "
+    assert_equal "$(final_stats "$OUT" | jq .httptape.stats.exchanges_dropped)" 0
+}
+
+@test "outputs: a socket peer absent at start, gone mid-run and back: the app serves, losses counted and said once" {
+    start_app "unix:$SOCK"
+    SERVER_LOG=$SERVER_OUT
+    # No one listens yet: the app serves anyway; the collector says so once.
+    get "$BASE/early"
+    assert_output 404
+    for _ in $(seq 50); do grep -q 'cannot connect to log socket' "$SERVER_LOG" && break; sleep 0.1; done
+    start_receiver
+    # Reconnected within the backoff (at most 5 s); later exchanges arrive.
+    for i in $(seq 80); do
+        curl -s --max-time 5 -o /dev/null "$BASE/up$i"
+        [ "$(count_exchanges "$OUT")" -ge 1 ] && break
+        sleep 0.1
+    done
+    wait_exchanges "$OUT" 1
+    # The receiver goes away mid-run: the app keeps serving.
+    stop_server receiver
+    for i in 1 2 3 4 5; do
+        get "$BASE/gone$i"
+        assert_output 404
+        sleep 0.3
+    done
+    grep -q 'log socket .*: ' "$SERVER_LOG"
+    # Back again: new exchanges arrive, the drops are in the statistics.
+    start_receiver
+    for i in $(seq 80); do
+        curl -s --max-time 5 -o /dev/null "$BASE/back$i"
+        exchanges "$OUT" | grep -q '/back' && break
+        sleep 0.1
+    done
+    stop_server server
+    run grep -c '/back' "$OUT"
+    [ "$output" -ge 1 ]
+    run grep -c '"/gone' "$OUT"
+    assert_output 0
+    local st
+    st=$(final_stats "$OUT")
+    [ "$(jq .httptape.stats.dropped_write_error <<<"$st")" -ge 6 ]  # /early and the five /gone
+    # Each outage said once.
+    assert_equal "$(grep -c 'cannot connect to log socket' "$SERVER_LOG")" 1
+    assert_equal "$(grep -c 'connected again' "$SERVER_LOG")" 2
+}
+
+@test "outputs: --log fd:N writes to the descriptor, which no process of the server holds" {
+    local file=$D/fd.jsonl
+    start_bg server bash -c "exec \"\$0\" run --log fd:7 -- \"$PY\" -m http.server --bind 127.0.0.1 --directory \"$D\" $PORT 7>>\"$file\"" "$HTTPTAPE"
+    wait_http "$BASE/"
+    get "$BASE/x" "$BASE/y"
+    wait_exchanges "$file" 2
+    # Nothing of the server holds the log: only the collector.
+    local held pid
+    for pid in $(server_processes "$SERVER_PID"); do
+        held=$(fd_holders "$file" | awk -v p="$pid" '$1 == p')
+        assert_equal "$held" ""
+    done
+    [ -n "$(fd_holders "$file")" ]      # the collector has it
+    stop_server server
+    assert_equal "$(exchanges "$file" | jq -r .url.path | sort | tr '\n' ' ')" "/x /y "
+}
+
+@test "outputs: --log fd:N names a descriptor that is not open: run refuses" {
+    run "$HTTPTAPE" run --log fd:9 -- true
+    assert_failure 2
+    assert_output --partial 'descriptor 9 is not open'
+}
