@@ -27,7 +27,7 @@ teardown() {
 }
 
 start_receiver() {
-    start_bg receiver "$PY" "$APPS/unix_receiver.py" "$SOCK" "$OUT"
+    start_bg receiver "$PY" "$APPS/unix_receiver.py" "$SOCK" "$OUT" "$@"
     RECEIVER_PID=$SERVER_PID
     wait_output listening
 }
@@ -110,6 +110,41 @@ final_stats() {
     # Each outage said once.
     assert_equal "$(grep -c 'cannot connect to log socket' "$SERVER_LOG")" 1
     assert_equal "$(grep -c 'connected again' "$SERVER_LOG")" 2
+}
+
+@test "outputs: a socket reader that does not keep up: the app serves, no half line, drops counted" {
+    # The receiver accepts, then reads nothing for 6 s: the socket fills.
+    start_receiver 6
+    start_app "unix:$SOCK"
+    SERVER_LOG=$SERVER_OUT
+    local start=$SECONDS
+    run timeout 60 curl -s -o /dev/null -w '%{http_code}\n' "$BASE/slow[1-2000]"
+    assert_success
+    [ "$(grep -c '^404$' <<<"$output")" -eq 2000 ]
+    echo "2000 requests in $((SECONDS - start)) s" >&3
+    grep -q 'the reader does not keep up' "$SERVER_LOG"
+    assert_equal "$(grep -c 'the reader does not keep up' "$SERVER_LOG")" 1
+    # The reader catches up (it reads again 6 s after it accepted); the
+    # final statistics record then finds room.
+    wait_exchanges "$OUT" 1
+    sleep 1
+    stop_server server
+    local st
+    st=$(final_stats "$OUT")
+    [ -n "$st" ] || { tail -c 2000 "$OUT" >&3; false; }
+    # Every line that arrived is whole JSON; what did not is counted.
+    run jq -R -r 'fromjson | .httptape.type' "$OUT"
+    assert_success
+    local seen written dropped got
+    seen=$(jq .httptape.stats.exchanges_seen <<<"$st")
+    written=$(jq .httptape.stats.exchanges_written <<<"$st")
+    dropped=$(jq .httptape.stats.dropped_write_error <<<"$st")
+    got=$(count_exchanges "$OUT")
+    echo "seen $seen written $written dropped $dropped got $got in $((SECONDS - start)) s" >&3
+    [ "$seen" -eq 2000 ]
+    [ "$dropped" -gt 0 ]
+    [ "$((written + dropped))" -eq 2000 ]
+    [ "$got" -eq "$written" ]
 }
 
 @test "outputs: --log fd:N writes to the descriptor, which no process of the server holds" {
