@@ -241,6 +241,10 @@ int ht_cmd_collect(int argc, char **argv)
         co.wait_pidfd = dup(4);
     } else {
         co.standing = true;
+        if (ht_config_log_fd_open(cfg.log_path, err, sizeof(err))) {
+            fprintf(stderr, "httptape collect: --log: %s\n", err);
+            return 2;
+        }
     }
     if (address && ht_reg_parse(address, &co.addr)) {
         fprintf(stderr, "httptape collect: --address/HTTPTAPE_COLLECTOR: expected NAME:TOKEN "

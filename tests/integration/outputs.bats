@@ -164,8 +164,25 @@ final_stats() {
     assert_equal "$(exchanges "$file" | jq -r .url.path | sort | tr '\n' ' ')" "/x /y "
 }
 
-@test "outputs: --log fd:N names a descriptor that is not open: run refuses" {
+@test "outputs: --log fd:N names a descriptor that is not open: run and collect refuse" {
     run "$HTTPTAPE" run --log fd:9 -- true
     assert_failure 2
     assert_output --partial 'descriptor 9 is not open'
+    run timeout 10 "$HTTPTAPE" collect --log fd:9
+    assert_failure 2
+    assert_output --partial 'descriptor 9 is not open'
+}
+
+@test "outputs: httptape collect --log fd:N takes a standing collector's lines to the descriptor" {
+    local file=$D/coll.jsonl
+    start_bg collector bash -c "exec \"\$0\" collect --log fd:7 7>>\"$file\"" "$HTTPTAPE"
+    wait_output HTTPTAPE_COLLECTOR=
+    local addr
+    addr=$(grep -o 'HTTPTAPE_COLLECTOR=.*' "$SERVER_OUT" | cut -d= -f2)
+    start_bg server env HTTPTAPE_COLLECTOR="$addr" LD_PRELOAD="$HTTPTAPE_LIB" \
+        "$PY" -m http.server --bind 127.0.0.1 --directory "$D" "$PORT"
+    wait_http "$BASE/"
+    get "$BASE/k"
+    wait_exchanges "$file" 1
+    assert_equal "$(exchanges "$file" | jq -r .url.path)" "/k"
 }
