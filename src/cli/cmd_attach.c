@@ -63,6 +63,12 @@ static int check_log_path(const char *path)
 {
     char dir[4096];
     struct stat st;
+    if (!ht_config_log_is_file(path)) {
+        if (ht_config_log_fd_open(path, dir, sizeof(dir)) == 0)
+            return 0;
+        fprintf(stderr, "httptape attach: --log: %s\n", dir);
+        return -1;
+    }
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
         fprintf(stderr, "httptape attach: --log: %s is a directory; give a file path\n", path);
         return -1;

@@ -121,6 +121,10 @@ int ht_collect(const struct ht_config *cfg_in, const struct ht_collect_opts *co)
         if (ht_config_log_path(&cfg, co->for_pid, path, sizeof(path)) == 0)
             snprintf(cfg.log_path, sizeof(cfg.log_path), "%s", path);
     }
+    /* Started by the library: fd:N would name one of our own (3 is the
+     * ring), not the app's. */
+    if (co->ring_fd >= 0 && ht_config_log_fd(cfg.log_path) >= 0)
+        snprintf(cfg.log_path, sizeof(cfg.log_path), "fd:-1");
     if (ht_redact_configure(cfg.redact_headers, cfg.redact_query, cfg.redact_fields,
                             cfg.redact_key, cfg.redact, err, sizeof(err))) {
         fprintf(stderr, "httptape collect: %s\n", err);
@@ -239,6 +243,10 @@ int ht_cmd_collect(int argc, char **argv)
         co.wait_pidfd = dup(4);
     } else {
         co.standing = true;
+        if (ht_config_log_fd_open(cfg.log_path, err, sizeof(err))) {
+            fprintf(stderr, "httptape collect: --log: %s\n", err);
+            return 2;
+        }
     }
     if (address && ht_reg_parse(address, &co.addr)) {
         fprintf(stderr, "httptape collect: --address/HTTPTAPE_COLLECTOR: expected NAME:TOKEN "

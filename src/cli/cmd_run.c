@@ -44,7 +44,9 @@ static const char usage[] =
     "connections it accepts is appended to FILE, one JSON object per line.\n"
     "CMD replaces httptape (same pid, signals go straight to it).\n"
     "\n"
-    "  --log FILE          log path (default ./httptape.jsonl; %p = pid)\n"
+    "  --log FILE          log path (default ./httptape.jsonl; %p = pid), - (the\n"
+    "                      collector's stdout), unix:PATH (a Unix stream socket) or\n"
+    "                      fd:N (a descriptor of run's, which the server does not get)\n"
     "  --max-body BYTES    body excerpt cap per message (default 4096; 0 = sizes\n"
     "                      only; suffixes k, m: 64k, 1m)\n"
     "  --max-header BYTES  head size limit per message (default 64k)\n"
@@ -127,6 +129,12 @@ static int check_log_path(const char *path)
 {
     char dir[4096];
     struct stat st;
+    if (!ht_config_log_is_file(path)) {
+        if (ht_config_log_fd_open(path, dir, sizeof(dir)) == 0)
+            return 0;
+        fprintf(stderr, "httptape run: --log: %s\n", dir);
+        return -1;
+    }
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
         fprintf(stderr, "httptape run: --log: %s is a directory; give a file path\n", path);
         return -1;
@@ -263,7 +271,7 @@ static int start_collector(const struct ht_config *cfg)
 {
     struct ht_collect_opts co = { .wait_pidfd = -1, .ring_fd = -1, .ring_pidfd = -1,
                                   .for_pid = getpid() };
-    int ready[2], rc = -1;
+    int ready[2], rc = -1, log_fd = ht_config_log_fd(cfg->log_path);
     std_fds_open();
     int me = (int)syscall(SYS_pidfd_open, getpid(), 0);
     if (me < 0 || ht_reg_new(&co.addr, getpid()) || pipe2(ready, O_CLOEXEC)) {
@@ -282,15 +290,22 @@ static int start_collector(const struct ht_config *cfg)
              * a low number (either may be 0-2 if run was started with
              * those closed). */
             int r = fcntl(ready[1], F_DUPFD, 10), m = fcntl(me, F_DUPFD, 10);
-            if (r < 0 || m < 0 || dup2(r, 3) < 0 || dup2(m, 4) < 0)
+            int l = log_fd >= 0 ? fcntl(log_fd, F_DUPFD, 10) : -1;
+            if (r < 0 || m < 0 || dup2(r, 3) < 0 || dup2(m, 4) < 0 ||
+                (l >= 0 && dup2(l, 5) < 0))
                 _exit(1);
             int null = open("/dev/null", O_RDWR);
             if (null >= 0 && null != STDIN_FILENO)
                 dup2(null, STDIN_FILENO);
-            syscall(SYS_close_range, 5, ~0u, 0);
+            syscall(SYS_close_range, l >= 0 ? 6 : 5, ~0u, 0);
             co.ready_fd = 3;
             co.wait_pidfd = 4;
-            _exit(ht_collect(cfg, &co));
+            /* An fd:N log is ours as fd 5 now; the server will not have it. */
+            static struct ht_config ccfg;
+            ccfg = *cfg;
+            if (l >= 0)
+                snprintf(ccfg.log_path, sizeof(ccfg.log_path), "fd:5");
+            _exit(ht_collect(&ccfg, &co));
         }
         _exit(0);
     }
@@ -395,6 +410,12 @@ int ht_cmd_run(int argc, char **argv)
     if (start_collector(&envcfg))
         fputs("httptape run: the collector did not start; the server's processes start "
               "their own\n", stderr);
+    /* The audit log's descriptor is the collector's alone (a collector the
+     * library starts cannot use it: it says so and counts the drops).
+     * 0-2 are the server's own standard streams. */
+    int log_fd = ht_config_log_fd(envcfg.log_path);
+    if (log_fd > 2)
+        close(log_fd);
     execvp(argv[optind], argv + optind);
     fprintf(stderr, "httptape run: %s: %s\n", argv[optind], strerror(errno));
     return 127;

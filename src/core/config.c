@@ -2,6 +2,7 @@
 #include "core/config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,7 +93,8 @@ static const char *const unit_words[] = { "bytes", "items", "milliseconds", "sec
 static int set_log(struct ht_config *c, const char *value, char *err, size_t errlen)
 {
     if (!value[0]) {
-        snprintf(err, errlen, "HTTPTAPE_LOG: empty; expected a file path");
+        snprintf(err, errlen, "HTTPTAPE_LOG: empty; expected a file path, -, unix:PATH "
+                 "or fd:N");
         return -EINVAL;
     }
     char cwd[4096];
@@ -101,10 +103,28 @@ static int set_log(struct ht_config *c, const char *value, char *err, size_t err
         strcpy(c->log_path, "-");       /* the collector's standard output */
         return 0;
     }
+    if (!strncmp(value, "fd:", 3)) {
+        size_t digits = strspn(value + 3, "0123456789");
+        if (!digits || value[3 + digits] || digits > 9) {
+            snprintf(err, errlen, "HTTPTAPE_LOG: '%s': expected fd: and a descriptor "
+                     "number, e.g. fd:3", value);
+            return -EINVAL;
+        }
+        snprintf(c->log_path, sizeof(c->log_path), "%s", value);
+        return 0;
+    }
+    /* unix:PATH, a Unix stream socket; a relative PATH as for a file. */
+    const char *prefix = !strncmp(value, "unix:", 5) ? "unix:" : "";
+    value += strlen(prefix);
+    if (*prefix && (!value[0] || strlen(value) >= 108)) {
+        snprintf(err, errlen, "HTTPTAPE_LOG: unix: needs a socket path of 1 to 107 "
+                 "bytes, e.g. unix:/run/shipper.sock");
+        return -EINVAL;
+    }
     if (value[0] == '/') {
-        n = snprintf(c->log_path, sizeof(c->log_path), "%s", value);
+        n = snprintf(c->log_path, sizeof(c->log_path), "%s%s", prefix, value);
     } else if (getcwd(cwd, sizeof(cwd))) {
-        n = snprintf(c->log_path, sizeof(c->log_path), "%s/%s", cwd, value);
+        n = snprintf(c->log_path, sizeof(c->log_path), "%s%s/%s", prefix, cwd, value);
     } else {
         snprintf(err, errlen, "HTTPTAPE_LOG: relative path '%s' but the current "
                  "directory is unknown; give an absolute path", value);
@@ -358,4 +378,23 @@ int ht_config_log_path(const struct ht_config *c, int pid, char *out, size_t out
     }
     out[o] = 0;
     return 0;
+}
+
+bool ht_config_log_is_file(const char *log_path)
+{
+    return strcmp(log_path, "-") && strncmp(log_path, "unix:", 5) && strncmp(log_path, "fd:", 3);
+}
+
+int ht_config_log_fd(const char *log_path)
+{
+    return strncmp(log_path, "fd:", 3) ? -1 : atoi(log_path + 3);
+}
+
+int ht_config_log_fd_open(const char *log_path, char *err, size_t errlen)
+{
+    int fd = ht_config_log_fd(log_path);
+    if (fd < 0 || fcntl(fd, F_GETFD) >= 0)
+        return 0;
+    snprintf(err, errlen, "%s: descriptor %d is not open", log_path, fd);
+    return -EBADF;
 }

@@ -24,7 +24,8 @@
 #define HT_DEFAULT_LOG_MODE   0600u
 
 struct ht_config {
-    char log_path[4096];        /* absolute, or "-" (standard output); "%p" still unexpanded */
+    char log_path[4096];        /* absolute, "-" (standard output), "unix:" and an absolute
+                                 * socket path, or "fd:N"; "%p" still unexpanded */
     uint32_t max_body;          /* HTTPTAPE_MAX_BODY */
     uint32_t max_header;        /* HTTPTAPE_MAX_HEADER */
     uint32_t queue_len;         /* HTTPTAPE_QUEUE */
@@ -75,6 +76,16 @@ int ht_config_redact_from_env(struct ht_config *c, char *err, size_t errlen);
  * A relative log path is made absolute against the current directory.
  * 0, or -EINVAL with err filled as above. */
 int ht_config_from_env(struct ht_config *c, char *err, size_t errlen);
+
+/* Is the log path a file (not "-", "unix:PATH" or "fd:N")? */
+bool ht_config_log_is_file(const char *log_path);
+
+/* The descriptor an "fd:N" log path names, or -1 for any other path. */
+int ht_config_log_fd(const char *log_path);
+
+/* For "fd:N": is descriptor N open in this process? 0, or -EBADF with
+ * err saying so. Any other path: 0. */
+int ht_config_log_fd_open(const char *log_path, char *err, size_t errlen);
 
 /* Expand "%p" in the log path to pid into out. 0 or -ENAMETOOLONG. */
 int ht_config_log_path(const struct ht_config *c, int pid, char *out, size_t outlen);

@@ -11,18 +11,15 @@
  * that lands exactly on that slot makes one futex call; a push onto a full
  * queue waits for the writer.
  *
- * The log is opened O_APPEND|O_CLOEXEC|O_CREAT|O_NOFOLLOW, mode 0600, through
- * directories checked one by one (logpath.h: nothing another user controls),
- * and written a batch of whole lines per write(2), so processes sharing one
- * log never interleave within a line. Once a second the writer checks that
- * the path still names its file, through the same checks (logrotate), and
- * writes a statistics record when drops happened or the interval is up; it
- * rotates by size after a batch.
+ * Where the lines go (the log file, standard output, a Unix socket, an
+ * inherited descriptor) is dest.h's: before every batch the writer asks it
+ * to check its destination (a log renamed away by logrotate gets not one
+ * batch more); once a second it checks when idle too, and writes a
+ * statistics record when drops happened or the interval is up.
  */
 #include "core/sink.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -31,15 +28,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/futex.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/dest.h"
 #include "core/event.h"
-#include "core/logpath.h"
 #include "core/stats.h"
 
 #define POLL_MIN_NS 20000000L    /* 20 ms while traffic flows */
@@ -182,139 +177,15 @@ bool ht_sink_push(struct ht_exchange *ex)
     return false;
 }
 
-/* ---- the log file ---- */
-
-struct logf {
-    int fd;
-    char path[sizeof(((struct ht_config *)0)->log_path) + 16];
-    dev_t dev;
-    ino_t ino;
-    bool complained;            /* said once that it cannot be opened */
-    bool fragment;              /* a partial line may end the file */
-};
-
-static void say(const char *fmt, const char *a, const char *b)
-{
-    char msg[sizeof(((struct logf *)0)->path) + HT_LOGPATH_WHY + 160];
-    int n = snprintf(msg, sizeof(msg), fmt, a, b);
-    if (n > 0)
-        (void)!write(STDERR_FILENO, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
-}
-
-/* "-": the log is our standard output (containers), never reopened,
- * checked or rotated. */
-static bool log_is_stdout(const struct logf *lf) { return !strcmp(lf->path, "-"); }
-
-static void log_close(struct logf *lf)
-{
-    if (lf->fd >= 0 && !log_is_stdout(lf))
-        close(lf->fd);
-    lf->fd = -1;
-}
+/* ---- the destination ---- */
 
 void ht_sink_speak_for(int pid) { s.for_pid = pid; }
 
-static void log_open(struct logf *lf)
+/* Write b (whole lines) to the destination (dest.h). Returns how many of
+ * its lines reached it, SIZE_MAX meaning all of them. */
+static size_t log_write(struct ht_dest *d, const struct ht_buf *b)
 {
-    char why[HT_LOGPATH_WHY];
-    const char *name;
-    struct stat st;
-    log_close(lf);
-    if (log_is_stdout(lf)) {
-        lf->fd = STDOUT_FILENO;
-        lf->fragment = false;
-        return;
-    }
-    int dir = ht_logpath_dir(lf->path, &name, why, sizeof(why));
-    int fd = dir < 0 ? dir : ht_logpath_open(dir, name, s.cfg.log_mode ? (mode_t)s.cfg.log_mode
-                                                                       : 0600, &st, why, sizeof(why));
-    if (dir >= 0)
-        close(dir);
-    if (fd < 0) {
-        if (!lf->complained)
-            say("httptape: cannot open log %s: %s; exchanges are counted as dropped "
-                "until it can be\n", lf->path, why);
-        lf->complained = true;
-        return;
-    }
-    lf->fd = fd;
-    lf->dev = st.st_dev;
-    lf->ino = st.st_ino;
-    lf->complained = false;
-    lf->fragment = false;
-}
-
-/* Does the path still name our file, through trusted directories, and is
- * it still one the log may be? Fills *dir (the file's directory, the
- * caller closes it; -errno when the walk failed) and *name. */
-static bool log_is_ours(const struct logf *lf, int *dir, const char **name)
-{
-    char why[HT_LOGPATH_WHY];
-    struct stat st;
-    *dir = ht_logpath_dir(lf->path, name, why, sizeof(why));
-    return *dir >= 0 && fstatat(*dir, *name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-           st.st_dev == lf->dev && st.st_ino == lf->ino &&
-           ht_logpath_check_file(&st, why, sizeof(why)) == 0;
-}
-
-/* The path no longer names our file (renamed or deleted by logrotate's
- * "create" mode, or by hand), or no longer passes the checks: follow the
- * path, which says why when it cannot be opened. */
-static void log_check(struct logf *lf)
-{
-    if (log_is_stdout(lf))
-        return;
-    int dir = -1;
-    const char *name;
-    bool ours = lf->fd >= 0 && log_is_ours(lf, &dir, &name);
-    /* Out of descriptors (the app's, at its limit): we cannot look now,
-     * and the file we have is better than none. */
-    if (!ours && !(lf->fd >= 0 && (dir == -EMFILE || dir == -ENFILE || dir == -ENOMEM)))
-        log_open(lf);
-    if (dir >= 0)
-        close(dir);
-}
-
-/* Size rotation: log -> log.1 -> ... -> log.keep. Processes sharing the
- * log serialise on flock; whoever finds the file already rotated just
- * follows the path. */
-static void log_rotate(struct logf *lf)
-{
-    struct stat st;
-    if (lf->fd < 0 || log_is_stdout(lf) || !s.cfg.rotate_size || fstat(lf->fd, &st) ||
-        (uint64_t)st.st_size < s.cfg.rotate_size)
-        return;
-    if (flock(lf->fd, LOCK_EX))
-        return;
-    int dir = -1;
-    const char *name;
-    if (log_is_ours(lf, &dir, &name)) {
-        /* Renamed within the directory just checked, not through the path. */
-        char from[sizeof(lf->path) + 16], to[sizeof(lf->path) + 16];
-        for (unsigned i = s.cfg.rotate_keep; i > 1; i--) {
-            snprintf(from, sizeof(from), "%s.%u", name, i - 1);
-            snprintf(to, sizeof(to), "%s.%u", name, i);
-            renameat(dir, from, dir, to);
-        }
-        snprintf(to, sizeof(to), "%s.1", name);
-        renameat(dir, name, dir, to);
-    }
-    if (dir >= 0)
-        close(dir);
-    flock(lf->fd, LOCK_UN);
-    log_open(lf);
-}
-
-/* Write b (whole lines). Returns how many of its lines reached the file,
- * SIZE_MAX meaning all of them.
- * A write cut short (disk full) may leave part of a line: it is cut off
- * again when no one appended after it, else ended with a newline before
- * the next write so that only that one line is damaged. */
-static size_t write_lines(struct logf *lf, const struct ht_buf *b);
-
-static size_t log_write(struct logf *lf, const struct ht_buf *b)
-{
-    if (lf->fd < 0)
+    if (!d)
         return 0;
     /* Announce the write, then look at abandon (seq_cst both ways): either
      * shutdown sees us writing and waits, or we see it gave up. */
@@ -323,52 +194,15 @@ static size_t log_write(struct logf *lf, const struct ht_buf *b)
         atomic_store(&s.writing, false);
         return 0;
     }
-    size_t lines = write_lines(lf, b);
+    size_t lines = ht_dest_write(d, b);
     atomic_store(&s.writing, false);
-    return lines;
-}
-
-static size_t write_lines(struct logf *lf, const struct ht_buf *b)
-{
-    size_t off = 0;
-    if (lf->fragment) {
-        if (write(lf->fd, "\n", 1) != 1)
-            return 0;
-        lf->fragment = false;
-    }
-    while (off < b->len) {
-        ssize_t w = write(lf->fd, b->p + off, b->len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            break;
-        off += (size_t)w;
-    }
-    if (off == b->len)
-        return SIZE_MAX;                /* all of it */
-    size_t lines = 0, last_nl = 0;
-    for (size_t i = 0; i < off; i++)
-        if (b->p[i] == '\n') {
-            lines++;
-            last_nl = i + 1;
-        }
-    if (off > last_nl) {
-        /* After an O_APPEND write our offset is the end of what we wrote;
-         * if the file ends there too, nobody appended since: cut ours. */
-        off_t ours = lseek(lf->fd, 0, SEEK_CUR);
-        struct stat st;
-        bool cut = ours >= 0 && fstat(lf->fd, &st) == 0 && st.st_size == ours &&
-                   ftruncate(lf->fd, ours - (off_t)(off - last_nl)) == 0;
-        if (!cut)
-            lf->fragment = true;
-    }
     return lines;
 }
 
 /* ---- the writer ---- */
 
 struct writer {
-    struct logf log;
+    struct ht_dest *log;
     struct ht_buf buf;
     uint64_t dropped_reported;
     int64_t last_stats, last_check;
@@ -381,7 +215,7 @@ static void write_stats(struct writer *w, bool final)
     ht_stats_record_take(&r, wall_now(), s.pid, s.mode, final);
     w->last_stats = r.wall_ns;
     /* Drops count as reported only once the record is in the file. */
-    if (ht_event_format_stats(&r, &w->buf) == 0 && log_write(&w->log, &w->buf) >= 1)
+    if (ht_event_format_stats(&r, &w->buf) == 0 && log_write(w->log, &w->buf) >= 1)
         w->dropped_reported = r.dropped;
 }
 
@@ -404,16 +238,15 @@ static size_t write_batch(struct writer *w)
         return n;
     /* Every batch: a log renamed away (logrotate's "create") gets not
      * one batch more. */
-    if (w->log.fd < 0)
-        log_open(&w->log);
-    else
-        log_check(&w->log);
-    size_t written = log_write(&w->log, &w->buf);
+    if (w->log)
+        ht_dest_check(w->log);
+    size_t written = log_write(w->log, &w->buf);
     if (written > lines)
         written = lines;
     HT_STAT_ADD(exchanges_written, written);
     HT_STAT_ADD(dropped_write_error, lines - written);
-    log_rotate(&w->log);
+    if (w->log)
+        ht_dest_rotate(w->log);
     return n;
 }
 
@@ -425,7 +258,8 @@ static void housekeeping(struct writer *w)
     if (now - w->last_check < 1000000000LL)
         return;
     w->last_check = now;
-    log_check(&w->log);
+    if (w->log)
+        ht_dest_check(w->log);
     bool periodic = s.cfg.stats_interval &&
                     now - w->last_stats >= (int64_t)s.cfg.stats_interval * 1000000000LL;
     if (periodic || ht_stats_dropped() != w->dropped_reported)
@@ -434,12 +268,16 @@ static void housekeeping(struct writer *w)
 
 static void *writer_main(void *arg)
 {
-    struct writer w = { .log = { .fd = -1 } };
+    struct writer w = { 0 };
+    char path[sizeof(s.cfg.log_path) + 16];
     long pause = POLL_MIN_NS;
     (void)arg;
-    if (ht_config_log_path(&s.cfg, s.pid, w.log.path, sizeof(w.log.path)))
-        snprintf(w.log.path, sizeof(w.log.path), "%s", s.cfg.log_path);
-    log_open(&w.log);
+    if (ht_config_log_path(&s.cfg, s.pid, path, sizeof(path)))
+        snprintf(path, sizeof(path), "%s", s.cfg.log_path);
+    /* Out of memory: every batch is counted as dropped (log_write). */
+    w.log = ht_dest_new(path, s.cfg.log_mode, s.cfg.rotate_size, s.cfg.rotate_keep);
+    if (w.log)
+        ht_dest_check(w.log);
     w.last_stats = w.last_check = wall_now();
     while (!atomic_load_explicit(&s.stop, memory_order_acquire)) {
         size_t n = write_batch(&w);
@@ -458,7 +296,7 @@ static void *writer_main(void *arg)
         ;
     write_stats(&w, true);
     ht_buf_free(&w.buf);
-    log_close(&w.log);
+    ht_dest_free(w.log);
     return NULL;
 }
 

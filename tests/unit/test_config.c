@@ -4,6 +4,7 @@
  */
 #include <stdbool.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 
 #include "core/config.h"
@@ -97,9 +98,41 @@ static void test_service_name(void)
     unsetenv("HTTPTAPE_SERVICE_NAME");
 }
 
+/* The log's destinations: a file, "-", "unix:PATH", "fd:N". */
+static void test_log_forms(void)
+{
+    struct ht_config c;
+    char err[512] = "";
+    ht_config_defaults(&c);
+    tap_ok(ht_config_set(&c, "HTTPTAPE_LOG", "unix:/run/ship.sock", err, sizeof(err)) == 0 &&
+           !strcmp(c.log_path, "unix:/run/ship.sock") && !ht_config_log_is_file(c.log_path),
+           "unix:/run/ship.sock is a socket destination");
+    tap_ok(ht_config_set(&c, "HTTPTAPE_LOG", "unix:ship.sock", err, sizeof(err)) == 0 &&
+           !strncmp(c.log_path, "unix:/", 6) && strstr(c.log_path, "/ship.sock"),
+           "unix:ship.sock is made absolute: %s", c.log_path);
+    char longpath[200] = "unix:/";
+    memset(longpath + 6, 'a', 150);
+    tap_ok(ht_config_set(&c, "HTTPTAPE_LOG", longpath, err, sizeof(err)) < 0 &&
+           strstr(err, "107 bytes"), "a socket path over 107 bytes is refused: %s", err);
+    tap_ok(ht_config_set(&c, "HTTPTAPE_LOG", "fd:7", err, sizeof(err)) == 0 &&
+           ht_config_log_fd(c.log_path) == 7 && !ht_config_log_is_file(c.log_path),
+           "fd:7 names descriptor 7");
+    tap_ok(ht_config_set(&c, "HTTPTAPE_LOG", "fd:x", err, sizeof(err)) < 0 &&
+           ht_config_set(&c, "HTTPTAPE_LOG", "fd:", err, sizeof(err)) < 0 &&
+           ht_config_set(&c, "HTTPTAPE_LOG", "fd:-1", err, sizeof(err)) < 0,
+           "fd: without a number is refused: %s", err);
+    tap_ok(ht_config_log_fd_open("fd:2", err, sizeof(err)) == 0 &&
+           ht_config_log_fd_open("fd:987654", err, sizeof(err)) == -EBADF,
+           "fd:987654 is not open: %s", err);
+    tap_ok(ht_config_set(&c, "HTTPTAPE_LOG", "/tmp/x.jsonl", err, sizeof(err)) == 0 &&
+           ht_config_log_is_file(c.log_path) && ht_config_log_fd(c.log_path) == -1,
+           "/tmp/x.jsonl is a file");
+}
+
 int main(void)
 {
     test_service_name();
+    test_log_forms();
     test_set_escapes();
     test_env_escapes();
     test_short_buffer();
