@@ -91,6 +91,7 @@ static struct ht_exchange *new_exchange(struct ht_conn *c, const struct ht_clock
     ex->pid = c->pid;
     memcpy(ex->conn_id, c->id, sizeof(ex->conn_id));
     ex->request_index = c->next_index++;
+    ex->conn_joined = c->joined;
     ex->ep = c->ep;
     ex->wall_ns = now->wall_ns;
     ex->mono_start = now->mono_ns;
@@ -586,6 +587,11 @@ void ht_conn_feed_lost(struct ht_conn *c, enum ht_dir d, uint64_t n, const struc
     }
     if (HT_STAT_GET(capture_gaps) == before)
         HT_STAT_ADD(capture_gaps, 1);
+}
+
+void ht_conn_mark_joined(struct ht_conn *c)
+{
+    c->joined = true;
 }
 
 void ht_conn_set_pid(struct ht_conn *c, int pid)

@@ -75,6 +75,7 @@ struct ht_conn {
     bool closing[2];            /* the last message said it was the last */
     bool tunnel;
     bool finished;
+    bool joined;                /* open before capture began (ht_conn_mark_joined) */
     uint64_t bytes[2];          /* bytes seen per direction */
     uint64_t messages[2];       /* messages ended per direction (1xx too) */
     uint64_t unparsed[2];       /* bytes seen but not parsed (tunnel, dead) */
@@ -128,6 +129,10 @@ void ht_conn_feed_lost(struct ht_conn *c, enum ht_dir d, uint64_t n, const struc
 /* The process now owning the connection (a forked child that goes on
  * with it): exchanges in flight and from here on carry its pid. */
 void ht_conn_set_pid(struct ht_conn *c, int pid);
+
+/* Capture began while the connection was already open: its exchanges
+ * say so (httptape.connection.joined), from the next one made on. */
+void ht_conn_mark_joined(struct ht_conn *c);
 
 /* The connection is over: end both directions, emit every exchange still
  * held (incomplete ones carry their gaps plus extra_gaps), free buffers.
