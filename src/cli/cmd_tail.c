@@ -6,10 +6,19 @@
  * across truncation and replacement, and the human one-line format below.
  * Single-threaded. The only global is the stop flag set by SIGINT/SIGTERM.
  *
- * Finding the last N lines: a regular file is scanned backwards from its end
- * in 64 KiB blocks until N+1 newlines are seen, then read forwards from there,
- * so a 100 MB log costs a few blocks. Anything else (stdin pipe, FIFO) is read
- * to its end keeping a ring of the last N lines.
+ * What -n counts: records, except statistics records (.httptape.type
+ * "stats"), so a log with the periodic statistics on still shows N exchanges.
+ * Statistics records are not shown unless --stats; then those after the
+ * (N+1)-th last counted record are shown among the others, not counted.
+ * Lines that are not JSON objects count (they are reported on stderr).
+ *
+ * Finding the last N records: a regular file is scanned backwards from its
+ * end in 64 KiB blocks until N+1 newlines are seen; if those lines hold N or
+ * fewer counted records (statistics among them) the scan goes back twice as
+ * many lines, and so on; then it is read forwards from there, skipping the
+ * counted records beyond N, so a 100 MB log costs a few blocks. Anything else
+ * (stdin pipe, FIFO) is read to its end keeping a ring of the last N counted
+ * records (and, with --stats, the statistics records among them).
  *
  * Following: the file is looked at when inotify reports a change and every
  * 200 ms. Before reading on, a file shorter than our offset, or one whose
@@ -85,11 +94,11 @@
 static volatile sig_atomic_t stop_requested;
 
 static const char short_usage[] =
-    "usage: httptape tail [-f|--follow] [-n N|--lines N] [--json] FILE"
+    "usage: httptape tail [-f|--follow] [-n N|--lines N] [--stats] [--json] FILE"
     " (see 'httptape tail --help')\n";
 
 static const char help_text[] =
-    "usage: httptape tail [-f|--follow] [-n N|--lines N] [--json] FILE\n"
+    "usage: httptape tail [-f|--follow] [-n N|--lines N] [--stats] [--json] FILE\n"
     "\n"
     "Show the last N records of an httptape log, one line per exchange.\n"
     "FILE '-' reads standard input (-f is then ignored).\n"
@@ -97,7 +106,10 @@ static const char help_text[] =
     "  -f, --follow     keep printing records as they are appended; survives\n"
     "                   truncation and the file being replaced or re-created;\n"
     "                   stop with Ctrl-C\n"
-    "  -n, --lines N    how many records to show first (default 10, 0 for none)\n"
+    "  -n, --lines N    how many records to show first (default 10, 0 for none);\n"
+    "                   statistics records are not counted\n"
+    "      --stats      show the statistics records too (among the N records\n"
+    "                   and as they are appended); hidden by default\n"
     "      --json       print the records' JSON unchanged instead of a summary\n"
     "  -h, --help       show this help\n"
     "\n"
@@ -112,8 +124,15 @@ static const char help_text[] =
 struct tail_opts {
     bool follow;
     bool json;
+    bool stats;             /* show statistics records */
     long long lines;
     const char *path;
+};
+
+/* Where lines go to be shown: counted records beyond N are skipped first. */
+struct show {
+    const struct tail_opts *o;
+    long long skip;         /* counted records still to skip */
 };
 
 /* Receives each complete line (without its '\n'). Returns 0 or -errno. */
@@ -133,13 +152,16 @@ struct ring_line {
     char *s;
     size_t n;
     long long lineno;
+    bool counted;           /* not a statistics record */
 };
 
-/* The last `max` lines seen; grows on demand up to max. */
+/* The last `max` counted lines seen, and the statistics records among them
+ * when o->stats; grows on demand. */
 struct ring {
     struct ring_line *v;
     size_t cap, head, count;
-    long long max;
+    long long max, counted;
+    const struct tail_opts *o;
 };
 
 /*
@@ -163,6 +185,7 @@ struct follower {
     dev_t dev;
     ino_t ino;
     bool warned_open;
+    struct show *show;          /* its skip ends when the file starts again */
     int ino_fd, wd;             /* inotify wake-ups; -1 when unavailable */
     struct fingerprint fp;
 };
@@ -231,6 +254,8 @@ static int parse_long(int argc, char **argv, int *i, struct tail_opts *o, bool *
         o->follow = true;
     else if (!strcmp(a, "--json"))
         o->json = true;
+    else if (!strcmp(a, "--stats"))
+        o->stats = true;
     else if (!strcmp(a, "--help"))
         *help = true;
     else if (!strncmp(a, "--lines=", 8))
@@ -492,12 +517,33 @@ static void warn_line(long long lineno, const char *what)
         fprintf(stderr, "httptape tail: line %lld: %s\n", lineno, what);
 }
 
-/* line_sink that prints one record; ctx is the struct tail_opts. */
+static bool is_stats(json_t *rec)
+{
+    const char *t = json_string_value(get(rec, "httptape.type"));
+    return t && !strcmp(t, "stats");
+}
+
+/* Whether the line is counted by -n (is not a statistics record). */
+static bool counted_line(const char *s, size_t n)
+{
+    json_t *rec = json_loadb(s, n, JSON_ALLOW_NUL, NULL);
+    bool counted = !is_stats(rec);
+    json_decref(rec);
+    return counted;
+}
+
+/* line_sink that prints one record unless it is skipped; ctx is the struct show. */
 static int emit_line(void *ctx, const char *s, size_t n, long long lineno)
 {
-    const struct tail_opts *o = ctx;
+    struct show *sh = ctx;
+    const struct tail_opts *o = sh->o;
     json_t *rec = json_loadb(s, n, JSON_ALLOW_NUL, NULL);
-    if (!json_is_object(rec)) {
+    bool stats = is_stats(rec);
+    if (!stats && sh->skip > 0) {
+        sh->skip--;
+    } else if (stats && (!o->stats || sh->skip > 0)) {
+        ;                       /* hidden, or before the first record shown */
+    } else if (!json_is_object(rec)) {
         warn_line(lineno, "not a JSON object");
     } else if (o->json) {
         fwrite(s, 1, n, stdout);
@@ -588,47 +634,69 @@ static int split_finish(struct splitter *sp)
 
 /* ---- the last N lines of a stream (ring) ---------------------------------- */
 
-/* line_sink that keeps a copy of the line; ctx is the struct ring. */
+/* Drops the oldest line. */
+static void ring_pop(struct ring *r)
+{
+    struct ring_line *l = &r->v[r->head];
+    r->counted -= l->counted;
+    free(l->s);
+    r->head = (r->head + 1) % r->cap;
+    r->count--;
+}
+
+/* Room for one more line: doubles the array, oldest line first. */
+static int ring_grow(struct ring *r)
+{
+    size_t cap = r->cap ? r->cap * 2 : 16;
+    struct ring_line *v = malloc(cap * sizeof(*v));
+    if (!v)
+        return -ENOMEM;
+    for (size_t i = 0; i < r->count; i++)
+        v[i] = r->v[(r->head + i) % r->cap];
+    free(r->v);
+    r->v = v;
+    r->cap = cap;
+    r->head = 0;
+    return 0;
+}
+
+/*
+ * line_sink that keeps a copy of the line; ctx is the struct ring. Past max
+ * counted lines, the oldest go up to and including the oldest counted one,
+ * so the statistics records after it stay, as a file's window has them.
+ */
 static int ring_push(void *ctx, const char *s, size_t n, long long lineno)
 {
     struct ring *r = ctx;
     if (r->max == 0)
         return 0;
+    bool counted = counted_line(s, n);
+    if (!counted && !r->o->stats)
+        return 0;
+    if (r->count == r->cap && ring_grow(r))
+        return -ENOMEM;
     char *copy = malloc(n ? n : 1);
     if (!copy)
         return -ENOMEM;
     memcpy(copy, s, n);
-    if (r->count == r->cap && (long long)r->cap < r->max) {
-        /* Still growing, so nothing has wrapped yet: head is 0. */
-        size_t cap = r->cap ? r->cap * 2 : 16;
-        if ((long long)cap > r->max)
-            cap = (size_t)r->max;
-        struct ring_line *v = realloc(r->v, cap * sizeof(*v));
-        if (!v) {
-            free(copy);
-            return -ENOMEM;
-        }
-        r->v = v;
-        r->cap = cap;
+    r->v[(r->head + r->count++) % r->cap] = (struct ring_line){ copy, n, lineno, counted };
+    r->counted += counted;
+    while (r->counted > r->max) {
+        bool was_counted = r->v[r->head].counted;
+        ring_pop(r);
+        if (was_counted)
+            break;
     }
-    struct ring_line *slot;
-    if (r->count < r->cap) {
-        slot = &r->v[(r->head + r->count++) % r->cap];
-    } else {
-        slot = &r->v[r->head];
-        free(slot->s);
-        r->head = (r->head + 1) % r->cap;
-    }
-    *slot = (struct ring_line){ copy, n, lineno };
     return 0;
 }
 
 static int ring_flush_free(struct ring *r, const struct tail_opts *o, int rc)
 {
+    struct show sh = { .o = o };
     for (size_t i = 0; i < r->count; i++) {
         struct ring_line *l = &r->v[(r->head + i) % r->cap];
         if (!rc)
-            rc = emit_line((void *)o, l->s, l->n, l->lineno);
+            rc = emit_line(&sh, l->s, l->n, l->lineno);
         free(l->s);
     }
     free(r->v);
@@ -638,7 +706,7 @@ static int ring_flush_free(struct ring *r, const struct tail_opts *o, int rc)
 /* Pipes and other unseekable input: read to the end keeping the last N. */
 static int show_stream(int fd, const struct tail_opts *o, char *blk)
 {
-    struct ring r = { .max = o->lines };
+    struct ring r = { .max = o->lines, .o = o };
     struct splitter sp = { .lineno = 1, .sink = ring_push, .ctx = &r };
     int rc = 0;
     for (;;) {
@@ -728,11 +796,56 @@ static int feed_range(int fd, off_t from, off_t to, struct splitter *sp, char *b
     return 0;
 }
 
+/* line_sink that counts the lines -n counts; ctx is a long long. */
+static int count_line(void *ctx, const char *s, size_t n, long long lineno)
+{
+    (void)lineno;
+    *(long long *)ctx += counted_line(s, n);
+    return 0;
+}
+
+/* How many counted records [from, to) holds; a final line without '\n'
+ * only when `partial` (it is shown now, not held for -f). */
+static int count_range(int fd, off_t from, off_t to, bool partial, char *blk, long long *out)
+{
+    struct splitter sp = { .lineno = LINENO_UNKNOWN, .sink = count_line, .ctx = out };
+    *out = 0;
+    int rc = feed_range(fd, from, to, &sp, blk);
+    if (!rc && partial)
+        rc = split_finish(&sp);
+    free(sp.buf);
+    return rc;
+}
+
 /*
- * Prepares sp to start at the first of the last N lines and sets *start to
- * that offset. Without -f also prints them (up to the size seen now, the
- * final unterminated line included); with -f the follower reads them and
- * holds an unterminated last line.
+ * Finds where to start showing the last N counted records: goes back N+1
+ * lines, and twice as many while that holds N or fewer counted records and
+ * is not the whole file. Sets sh->skip to the counted records before them.
+ */
+static int find_window(int fd, off_t size, const struct tail_opts *o, bool partial,
+                       char *blk, struct show *sh, off_t *start, long long *lineno)
+{
+    long long need = o->lines + !partial;
+    for (;;) {
+        long long have;
+        int rc = find_start(fd, size, need, blk, start, lineno);
+        if (!rc)
+            rc = count_range(fd, *start, size, partial, blk, &have);
+        if (rc)
+            return rc;
+        if (have > o->lines || *start == 0) {
+            sh->skip = have > o->lines ? have - o->lines : 0;
+            return 0;
+        }
+        need = need > LLONG_MAX / 2 ? LLONG_MAX : need * 2;
+    }
+}
+
+/*
+ * Prepares sp to start at the first line of the window of the last N
+ * counted records and sets *start to that offset. Without -f also prints
+ * them (up to the size seen now, the final unterminated line included);
+ * with -f the follower reads them and holds an unterminated last line.
  */
 static int show_regular(int fd, off_t size, const struct tail_opts *o,
                         struct splitter *sp, char *blk, off_t *start)
@@ -742,12 +855,12 @@ static int show_regular(int fd, off_t size, const struct tail_opts *o,
     *start = 0;
     if (size > 0 && pread_full(fd, &last, 1, size - 1) != 1)
         return -EIO;
-    long long need = o->lines + (o->follow || last == '\n');
+    bool partial = !o->follow && last != '\n';
     int rc = 0;
-    if (size > 0 && need == 0)
+    if (size > 0 && o->lines == 0)
         *start = size;
     else if (size > 0)
-        rc = find_start(fd, size, need, blk, start, &lineno);
+        rc = find_window(fd, size, o, partial, blk, sp->ctx, start, &lineno);
     split_reset(sp, lineno);
     if (rc || o->follow)
         return rc;
@@ -886,6 +999,7 @@ static void check_truncated(struct follower *f, struct splitter *sp, char *blk)
     if (f->fd < 0 || !was_truncated(f, blk))
         return;
     fprintf(stderr, "httptape tail: %s: file truncated\n", f->path);
+    f->show->skip = 0;
     f->off = 0;
     f->fp.head_n = f->fp.tail_n = 0;
     split_reset(sp, 1);
@@ -913,6 +1027,7 @@ static void follow_open(struct follower *f, struct splitter *sp)
     f->dev = st.st_dev;
     f->ino = st.st_ino;
     f->warned_open = false;
+    f->show->skip = 0;
     f->fp.head_n = f->fp.tail_n = 0;
     f->fp.seen_size = st.st_size;
     f->fp.seen_mtime = st.st_mtim;
@@ -984,7 +1099,8 @@ static int follow(struct follower *f, struct splitter *sp, char *blk)
 static int tail_fd(int fd, const struct tail_opts *o, bool is_stdin, char *blk)
 {
     struct stat st;
-    struct splitter sp = { .sink = emit_line, .ctx = (void *)o };
+    struct show sh = { .o = o };
+    struct splitter sp = { .sink = emit_line, .ctx = &sh };
     off_t start = 0;
     int rc;
     if (fstat(fd, &st))
@@ -997,7 +1113,7 @@ static int tail_fd(int fd, const struct tail_opts *o, bool is_stdin, char *blk)
         struct follower *f = calloc(1, sizeof(*f));
         if (f) {
             *f = (struct follower){ .path = o->path, .fd = fd, .off = start,
-                                    .dev = st.st_dev, .ino = st.st_ino };
+                                    .dev = st.st_dev, .ino = st.st_ino, .show = &sh };
             rc = follow(f, &sp, blk);
             free(f);
         } else {

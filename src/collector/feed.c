@@ -26,9 +26,10 @@
 #include "core/sink.h"
 #include "core/stats.h"
 
-/* Exchanges of a connection that was open before we attached: we joined
- * it at a message boundary and missed what came before. TODO(core): a gap
- * of its own ("joined_mid_connection"); until then, capture_gap says it. */
+/* A connection that was open before we attached is joined at a message
+ * boundary: all its exchanges say joined (ht_conn_mark_joined) and are
+ * complete when seen whole. Only the one we came in inside has this gap:
+ * the response to a request sent before we attached (no_request too). */
 #define JOINED_GAP HT_GAP_JOINED
 
 #define SKIP_MIN (32u << 10)        /* tell the kernel to skip only this much or more */
@@ -193,7 +194,7 @@ static void emit(void *ctx, struct ht_exchange *ex)
         ht_exchange_free(ex);
         return;
     }
-    if (c->joined)
+    if (c->joined && (ex->gaps & HT_GAP_NO_REQUEST))
         ex->gaps |= JOINED_GAP;
     if (c->tls)
         tls_mark(c->tls, ex);
@@ -374,6 +375,8 @@ static struct aconn *new_conn(uint64_t id, uint32_t tgid, int fd, const struct h
     ht_connid_format(sid, sizeof(sid), (int)tgid, ++seq);
     ht_conn_init(&c->conn, feed.ccfg, ep, sid, (int)tgid, emit, c);
     ht_conn_set_exe(&c->conn, exe_of(tgid));
+    if (joined)
+        ht_conn_mark_joined(&c->conn);
     link_conn(c);
     HT_STAT_ADD(connections, 1);
     return c;
@@ -474,13 +477,15 @@ static bool starts_response(const uint8_t *p, size_t n)
     return n >= 7 && !memcmp(p, "HTTP/1.", 7);
 }
 
-/* A joined connection's bytes before its first whole message are dropped.
+/* A joined connection's bytes before its first whole message are dropped;
+ * a response that starts before any request we saw is the answer to one
+ * sent before we came: it is fed, and logged without its request.
  * True when this piece is to be fed. */
 static bool joined_ready(struct aconn *c, enum ht_dir d, const uint8_t *p, size_t n)
 {
     if (!c->waiting[d])
         return true;
-    if (d == HT_REQ ? starts_request(p, n) : (!c->waiting[HT_REQ] && starts_response(p, n))) {
+    if (d == HT_REQ ? starts_request(p, n) : starts_response(p, n)) {
         c->waiting[d] = false;
         return true;
     }

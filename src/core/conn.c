@@ -94,6 +94,7 @@ static struct ht_exchange *new_exchange(struct ht_conn *c, const struct ht_clock
     memcpy(ex->exe, c->exe, sizeof(ex->exe));
     memcpy(ex->conn_id, c->id, sizeof(ex->conn_id));
     ex->request_index = c->next_index++;
+    ex->conn_joined = c->joined;
     ex->ep = c->ep;
     ex->wall_ns = now->wall_ns;
     ex->mono_start = now->mono_ns;
@@ -609,6 +610,11 @@ void ht_conn_set_exe(struct ht_conn *c, const char *exe)
         memcpy(c->req_cur->exe, c->exe, sizeof(c->exe));
     if (c->resp_cur)
         memcpy(c->resp_cur->exe, c->exe, sizeof(c->exe));
+}
+
+void ht_conn_mark_joined(struct ht_conn *c)
+{
+    c->joined = true;
 }
 
 void ht_conn_set_pid(struct ht_conn *c, int pid)

@@ -77,6 +77,7 @@ struct ht_conn {
     bool closing[2];            /* the last message said it was the last */
     bool tunnel;
     bool finished;
+    bool joined;                /* open before capture began (ht_conn_mark_joined) */
     uint64_t bytes[2];          /* bytes seen per direction */
     uint64_t messages[2];       /* messages ended per direction (1xx too) */
     uint64_t unparsed[2];       /* bytes seen but not parsed (tunnel, dead) */
@@ -139,6 +140,10 @@ void ht_conn_set_pid(struct ht_conn *c, int pid);
 /* The name of the process's executable (its comm, up to 15 bytes), for
  * the exchanges from now on and those in flight. */
 void ht_conn_set_exe(struct ht_conn *c, const char *exe);
+
+/* Capture began while the connection was already open: its exchanges
+ * say so (httptape.connection.joined), from the next one made on. */
+void ht_conn_mark_joined(struct ht_conn *c);
 
 /* The connection is over: end both directions, emit every exchange still
  * held (incomplete ones carry their gaps plus extra_gaps), free buffers.

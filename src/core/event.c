@@ -665,6 +665,8 @@ static void write_exchange(struct ht_jw *w, const struct ht_exchange *ex,
     ht_jw_open(w, "connection");
     ht_jw_cstr(w, "id", ex->conn_id);
     ht_jw_u64(w, "request_index", ex->request_index);
+    if (ex->conn_joined)
+        ht_jw_bool(w, "joined", true);
     ht_jw_close(w);
     if (rf.request_id.n)
         ht_jw_str_bytes(w, "request_id", rf.request_id.p, rf.request_id.n);

@@ -26,7 +26,7 @@ enum ht_gap {
     HT_GAP_CAPTURE             = 1u << 5, /* bytes we could not observe */
     HT_GAP_PROCESS_EXIT        = 1u << 6, /* still in flight when the process exited */
     HT_GAP_BODY_NOT_CAPTURED   = 1u << 7, /* body bytes counted but never seen */
-    HT_GAP_JOINED              = 1u << 8, /* connection open before capture began */
+    HT_GAP_JOINED              = 1u << 8, /* started where we came into a connection late */
     HT_GAP_CAPTURE_ENDED       = 1u << 9, /* still in flight when capture stopped */
     HT_GAP_AMBIGUOUS_FRAMING   = 1u << 10,/* the server may have framed it otherwise (HT_AN_DOUBT) */
     HT_GAP_TLS_NOT_DECRYPTED   = 1u << 11,/* TLS whose plaintext no covered library gave us */
@@ -83,6 +83,7 @@ struct ht_exchange {
     char exe[16];                   /* process.executable.name or "" */
     char conn_id[32];
     uint64_t request_index;         /* 0-based position on the connection */
+    bool conn_joined;               /* the connection was open before capture began */
     struct ht_endpoints ep;
 
     /* when: wall clock of the first byte, then monotonic offsets (ns) */

@@ -16,10 +16,6 @@
 load test_helper/common
 
 STATIC_SERVER="$REPO/build/static-server"
-# The gap that marks exchanges of a connection joined mid-stream. The core
-# has no gap of its own for it yet (proposed: joined_mid_connection).
-JOINED_GAP=joined_mid_connection
-
 setup_file() {
     local out rc=0
     out=$("$HTTPTAPE" attach --check 2>&1) || rc=$?
@@ -218,17 +214,65 @@ EOF
     assert_output $'200 14\n200 13\n200 5000\n200 10\n200 10\n200 54'
     wait_exchanges "$LOG" 5
     stop_attach
+    # Joined between two requests: every exchange is whole, and says joined.
     run jq -c '[.http.request.method, .url.path, .url.query, .http.response.body.size,
-                .httptape.connection.request_index, .httptape.gaps]' <(exchanges "$LOG")
+                .httptape.connection.request_index, .httptape.complete, .httptape.gaps,
+                .httptape.connection.joined]' <(exchanges "$LOG")
     assert_output "$(cat <<EOF
-["GET","/hello","name=after",13,0,["$JOINED_GAP"]]
-["POST","/echo",null,5000,1,["$JOINED_GAP"]]
-["GET","/hello","name=p1",10,2,["$JOINED_GAP"]]
-["GET","/hello","name=p2",10,3,["$JOINED_GAP"]]
-["GET","/",null,54,4,["$JOINED_GAP"]]
+["GET","/hello","name=after",13,0,true,null,true]
+["POST","/echo",null,5000,1,true,null,true]
+["GET","/hello","name=p1",10,2,true,null,true]
+["GET","/hello","name=p2",10,3,true,null,true]
+["GET","/",null,54,4,true,null,true]
 EOF
 )"
     grep -q '(1 joined)' "$ATTACH_OUT"
+}
+
+# keepalive_attach READY ARGS...: python http.server, and one keep-alive
+# connection (apps/keepalive_client.py PORT GO ARGS...) that waits for GO
+# once its output has READY lines; attach then, let it go on, wait for it
+# (exit 0) and detach. The client's output is in $output.
+keepalive_attach() {
+    local ready=$1; shift
+    start_server http "$PY" "$APPS/echo_server.py" "$PORT"
+    go="$BATS_TEST_TMPDIR/go"
+    start_bg client "$PY" "$APPS/keepalive_client.py" "$PORT" "$go" "$@"
+    CLIENT_PID=$SERVER_PID
+    CLIENT_OUT=$SERVER_OUT
+    for _ in $(seq 50); do [ "$(grep -c . "$CLIENT_OUT")" -ge "$ready" ] && break; sleep 0.1; done
+    start_attach "$SRV_PID"
+    touch "$go"
+    wait_exit "$CLIENT_PID" 15
+    assert_equal "$EXIT_STATUS" 0
+    wait_exchanges "$LOG" 3
+    stop_attach
+    grep -q '(1 joined)' "$ATTACH_OUT"
+    run cat "$CLIENT_OUT"
+}
+
+@test "attach: python http.server: a keep-alive connection joined mid-way logs its next 3 requests complete, all marked joined" {
+    needs_bpf
+    keepalive_attach 2 2 3
+    assert_output $'200 10\n200 11\n200 12\n200 13\n200 14'
+    # At most one incomplete (the one in flight when we came in: none here),
+    # the 3 requests made after attaching complete, every one says joined.
+    run jq -s -c '[(map(select(.httptape.complete | not)) | length),
+                   map(select(.httptape.complete) | .url.query),
+                   (map(.httptape.connection.joined) | unique)]' <(exchanges "$LOG")
+    assert_output '[0,["size=12&n=2","size=13&n=3","size=14&n=4"],[true]]'
+}
+
+@test "attach: python http.server: joined inside a request, only that exchange is incomplete; the next 3 are complete and marked joined" {
+    needs_bpf
+    keepalive_attach 3 2 3 inflight
+    assert_output $'200 10\n200 11\nsent half\n200 20\n200 13\n200 14\n200 15'
+    # The POST under way is the one incomplete exchange (its response,
+    # without the request we came in after), saying why.
+    run jq -s -c '[map(select(.httptape.complete | not) | .httptape.gaps),
+                   map(select(.httptape.complete) | .url.query),
+                   (map(.httptape.connection.joined) | unique)]' <(exchanges "$LOG")
+    assert_output '[[["no_request","joined_mid_connection"]],["size=13&n=3","size=14&n=4","size=15&n=5"],[true]]'
 }
 
 @test "attach: --duration detaches by itself and the server keeps serving" {

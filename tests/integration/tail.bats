@@ -66,7 +66,7 @@ wait_for_output() {
 }
 
 @test "tail: renders the sample log one line per record" {
-    run --separate-stderr timeout 5 "$HT" tail "$FIX"
+    run --separate-stderr timeout 5 "$HT" tail --stats "$FIX"
     assert_success
     assert_output - <<'EOF'
 2026-11-21T23:57:12.123Z GET /items?page=2&sort=name 200 4.56ms req=0B resp=1532B [c1#0]
@@ -89,13 +89,89 @@ EOF
     assert_line --index 9 --partial " GET /r25 200 "
 }
 
-@test "tail: -n 3 shows the last three records" {
+@test "tail: -n 3 shows the last three records (a line that is not JSON counts, stats do not)" {
     run --separate-stderr timeout 5 "$HT" tail -n 3 "$FIX"
     assert_success
-    assert_equal "${#lines[@]}" 3
+    assert_equal "$stderr" "httptape tail: line 7: not a JSON object"
+    assert_equal "${#lines[@]}" 2
     assert_line --index 0 "2026-11-21T23:57:14.500Z -- start record"
     assert_line --index 1 --partial " DELETE "
-    assert_line --index 2 --partial "(final)"
+}
+
+# One stats record of process $1 with exchanges=$2.
+stats_record() {
+    printf '{"timestamp":"2026-11-21T23:58:00Z","process":{"pid":%s},' "$1"
+    printf '"httptape":{"type":"stats","stats":{"exchanges":%s}}}\n' "$2"
+}
+
+# Exchanges /r1../r6 with a stats record after each (the periodic statistics on).
+interleaved_log() {
+    for i in $(seq 6); do record "r$i"; stats_record 7 "$i"; done
+}
+
+@test "tail: -n 3 counts exchanges, not the statistics records between them" {
+    interleaved_log >"$LOG"
+    for src in file stdin; do
+        if [ "$src" = file ]; then
+            run --separate-stderr timeout 5 "$HT" tail -n 3 "$LOG"
+        else
+            run --separate-stderr timeout 5 "$HT" tail -n 3 - <"$LOG"
+        fi
+        assert_success
+        assert_equal "${#lines[@]}" 3
+        assert_line --index 0 --partial " GET /r4 200 "
+        assert_line --index 2 --partial " GET /r6 200 "
+        refute_output --partial "-- stats"
+    done
+}
+
+@test "tail: --stats shows the statistics records among the last N exchanges" {
+    interleaved_log >"$LOG"
+    for src in file stdin; do
+        if [ "$src" = file ]; then
+            run --separate-stderr timeout 5 "$HT" tail --stats -n 3 "$LOG"
+        else
+            run --separate-stderr timeout 5 "$HT" tail --stats -n 3 - <"$LOG"
+        fi
+        assert_success
+        assert_equal "${#lines[@]}" 7
+        assert_line --index 0 "2026-11-21T23:58:00.000Z -- stats pid 7: exchanges=3"
+        assert_line --index 1 --partial " GET /r4 200 "
+        assert_line --index 5 --partial " GET /r6 200 "
+        assert_line --index 6 "2026-11-21T23:58:00.000Z -- stats pid 7: exchanges=6"
+    done
+}
+
+@test "tail: a log of mostly statistics records still shows the last N exchanges" {
+    { record first; for i in $(seq 5000); do stats_record 7 "$i"; done; record a
+      for i in $(seq 5000); do stats_record 7 "$i"; done; record b; } >"$LOG"
+    run --separate-stderr timeout 5 "$HT" tail -n 3 "$LOG"
+    assert_success
+    assert_equal "${#lines[@]}" 3
+    assert_line --index 0 --partial " GET /first 200 "
+    assert_line --index 2 --partial " GET /b 200 "
+}
+
+@test "tail: -f shows appended statistics records only with --stats" {
+    interleaved_log >"$LOG"
+    start_tail -n 1
+    wait_for_output " GET /r6 200 "
+    { stats_record 8 1; record r7; } >>"$LOG"
+    wait_for_output " GET /r7 200 "
+    stop_tail
+    run cat "$OUT"
+    refute_output --partial "-- stats"
+    start_tail --stats -n 1      # r7, and the stats records since r6
+    wait_for_output " GET /r7 200 "
+    { stats_record 8 2; record r8; } >>"$LOG"
+    wait_for_output " GET /r8 200 "
+    run cat "$OUT"
+    assert_equal "${#lines[@]}" 5
+    assert_line --index 0 "2026-11-21T23:58:00.000Z -- stats pid 7: exchanges=6"
+    assert_line --index 1 "2026-11-21T23:58:00.000Z -- stats pid 8: exchanges=1"
+    assert_line --index 2 --partial " GET /r7 200 "
+    assert_line --index 3 "2026-11-21T23:58:00.000Z -- stats pid 8: exchanges=2"
+    assert_line --index 4 --partial " GET /r8 200 "
 }
 
 @test "tail: -n 0 shows nothing" {
@@ -105,11 +181,11 @@ EOF
 }
 
 @test "tail: --json passes records through byte for byte" {
-    timeout 5 "$HT" tail --json -n 100 "$FIX" >"$OUT" 2>"$ERR"
+    timeout 5 "$HT" tail --json --stats -n 100 "$FIX" >"$OUT" 2>"$ERR"
     sed '4d;7d' "$FIX" >"$BATS_TEST_TMPDIR/expected"   # the two non-objects
     cmp "$BATS_TEST_TMPDIR/expected" "$OUT"
-    timeout 5 "$HT" tail --json -n 3 "$FIX" >"$OUT"
-    cmp <(tail -n 3 "$FIX") "$OUT"
+    timeout 5 "$HT" tail --json -n 3 "$FIX" >"$OUT" 2>"$ERR"
+    cmp <(sed -n '8,9p' "$FIX") "$OUT"    # line 7 is not an object, 10 is stats
 }
 
 @test "tail: an incomplete exchange shows its gaps, anomalies and connection" {
@@ -123,13 +199,13 @@ EOF
 }
 
 @test "tail: a stats record lists its counters in file order" {
-    run --separate-stderr timeout 5 "$HT" tail "$FIX"
+    run --separate-stderr timeout 5 "$HT" tail --stats "$FIX"
     assert_line "2026-11-21T23:57:14.000Z -- stats pid 4242: exchanges=3 bytes_logged=41230 dropped=0 queue_high_water=2"
     assert_line --partial "-- stats pid 4242: exchanges=4 bytes_logged=41230 dropped=0 queue_high_water=2 (final)"
 }
 
 @test "tail: a line that is not a JSON object is reported on stderr and skipped" {
-    run --separate-stderr timeout 5 "$HT" tail "$FIX"
+    run --separate-stderr timeout 5 "$HT" tail --stats "$FIX"
     assert_success
     assert_equal "$stderr" "httptape tail: line 4: not a JSON object
 httptape tail: line 7: not a JSON object"
@@ -138,10 +214,10 @@ httptape tail: line 7: not a JSON object"
 }
 
 @test "tail: - reads standard input" {
-    run --separate-stderr bash -c 'cat "$1" | timeout 5 "$2" tail -n 2 -' _ "$FIX" "$HT"
+    run --separate-stderr bash -c 'cat "$1" | timeout 5 "$2" tail --stats -n 2 -' _ "$FIX" "$HT"
     assert_success
-    assert_equal "${#lines[@]}" 2
-    assert_line --index 1 --partial "(final)"
+    assert_equal "${#lines[@]}" 3
+    assert_line --index 2 --partial "(final)"
 }
 
 @test "tail: --help prints usage on stdout and exits 0" {
