@@ -235,3 +235,19 @@ membio_run() {
 @test "tls: a memory-BIO server that reads two sockets before either SSL starts: the SSL is bound by its ClientHello's random, not by the last read" {
     membio_run batch 4
 }
+
+@test "tls: two connections carrying one ClientHello (a replayed one): neither memory-BIO SSL is bound, both are tls_not_decrypted, the client is served" {
+    start_tapped batch "$LOG" "$PY" "$APPS/membio_server.py" batch "$PORT" "$TLS_DIR/cert.pem" "$TLS_DIR/key.pem"
+    wait_http "http://127.0.0.1:$PORT/"
+    run timeout 30 "$PY" "$APPS/replay_hello_client.py" "$PORT" "$TLS_DIR/ca.pem"
+    assert_success
+    assert_output /replayed
+    stop_server
+    run jq -c '[.url.path, .tls.established, .httptape.gaps]' <(exchanges "$LOG")
+    assert_output - <<'OUT'
+[null,false,["tls_not_decrypted"]]
+[null,false,["tls_not_decrypted"]]
+OUT
+    run jq -s 'map(select(.httptape.type == "stats" and .httptape.final)) | map(.httptape.stats.connections_tls_not_decrypted) | add' "$LOG"
+    assert_output 2
+}
