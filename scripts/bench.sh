@@ -32,7 +32,7 @@
 #                          (default: twice the estimate plus 5 minutes)
 #   BENCH_KEEP=1           keep the scratch directory (logs, wrk output)
 #   BENCH_SERVER_CPU=0, BENCH_CLIENT_CPU=1
-#   BENCH_GROUPS="fastapi nginx100 nginx_rivals nginx20k echo1m resources"
+#   BENCH_GROUPS="fastapi nginx100 nginx_tls nginx_rivals nginx20k echo1m resources"
 #                          the groups to run (space- or comma-separated; default all)
 #   BENCH_INSTALL=1        0: never install the rival tools (tcpdump, httpry,
 #                          tshark, mitmproxy) when one is missing
@@ -67,7 +67,7 @@ if ((PAIRS < 1 || DUR < 1)); then
     echo "bench: BENCH_PAIRS and BENCH_SECONDS must be at least 1" >&2
     exit 2
 fi
-ALL_GROUPS="fastapi nginx100 nginx_rivals nginx20k echo1m resources"
+ALL_GROUPS="fastapi nginx100 nginx_tls nginx_rivals nginx20k echo1m resources"
 GROUPS_SEL=" $(tr ',' ' ' <<<"${BENCH_GROUPS:-$ALL_GROUPS}") "
 for g in $GROUPS_SEL; do
     if [[ " $ALL_GROUPS " != *" $g "* ]]; then
@@ -149,6 +149,7 @@ declare -A RIVAL_PID=()     # name -> the rival tool (tcpdump...) running for NA
 declare -A COLL_PID=()      # name -> the httptape collector (comm httptape-coll) of a tapped server
 declare -A COLL_CPU=()      # name -> the CPU that collector is pinned to
 declare -A COLL_TOTAL_US=() # name -> the collector's CPU time over its life, read before the server stops
+declare -A SCHEME=()        # name -> the URL scheme wrk uses against it (http unless said)
 WATCHDOG=
 
 free_port() {
@@ -479,7 +480,7 @@ measure_cycles() {
     for name in "${servers[@]}"; do
         [[ -n ${SERVER_PID[$name]:-} ]] || continue
         say "  warm-up $workload on $name (${WARM}s)"
-        run_wrk "$name" "$workload-$name-warmup" "http://127.0.0.1:${PORT[$name]}$path" "$script" "$WARM"
+        run_wrk "$name" "$workload-$name-warmup" "${SCHEME[$name]:-http}://127.0.0.1:${PORT[$name]}$path" "$script" "$WARM"
     done
     for ((c = 1; c <= PAIRS; c++)); do
         order=("${servers[@]}")
@@ -489,7 +490,7 @@ measure_cycles() {
         fi
         for name in "${order[@]}"; do
             [[ -n ${SERVER_PID[$name]:-} ]] || continue
-            if run_wrk "$name" "$workload-$name-c$c" "http://127.0.0.1:${PORT[$name]}$path" "$script" "$DUR"; then
+            if run_wrk "$name" "$workload-$name-c$c" "${SCHEME[$name]:-http}://127.0.0.1:${PORT[$name]}$path" "$script" "$DUR"; then
                 printf '%s/%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$workload" "$name" \
                     "$c" "$W_RPS" "$W_P50" "$W_P99" "$W_REQS" "$W_ERRS" "$W_OTHER0" "$W_OTHER1" "$W_SRV" \
                     "$W_CPU_US" "$W_SRV_US" "$W_COLL_US" "$W_COLL" >>"$WORK/results.tsv"
@@ -972,6 +973,7 @@ n_attach=0 n_servers=0
 want fastapi && n_servers=$((n_servers + 6 + ATTACH_OK)) n_attach=$((n_attach + ATTACH_OK))
 want nginx100 && n_servers=$((n_servers + 4 + 2 * ATTACH_OK)) n_attach=$((n_attach + 2 * ATTACH_OK))
 want nginx20k && n_servers=$((n_servers + 4 + 2 * ATTACH_OK)) n_attach=$((n_attach + 2 * ATTACH_OK))
+want nginx_tls && n_servers=$((n_servers + 3))
 want echo1m && n_servers=$((n_servers + 2))
 n_rivals=0
 if want nginx_rivals; then
@@ -1124,6 +1126,49 @@ nginx_group() {
     check_logs "$tape" "$tapes" "$tape0" "$att" "$atts"
 }
 want nginx100 && nginx_group nginx100 /small.txt "nginx 100 B file"
+
+# ---- 2a. nginx 100 B over https (nginx_tls) ------------------------------------------------
+# The nginx100 workload over TLS (docs/tls.md): wrk speaks https on its
+# keep-alive connections (one handshake each), nginx decrypts with Debian's
+# OpenSSL 3, httptape records the plaintext at SSL_read/SSL_write. A
+# self-signed certificate made here with openssl. No attach row: attach
+# does not see TLS plaintext yet.
+tls_group() {
+    local w=nginx_tls label="nginx 100 B file over https (TLS 1.3, keep-alive)" name
+    local servers=(tls_plain tls_tape tls_tapes) cert=$WORK/tls
+    mkdir -p "$cert"
+    if ! openssl req -x509 -newkey rsa:2048 -nodes -keyout "$cert/key.pem" -out "$cert/cert.pem" \
+            -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>"$cert/err"; then
+        failed "nginx_tls: openssl could not make a certificate: $(tail -n 1 "$cert/err")"
+        return 1
+    fi
+    say "nginx, $label: starting ${#servers[@]} servers (1 worker each) on CPU $SRV_CPU"
+    for name in "${servers[@]}"; do PORT[$name]=$(free_port) SCHEME[$name]=https; done
+    # tls_conf NAME: nginx_conf with the server's listen made ssl; sets NGINX.
+    tls_conf() {
+        nginx_conf "$1" "${PORT[$1]}"
+        sed -i "s#^\( *listen 127.0.0.1:${PORT[$1]}\);#\1 ssl; ssl_certificate $cert/cert.pem; ssl_certificate_key $cert/key.pem;#" \
+            "$WORK/nginx/$1/nginx.conf"
+    }
+    tls_conf tls_plain
+    start_server tls_plain "${PORT[tls_plain]}" "${NGINX[@]}"
+    tls_conf tls_tape
+    start_tapped tls_tape "${PORT[tls_tape]}" spare "$WORK/logs/$w-httptape.jsonl" -- "${NGINX[@]}"
+    tls_conf tls_tapes
+    start_tapped tls_tapes "${PORT[tls_tapes]}" same "$WORK/logs/$w-httptape-same.jsonl" -- "${NGINX[@]}"
+    for name in tls_tape tls_tapes; do SERVER_BODY[$name]=$WORK/www/small.txt; done
+    sleep 0.5     # the workers
+    for name in "${servers[@]}"; do check_affinity "$name"; done
+    row "$w/tls_plain" "$label: untapped" "$w/tls_plain"
+    row "$w/tls_tape" "$label: httptape, collector on the spare CPU (bodies up to 4 KiB)" "$w/tls_plain"
+    row "$w/tls_tapes" "$label: httptape, collector on the server's CPU (bodies up to 4 KiB)" "$w/tls_plain"
+    measure_cycles "$w" /small.txt "$WRK_DIR/get.lua" "${servers[@]}"
+    coll_snapshot "${servers[@]}"
+    for name in "${servers[@]}"; do stop_server "$name"; done
+    say "checking the nginx https logs"
+    check_logs tls_tape tls_tapes
+}
+want nginx_tls && tls_group
 
 # ---- 2b. nginx 100 B: the tools a user would pick instead (nginx_rivals) --------------------
 

@@ -299,7 +299,8 @@ static void tls_not_decrypted(struct aconn *c)
     tls_libraries(c->tgid, libs, sizeof(libs));
     fprintf(stderr, "httptape: pid %u has TLS connections whose plaintext no library httptape "
             "covers handed over (covered: OpenSSL 3's libssl, linked dynamically; TLS libraries "
-            "in the process: %s; or a TLS client on a cleartext port): each is logged once with "
+            "in the process: %s; or a memory-BIO SSL whose ClientHello matched no one connection; "
+            "or a TLS client on a cleartext port): each is logged once with "
             "gap tls_not_decrypted and counted (connections_tls_not_decrypted)\n", c->tgid,
             libs[0] ? libs : "none mapped, so one linked in statically");
 }

@@ -29,6 +29,10 @@
 
 #define FDTAB_MAX (1u << 20)
 #define POOL_SLAB 64
+/* A ClientHello's first 43 bytes: record header (5), handshake type and
+ * length (4), legacy_version (2), random (32). */
+#define HELLO_HEAD 43
+#define HELLO_RANDOM 11
 
 struct ht_tconn {
     pthread_mutex_t lock;
@@ -39,6 +43,8 @@ struct ht_tconn {
     _Atomic bool tls;           /* its bytes on the socket are TLS records (RAW) */
     _Atomic uint8_t tls_told;   /* a covered library's session was announced: 1, established: 2 */
     _Atomic(const void *) ssl;  /* memory-BIO SSL bound to it (tls.c), or NULL */
+    _Atomic uint8_t hello_n;    /* bytes of hello held (HELLO_HEAD: complete) */
+    uint8_t hello[HELLO_HEAD];  /* the client's first bytes: record header up to its random */
     struct ht_tconn *next_free;
     struct ht_tconn *next_deferred;
     struct ht_oconn oc;
@@ -232,6 +238,7 @@ void ht_tap_accepted(int fd, const struct sockaddr *peer, socklen_t peer_len)
     atomic_store(&t->tls, false);
     atomic_store(&t->tls_told, 0);
     atomic_store(&t->ssl, NULL);
+    atomic_store(&t->hello_n, 0);
     t->nfds = 1;
     t->live = true;
     pthread_mutex_unlock(&t->lock);
@@ -333,9 +340,23 @@ static bool starts_tls(const struct iovec *iov, int iovcnt, size_t n)
     return got >= 1 && b[0] == 0x16 && (got < 2 || b[1] == 0x03);
 }
 
-/* The TLS connection this thread last read ciphertext from (tls.c binds
- * a memory-BIO SSL to it). */
-static _Thread_local int last_tls_fd __attribute__((tls_model("initial-exec"))) = -1;
+/* Keep the head of the client's first TLS record (up to the ClientHello's
+ * random), which binds a memory-BIO SSL to its connection
+ * (ht_tap_tls_find). Only the thread reading the socket writes it;
+ * hello_n, stored last, publishes it. */
+static void keep_hello(struct ht_tconn *t, const struct iovec *iov, int iovcnt, size_t n)
+{
+    unsigned at = atomic_load_explicit(&t->hello_n, memory_order_relaxed);
+    for (int i = 0; i < iovcnt && at < HELLO_HEAD && n > 0; i++) {
+        size_t k = iov[i].iov_len < n ? iov[i].iov_len : n;
+        if (k > HELLO_HEAD - at)
+            k = HELLO_HEAD - at;
+        memcpy(t->hello + at, iov[i].iov_base, k);
+        at += (unsigned)k;
+        n -= k;
+    }
+    atomic_store_explicit(&t->hello_n, (uint8_t)at, memory_order_release);
+}
 
 void ht_tap_data(int fd, enum ht_dir d, const struct iovec *iov, int iovcnt, size_t n)
 {
@@ -349,9 +370,9 @@ void ht_tap_data(int fd, enum ht_dir d, const struct iovec *iov, int iovcnt, siz
             tls = true;
         }
         if (tls) {
+            if (d == HT_REQ && atomic_load_explicit(&t->hello_n, memory_order_relaxed) < HELLO_HEAD)
+                keep_hello(t, iov, iovcnt, n);
             ht_out_raw(&t->oc, fd, d, iov, iovcnt, n);
-            if (d == HT_REQ)
-                last_tls_fd = fd;
         } else {
             ht_out_data(&t->oc, fd, d, iov, iovcnt, n);
         }
@@ -392,16 +413,40 @@ void ht_tap_tls_used(int fd, void (*fill)(const void *ssl, struct ht_rec_tls *r)
     errno = saved;
 }
 
-int ht_tap_tls_bind(const void *ssl)
+/* Does t's first record hold a ClientHello whose random is r? */
+static bool hello_is(struct ht_tconn *t, const uint8_t r[32])
 {
-    int fd = last_tls_fd;
-    if (fd < 0 || !ht_tracked(fd))
-        return -1;
-    struct ht_tconn *t = slot_of(fd);
+    if (atomic_load_explicit(&t->hello_n, memory_order_acquire) < HELLO_HEAD)
+        return false;
+    const uint8_t *h = t->hello;
+    unsigned rec = (unsigned)h[3] << 8 | h[4];
+    /* A record too short to hold the random whole (a ClientHello split in
+     * tiny records) binds nothing. */
+    return h[0] == 0x16 && h[5] == 1 && rec >= HELLO_HEAD - 5 &&
+           memcmp(h + HELLO_RANDOM, r, 32) == 0;
+}
+
+int ht_tap_tls_find(const void *ssl, const uint8_t random[32])
+{
+    struct ht_tconn *found = NULL;
+    int fd = -1;
+    unsigned high = atomic_load_explicit(&fd_high, memory_order_relaxed);
+    if (high > ht_fdtab_size)
+        high = ht_fdtab_size;
+    for (unsigned i = 0; i < high; i++) {
+        struct ht_tconn *t = atomic_load_explicit(&ht_fdtab[i], memory_order_acquire);
+        if (!t || t == found || atomic_load_explicit(&t->unseen, memory_order_relaxed) ||
+            !atomic_load_explicit(&t->tls, memory_order_relaxed) ||
+            atomic_load_explicit(&t->ssl, memory_order_relaxed) || !hello_is(t, random))
+            continue;
+        if (found)
+            return -1;      /* two connections carried it: neither is sure */
+        found = t;
+        fd = (int)i;
+    }
     const void *none = NULL;
-    if (!t || !atomic_load(&t->tls) ||
-        !atomic_compare_exchange_strong(&t->ssl, &none, ssl))
-        return none == ssl ? fd : -1;
+    if (!found || !atomic_compare_exchange_strong(&found->ssl, &none, ssl))
+        return -1;
     return fd;
 }
 

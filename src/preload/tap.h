@@ -81,10 +81,13 @@ struct ht_rec_tls;
 void ht_tap_tls_used(int fd, void (*fill)(const void *ssl, struct ht_rec_tls *r), const void *ssl,
                      bool established);
 
-/* An SSL with no socket of its own (a memory BIO: asyncio, node): bind
- * it to the TLS connection this thread last read ciphertext from, if
- * that one has no SSL yet. The fd, or -1. */
-int ht_tap_tls_bind(const void *ssl);
+/* An SSL with no socket of its own (a memory BIO: asyncio, node) whose
+ * ClientHello had the client random `random`: bind it to the one tracked
+ * TLS connection whose client sent that ClientHello (its first record
+ * holds that random) and has no SSL yet. None, or more than one: nothing
+ * is bound. The fd, or -1. Scans the fd table (once per SSL, tls.c);
+ * lock-free. */
+int ht_tap_tls_find(const void *ssl, const uint8_t random[32]);
 
 /* Is ssl the memory-BIO SSL bound to fd's connection? */
 bool ht_tap_tls_bound(int fd, const void *ssl);

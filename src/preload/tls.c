@@ -14,10 +14,12 @@
  *
  * The socket of an SSL is the fd of its read (write) BIO (SSL_get_rfd,
  * SSL_get_wfd). An SSL on memory BIOs (python's asyncio, under uvicorn)
- * has none: a server-side one is bound, at its first call, to the TLS
- * connection its thread last read ciphertext from (such a server reads
- * the socket, then hands the bytes to the SSL in the same call stack),
- * and remembered in a small table until SSL_free.
+ * has none: a server-side one is bound, at its first call after it read
+ * the ClientHello, to the one connection whose client sent a ClientHello
+ * with the same client random (SSL_get_client_random; tap.c keeps each
+ * connection's), and remembered in a small table until SSL_free. No such
+ * connection, or two: it is refused for good, and its plaintext is not
+ * recorded (the connection is logged as tls_not_decrypted).
  *
  * Threading: lock-free; the first call of each function resolves it
  * (dlsym takes the loader's lock, once).
@@ -50,6 +52,7 @@ static struct {
     int (*get_rfd)(const SSL *);
     int (*get_wfd)(const SSL *);
     int (*is_server)(const SSL *);
+    size_t (*client_random)(const SSL *, unsigned char *, size_t);
     const char *(*get_version)(const SSL *);
     const SSL_CIPHER *(*get_current_cipher)(const SSL *);
     const char *(*cipher_name)(const SSL_CIPHER *);
@@ -104,6 +107,7 @@ static void *resolve(const char *name)
 #define BOUND_SLOTS 4096            /* power of two */
 #define BOUND_PROBES 16
 #define GONE ((const void *)1)
+#define REFUSED (-2)                /* bound_fd: no connection is this SSL's */
 
 static struct {
     _Atomic(const void *) ssl;
@@ -160,6 +164,24 @@ static void bound_drop(const SSL *s)
 
 /* ---- which connection ---- */
 
+/* Bind a server-side memory-BIO SSL to the connection that carried its
+ * ClientHello: the fd, or -1 (not yet: it has read no ClientHello). */
+static int bind_by_random(SSL *s)
+{
+    unsigned char r[32] = { 0 };
+    if (CALL_REAL(is_server, "SSL_is_server", 0, s) != 1 ||
+        CALL_REAL(client_random, "SSL_get_client_random", 0, s, r, sizeof(r)) != sizeof(r))
+        return -1;
+    unsigned char any = 0;
+    for (size_t i = 0; i < sizeof(r); i++)
+        any |= r[i];
+    if (!any)
+        return -1;                  /* all zero: no ClientHello read yet */
+    int fd = ht_tap_tls_find(s, r);
+    bound_put(s, fd >= 0 ? fd : REFUSED);
+    return fd;
+}
+
 /* The tracked connection s reads (write: writes) on, or -1; may_bind: a
  * memory-BIO SSL not bound yet may be bound now. */
 static int conn_of(SSL *s, bool write, bool may_bind)
@@ -171,12 +193,9 @@ static int conn_of(SSL *s, bool write, bool may_bind)
     fd = bound_fd(s);
     if (fd >= 0)
         return ht_tap_tls_bound(fd, s) ? fd : -1;
-    if (!may_bind || CALL_REAL(is_server, "SSL_is_server", 0, s) != 1)
+    if (fd == REFUSED || !may_bind)
         return -1;
-    fd = ht_tap_tls_bind(s);
-    if (fd >= 0)
-        bound_put(s, fd);
-    return fd;
+    return bind_by_random(s);
 }
 
 static void copy_str(char *dst, size_t cap, const char *src)

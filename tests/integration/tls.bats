@@ -195,3 +195,59 @@ OUT
     run grep -c 'gap tls_not_decrypted' "$SERVER_OUT"
     assert_output 1
 }
+
+# membio_run MODE N: starts membio_server.py MODE under httptape, runs N
+# curls at once, each with two keep-alive GETs of its own paths, stops the
+# server, and checks that the log has every request on the client port
+# curl used for it.
+membio_run() {
+    local mode=$1 n=$2 i pids=()
+    start_tapped "$mode" "$LOG" "$PY" "$APPS/membio_server.py" "$mode" "$PORT" \
+        "$TLS_DIR/cert.pem" "$TLS_DIR/key.pem"
+    wait_http "http://127.0.0.1:$PORT/"
+    for i in $(seq "$n"); do
+        tcurl -o /dev/null -w '%{local_port} /c'"$i"'/a\n' "$BASE/c$i/a" \
+            --next --cacert "$TLS_DIR/ca.pem" --max-time 20 -o /dev/null \
+            -w '%{local_port} /c'"$i"'/b\n' "$BASE/c$i/b" >"$BATS_TEST_TMPDIR/sent.$i" &
+        pids+=($!)
+    done
+    wait "${pids[@]}"           # the curls only (each has --max-time)
+    cat "$BATS_TEST_TMPDIR"/sent.[0-9]* >"$BATS_TEST_TMPDIR/sent.raw"
+    sort "$BATS_TEST_TMPDIR/sent.raw" >"$BATS_TEST_TMPDIR/sent"
+    [ "$(wc -l <"$BATS_TEST_TMPDIR/sent")" -eq $((2 * n)) ]
+    wait_exchanges "$LOG" $((2 * n))
+    stop_server
+    run diff "$BATS_TEST_TMPDIR/sent" \
+        <(exchanges "$LOG" | jq -r 'select(.url.path) | "\(.client.port) \(.url.path)"' | sort)
+    assert_success
+    run jq -sc 'map(select(.url.path)) | [length, (map(.http.response.body.content == .url.path) | all)]' \
+        <(exchanges "$LOG")
+    assert_output "[$((2 * n)),true]"
+    run jq -s 'map(select(.httptape.type == "stats" and .httptape.final)) |
+               map(.httptape.stats.connections_tls_not_decrypted) | add' "$LOG"
+    assert_output 0
+}
+
+@test "tls: an asyncio server (memory BIOs, one thread) with concurrent clients: every exchange on its own connection" {
+    membio_run asyncio 6
+}
+
+@test "tls: a memory-BIO server that reads two sockets before either SSL starts: the SSL is bound by its ClientHello's random, not by the last read" {
+    membio_run batch 4
+}
+
+@test "tls: two connections carrying one ClientHello (a replayed one): neither memory-BIO SSL is bound, both are tls_not_decrypted, the client is served" {
+    start_tapped batch "$LOG" "$PY" "$APPS/membio_server.py" batch "$PORT" "$TLS_DIR/cert.pem" "$TLS_DIR/key.pem"
+    wait_http "http://127.0.0.1:$PORT/"
+    run timeout 30 "$PY" "$APPS/replay_hello_client.py" "$PORT" "$TLS_DIR/ca.pem"
+    assert_success
+    assert_output /replayed
+    stop_server
+    run jq -c '[.url.path, .tls.established, .httptape.gaps]' <(exchanges "$LOG")
+    assert_output - <<'OUT'
+[null,false,["tls_not_decrypted"]]
+[null,false,["tls_not_decrypted"]]
+OUT
+    run jq -s 'map(select(.httptape.type == "stats" and .httptape.final)) | map(.httptape.stats.connections_tls_not_decrypted) | add' "$LOG"
+    assert_output 2
+}
