@@ -407,13 +407,44 @@ void ht_feed_finish_all(uint32_t extra_gaps)
  * the core then counts them (inside a body, its size stays exact; wanted
  * body bytes add body_not_captured) or, if they had to be parsed (a head,
  * chunk lines), stops reading that direction. Always counted. */
+static void resync(struct aconn *c, const struct ht_clock *now);
+
 static void lose(struct aconn *c, enum ht_dir d, uint64_t n, const struct ht_clock *now)
 {
     feed.n.lost_bytes += n;
-    if (!c->waiting[d])
+    if (!c->waiting[d]) {
+        bool was_stopped = c->conn.stopped[d];  /* a desync of its own stays one */
         ht_conn_feed_lost(&c->conn, d, n, now);
-    else
+        if (!was_stopped && c->conn.stopped[d] && !c->conn.finished)
+            resync(c, now);
+    } else {
         HT_STAT_ADD(capture_gaps, 1);
+    }
+}
+
+/* Bytes that had to be parsed were lost: the framing after them cannot be
+ * trusted, but the connection goes on (a keep-alive connection can carry
+ * thousands of exchanges more). What it holds is ended here (marked
+ * capture_gap), and it is picked up again as a joined connection is: each
+ * direction at its next message boundary, the exchanges from then on
+ * marked httptape.connection.joined, their request_index going on. */
+static void resync(struct aconn *c, const struct ht_clock *now)
+{
+    struct ht_endpoints ep = c->conn.ep;
+    char sid[sizeof(c->conn.id)];
+    memcpy(sid, c->conn.id, sizeof(sid));
+    uint64_t next = c->conn.next_index;
+    int pid = c->conn.pid;
+    char exe[sizeof(c->conn.exe)];
+    memcpy(exe, c->conn.exe, sizeof(exe));
+    ht_conn_finish(&c->conn, now, HT_GAP_CAPTURE);
+    ht_conn_init(&c->conn, feed.ccfg, &ep, sid, pid, emit, c);
+    c->conn.next_index = next;
+    ht_conn_set_exe(&c->conn, exe);
+    ht_conn_mark_joined(&c->conn);
+    c->joined = true;
+    c->waiting[HT_REQ] = c->waiting[HT_RESP] = true;
+    feed.n.resynced++;
 }
 
 /* Bring direction d up to stream offset off; anything between was lost. */

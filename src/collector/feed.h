@@ -44,6 +44,7 @@ struct ht_feed_counts {
     uint64_t lost_bytes, lost_events;   /* offset jumps: records a ring had no room for */
     uint64_t cut_events;                /* transfers the capture side could not copy whole */
     uint64_t joined;                    /* connections picked up mid-way */
+    uint64_t resynced;                  /* ... again after lost bytes they had to parse */
     uint64_t no_accept;                 /* bytes of a connection whose opening record was lost */
     uint64_t dropped_early;             /* bytes of joined connections before a message boundary */
     uint64_t skipped_bytes;             /* body past the excerpt cap, not copied */

@@ -197,3 +197,46 @@ s.close()' "$addr"
     assert_failure 2
     assert_output --partial "expected NAME:TOKEN"
 }
+
+@test "collector: records lost from a full ring cost one exchange, not the rest of the keep-alive connection" {
+    HTTPTAPE_RING_SIZE=64k start_tapped srv "$LOG" "$PY" "$APPS/echo_server.py" "$PORT"
+    wait_http "$BASE/"
+    run collector_pid
+    assert_success
+    coll=$output
+    # One keep-alive connection: the collector stopped (well under the 3 s
+    # after which the app would call it dead) while the server answers far
+    # more than a 64 KiB ring holds; then resumed, and 5 more requests.
+    run timeout 30 "$PY" - "$PORT" "$coll" <<'PY'
+import http.client, os, signal, sys, time
+port, coll = int(sys.argv[1]), int(sys.argv[2])
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+def get(path):
+    c.request("GET", path)
+    r = c.getresponse()
+    r.read()
+    return r.status
+get("/hello?size=10&before=1")
+os.kill(coll, signal.SIGSTOP)
+n, t0 = 0, time.time()
+try:
+    while time.time() - t0 < 1.5:
+        get("/hello?size=4000&while_stopped=%d" % n)
+        n += 1
+finally:
+    os.kill(coll, signal.SIGCONT)
+ok = [get("/hello?size=10&after=%d" % i) for i in range(5)]
+print(n > 20, ok)
+PY
+    assert_success
+    assert_output "True [200, 200, 200, 200, 200]"
+    stop_server srv
+    wait_no_holders "$LOG"
+    # The ring overflowed (counted), and the 5 requests after it are logged
+    # whole, on the same connection, marked as picked up again.
+    run jq -s -c 'map(select(.httptape.type == "stats" and .httptape.final)) | .[0].httptape.stats.records_lost > 0' "$LOG"
+    assert_output true
+    run jq -c 'select(.httptape.type == "exchange" and (.url.query // "" | startswith("size=10&after=")))
+               | [.httptape.complete, .httptape.connection.joined]' "$LOG"
+    assert_output $'[true,true]\n[true,true]\n[true,true]\n[true,true]\n[true,true]'
+}
