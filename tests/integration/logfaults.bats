@@ -352,6 +352,7 @@ wait_reopened() {
                 | map(select(. < 0.5 or . > 2)) | length" "$LOG"
     assert_output 0
     stop_echo_normally
+    wait_no_holders "$LOG"            # the collector writes the final record after the server
     run jq -c 'select(.httptape.type == "stats") | .httptape.final' "$LOG"
     assert_line --index $((${#lines[@]} - 1)) true
 }

@@ -106,7 +106,9 @@ final_stats() {
     assert_output 0
     local st
     st=$(final_stats "$OUT")
-    [ "$(jq .httptape.stats.dropped_write_error <<<"$st")" -ge 6 ]  # /early and the five /gone
+    # The five /gone at least; /early too unless the receiver was up by the
+    # collector's next try (it retries from 100 ms on).
+    [ "$(jq .httptape.stats.dropped_write_error <<<"$st")" -ge 5 ]
     # Each outage said once.
     assert_equal "$(grep -c 'cannot connect to log socket' "$SERVER_LOG")" 1
     assert_equal "$(grep -c 'connected again' "$SERVER_LOG")" 2
