@@ -7,18 +7,7 @@
 #include <string.h>
 #include <zlib.h>
 
-static bool token_is(const uint8_t *v, size_t n, const char *word)
-{
-    size_t wl = strlen(word);
-    if (n != wl)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        uint8_t c = v[i] >= 'A' && v[i] <= 'Z' ? (uint8_t)(v[i] + 32) : v[i];
-        if (c != (uint8_t)word[i])
-            return false;
-    }
-    return true;
-}
+#include "core/text.h"
 
 enum ht_coding ht_coding_of(const uint8_t *v, size_t n)
 {
@@ -28,13 +17,13 @@ enum ht_coding ht_coding_of(const uint8_t *v, size_t n)
     }
     while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
         n--;
-    if (!n || token_is(v, n, "identity"))
+    if (!n || ht_ascii_is(v, n, "identity"))
         return HT_CODING_NONE;
-    if (token_is(v, n, "gzip") || token_is(v, n, "x-gzip"))
+    if (ht_ascii_is(v, n, "gzip") || ht_ascii_is(v, n, "x-gzip"))
         return HT_CODING_GZIP;
-    if (token_is(v, n, "deflate"))
+    if (ht_ascii_is(v, n, "deflate"))
         return HT_CODING_DEFLATE;
-    if (token_is(v, n, "br"))
+    if (ht_ascii_is(v, n, "br"))
         return HT_CODING_BR;
     return HT_CODING_OTHER;             /* compress, zstd, "gzip, br", ... */
 }

@@ -38,7 +38,6 @@ struct field {
     bool done;
 };
 
-static uint8_t lower(uint8_t c) { return c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c; }
 
 /* Names equal but for ASCII case. */
 static bool name_eq(const struct field *a, const struct field *b)
@@ -46,7 +45,7 @@ static bool name_eq(const struct field *a, const struct field *b)
     if (a->nlen != b->nlen)
         return false;
     for (size_t i = 0; i < a->nlen; i++)
-        if (lower(a->name[i]) != lower(b->name[i]))
+        if (ht_ascii_lower(a->name[i]) != ht_ascii_lower(b->name[i]))
             return false;
     return true;
 }
@@ -202,24 +201,21 @@ static void write_body(struct ht_jw *w, const struct ht_body *b)
 
 /* ---- Content-Encoding ---- */
 
-static bool field_is(const uint8_t *h, const struct ht_field *f, const char *word, size_t wl);
+/* Is the field named (any case) word? */
+static bool field_is(const uint8_t *h, const struct ht_field *f, const char *word)
+{
+    return ht_ascii_is(h + f->name, f->name_len, word);
+}
 
 /* The coding the head's Content-Encoding fields name (several fields are
  * a list: HT_CODING_OTHER). */
 static enum ht_coding head_coding(const uint8_t *h, size_t n, const struct ht_fields_list *l)
 {
     enum ht_coding c = HT_CODING_NONE;
-    size_t pos = ht_fields_start(h, n), i = 0;
+    struct ht_fields_walk fw = { 0 };
     struct ht_field f;
-    for (;;) {
-        if (l->all) {
-            if (i == l->n)
-                break;
-            f = l->f[i++];
-        } else if (!ht_fields_next(h, n, &pos, &f)) {
-            break;
-        }
-        if (f.name_len != 16 || !field_is(h, &f, "content-encoding", 16))
+    while (ht_fields_walk(h, n, l, &fw, &f)) {
+        if (!field_is(h, &f, "content-encoding"))
             continue;
         enum ht_coding fc = ht_coding_of(h + f.value, f.value_end - f.value);
         if (fc == HT_CODING_NONE)
@@ -311,21 +307,10 @@ struct req_facts {
         traceparent, request_id;
 };
 
-/* Is the field named (any case) word? */
-static bool field_is(const uint8_t *h, const struct ht_field *f, const char *word, size_t wl)
-{
-    if (f->name_len != wl)
-        return false;
-    for (size_t i = 0; i < wl; i++)
-        if (lower(h[f->name + i]) != (uint8_t)word[i])
-            return false;
-    return true;
-}
-
 static void take_fact(const uint8_t *h, const struct ht_field *f, struct req_facts *r)
 {
 #define FACT(word, slot)                                                          \
-    if (!r->slot.p && field_is(h, f, word, sizeof(word) - 1)) {                    \
+    if (!r->slot.p && field_is(h, f, word)) {                    \
         r->slot = (struct ht_span){ h + f->value, f->value_end - f->value };      \
         return;                                                                   \
     }
@@ -345,14 +330,9 @@ static void req_facts(const uint8_t *h, size_t n, const struct ht_fields_list *l
                       struct req_facts *r)
 {
     memset(r, 0, sizeof(*r));
-    if (l->all) {
-        for (size_t i = 0; i < l->n; i++)
-            take_fact(h, &l->f[i], r);
-        return;
-    }
-    size_t pos = ht_fields_start(h, n);
+    struct ht_fields_walk fw = { 0 };
     struct ht_field f;
-    while (ht_fields_next(h, n, &pos, &f))
+    while (ht_fields_walk(h, n, l, &fw, &f))
         take_fact(h, &f, r);
 }
 
@@ -448,8 +428,7 @@ static struct ht_span forwarded_for(struct ht_span v)
         size_t end = semi ? (size_t)(semi - e.p) : e.n;
         struct ht_span pr = { e.p + i, end - i };
         trim(&pr.p, &pr.n);
-        if (pr.n > 4 && lower(pr.p[0]) == 'f' && lower(pr.p[1]) == 'o' && lower(pr.p[2]) == 'r' &&
-            pr.p[3] == '=') {
+        if (pr.n > 4 && ht_ascii_is(pr.p, 4, "for=")) {
             struct ht_span x = { pr.p + 4, pr.n - 4 };
             if (x.n >= 2 && x.p[0] == '"' && x.p[x.n - 1] == '"') {
                 x.p++;

@@ -52,4 +52,24 @@ struct ht_fields_list {
 /* Fill l from head h (n bytes); l->all false when it has too many. */
 void ht_fields_list(const uint8_t *h, size_t n, struct ht_fields_list *l);
 
+/* Walking the fields of head h with a list found before (l may be NULL):
+ * from l when it has them all, else read from h. Start with
+ * { 0 }; each call gives the next field, false after the last. */
+struct ht_fields_walk { size_t i, pos; bool started; };
+static inline bool ht_fields_walk(const uint8_t *h, size_t n, const struct ht_fields_list *l,
+                                  struct ht_fields_walk *w, struct ht_field *f)
+{
+    if (l && l->all) {
+        if (w->i == l->n)
+            return false;
+        *f = l->f[w->i++];
+        return true;
+    }
+    if (!w->started) {
+        w->pos = ht_fields_start(h, n);
+        w->started = true;
+    }
+    return ht_fields_next(h, n, &w->pos, f);
+}
+
 #endif

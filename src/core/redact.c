@@ -30,6 +30,7 @@
 
 #include "core/buf.h"
 #include "core/fields.h"
+#include "core/text.h"
 
 static struct ht_redact_cfg active = { .enabled = true };
 
@@ -74,7 +75,6 @@ struct name {
     uint8_t shown_buf[SHOWN_MAX];
 };
 
-static uint8_t lower(uint8_t c) { return c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c; }
 
 /* Fill nm from already-unescaped name bytes, which must outlive it (they
  * are shown from where they are). */
@@ -86,7 +86,7 @@ static void name_set(struct name *nm, const uint8_t *s, size_t n)
         size_t j = 0;
         for (size_t i = 0; i < n; i++)
             if (s[i] != '-' && s[i] != '_')
-                nm->norm[j++] = (char)lower(s[i]);
+                nm->norm[j++] = (char)ht_ascii_lower(s[i]);
         nm->norm[j] = 0;
         nm->len = j;
         nm->whole = true;
@@ -103,7 +103,7 @@ static void name_set(struct name *nm, const uint8_t *s, size_t n)
             nm->whole = false;
             break;
         }
-        nm->norm[--j] = (char)lower(c);
+        nm->norm[--j] = (char)ht_ascii_lower(c);
     }
     nm->len = NORM_MAX - 1 - j;
     memmove(nm->norm, nm->norm + j, nm->len + 1);
@@ -156,7 +156,7 @@ static int hexval(uint8_t c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
-    c = lower(c);
+    c = ht_ascii_lower(c);
     return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
@@ -330,7 +330,7 @@ static void note(struct ht_exchange *ex, const char *kind, const struct name *nm
     item[n++] = ':';
     bool header = !strcmp(kind, "header");
     for (size_t i = 0; i < nm->shown_len; i++) {
-        uint8_t c = header ? lower(nm->shown[i]) : nm->shown[i];
+        uint8_t c = header ? ht_ascii_lower(nm->shown[i]) : nm->shown[i];
         item[n++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
     }
     item[n] = 0;
@@ -524,16 +524,6 @@ static size_t start_line_end(const uint8_t *h, size_t n) { return ht_fields_star
  * its Content-Encoding is not identity. */
 enum body_kind { B_OTHER = 0, B_JSON = 1, B_FORM = 2, B_TYPE = 3, B_ENCODED = 4 };
 
-static bool value_is(const uint8_t *v, size_t n, const char *word)
-{
-    size_t wl = strlen(word);
-    if (n != wl)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (lower(v[i]) != (uint8_t)word[i])
-            return false;
-    return true;
-}
 
 /* What one Content-Type or Content-Encoding field says, over *k. */
 /* ---- header names: what redact_field needs to know of one ----
@@ -626,17 +616,17 @@ static uint8_t header_name_flags(const struct ht_redact_cfg *cfg, struct name_sl
 static void body_kind_field(uint8_t fl, const uint8_t *v, size_t vl, enum body_kind *k)
 {
     if (fl & NF_CENC) {
-        if (!value_is(v, vl, "identity"))
+        if (!ht_ascii_is(v, vl, "identity"))
             *k = (enum body_kind)(*k | B_ENCODED);
     } else if ((fl & NF_CTYPE) && (*k & B_TYPE) == B_OTHER) {
         const uint8_t *semi = memchr(v, ';', vl);
         size_t ml = semi ? (size_t)(semi - v) : vl;
         while (ml && ows(v[ml - 1]))
             ml--;
-        if (value_is(v, ml, "application/json") || value_is(v, ml, "text/json") ||
-            (ml > 5 && value_is(v + ml - 5, 5, "+json")))
+        if (ht_ascii_is(v, ml, "application/json") || ht_ascii_is(v, ml, "text/json") ||
+            (ml > 5 && ht_ascii_is(v + ml - 5, 5, "+json")))
             *k = (enum body_kind)(*k | B_JSON);
-        else if (value_is(v, ml, "application/x-www-form-urlencoded"))
+        else if (ht_ascii_is(v, ml, "application/x-www-form-urlencoded"))
             *k = (enum body_kind)(*k | B_FORM);
     }
 }
@@ -710,7 +700,6 @@ static enum body_kind head_pass(struct ctx *x, struct splice *sp, const struct h
                                 uint32_t *toff, uint32_t *tlen, const struct ht_fields_list *l)
 {
     enum body_kind kind = B_OTHER;
-    size_t first = start_line_end(sp->src, sp->n);
     if (msg) {
         size_t ts = msg->target_off, te = ts + msg->target_len;
         *toff = (uint32_t)sp_map(sp, ts);
@@ -722,18 +711,10 @@ static enum body_kind head_pass(struct ctx *x, struct splice *sp, const struct h
         }
         *tlen = (uint32_t)(sp_map(sp, te) - *toff);
     }
-    struct field f;
-    if (l && l->all) {
-        for (size_t i = 0; i < l->n; i++) {
-            f = field_of(&l->f[i]);
-            redact_field(x, sp, &f, &kind);
-        }
-        return kind;
-    }
-    size_t pos = first;
+    struct ht_fields_walk fw = { 0 };
     struct ht_field hf;
-    while (ht_fields_next(sp->src, sp->n, &pos, &hf)) {
-        f = field_of(&hf);
+    while (ht_fields_walk(sp->src, sp->n, l, &fw, &hf)) {
+        struct field f = field_of(&hf);
         redact_field(x, sp, &f, &kind);
     }
     return kind;

@@ -8,9 +8,25 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Strict UTF-8 (RFC 3629: no overlongs, surrogates or > U+10FFFF). */
 bool ht_utf8_valid(const uint8_t *s, size_t n);
+
+/* ASCII lowercase of c (other bytes as they are). */
+static inline uint8_t ht_ascii_lower(uint8_t c) { return c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c; }
+
+/* Is s[0..n) the lowercase word, but for ASCII case? Inline: word is
+ * mostly a literal, whose length the compiler then knows. */
+static inline bool ht_ascii_is(const uint8_t *s, size_t n, const char *word)
+{
+    if (n != strlen(word))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (ht_ascii_lower(s[i]) != (uint8_t)word[i])
+            return false;
+    return true;
+}
 
 /* Length of s without a trailing multi-byte sequence cut short (for an
  * excerpt cut at an arbitrary byte). */
