@@ -119,15 +119,10 @@ static void write_header(struct ht_jw *w, const uint8_t *h, size_t n,
 {
     struct field stack[64], *f = stack;
     size_t nf = 0, cap = sizeof(stack) / sizeof(stack[0]);
-    size_t pos = ht_fields_start(h, n);
+    struct ht_fields_walk fw = { 0 };
     struct ht_field hf;
 
-    if (l->all) {
-        for (; nf < l->n; nf++)         /* HT_FIELDS_LIST_MAX <= cap */
-            f[nf] = field_of(h, &l->f[nf]);
-        pos = n;
-    }
-    while (ht_fields_next(h, n, &pos, &hf)) {
+    while (ht_fields_walk(h, n, l, &fw, &hf)) {
         if (nf == cap) {
             struct field *nfp = malloc(2 * cap * sizeof(*nfp));
             if (!nfp)
