@@ -206,10 +206,12 @@ s.close()' "$addr"
     coll=$output
     # One keep-alive connection: the collector stopped (well under the 3 s
     # after which the app would call it dead) while the server answers far
-    # more than a 64 KiB ring holds; then resumed, and 5 more requests.
-    run timeout 30 "$PY" - "$PORT" "$coll" <<'PY'
+    # more than a 64 KiB ring holds; then resumed. Once it has drained the
+    # ring (a request sent after SIGCONT is in the log: until then the ring
+    # may still be full, and that request lost too), 5 more requests.
+    run timeout 30 "$PY" - "$PORT" "$coll" "$LOG" <<'PY'
 import http.client, os, signal, sys, time
-port, coll = int(sys.argv[1]), int(sys.argv[2])
+port, coll, log = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
 def get(path):
     c.request("GET", path)
@@ -225,11 +227,19 @@ try:
         n += 1
 finally:
     os.kill(coll, signal.SIGCONT)
+drained = False
+for i in range(100):                       # at most about 10 s
+    get("/hello?size=10&resync=%d" % i)
+    time.sleep(0.1)
+    with open(log, "rb") as f:
+        if b"resync=%d" % i in f.read():
+            drained = True
+            break
 ok = [get("/hello?size=10&after=%d" % i) for i in range(5)]
-print(n > 20, ok)
+print(n > 20, drained, ok)
 PY
     assert_success
-    assert_output "True [200, 200, 200, 200, 200]"
+    assert_output "True True [200, 200, 200, 200, 200]"
     stop_server srv
     wait_no_holders "$LOG"
     # The ring overflowed (counted), and the 5 requests after it are logged

@@ -56,7 +56,8 @@ all_json() {
 TO_SECONDS='((.[0:19] + "Z") | fromdate) + ("0" + .[19:-1] | tonumber)'
 
 # stop_echo_normally: SIGTERM (the app exits normally on it), waits for its exit
-# status, up to 10 s; the final statistics record is then in the log.
+# status, up to 10 s, then for its collector to write the final statistics
+# record and exit.
 stop_echo_normally() {
     kill -TERM "$SERVER_PID"
     local rc
@@ -67,6 +68,7 @@ stop_echo_normally() {
     wait "$SERVER_PID"; rc=$?
     rm -f "$BATS_TEST_TMPDIR/echo.pid"
     [ "$rc" -eq 0 ] || { echo "server exited $rc" >&2; show_server_output; return 1; }
+    wait_collector_exit "$LOG"
 }
 
 # wait_reopened FROM: a request (i = FROM, FROM+1, ...) every 100 ms until an
@@ -352,7 +354,6 @@ wait_reopened() {
                 | map(select(. < 0.5 or . > 2)) | length" "$LOG"
     assert_output 0
     stop_echo_normally
-    wait_no_holders "$LOG"            # the collector writes the final record after the server
     run jq -c 'select(.httptape.type == "stats") | .httptape.final' "$LOG"
     assert_line --index $((${#lines[@]} - 1)) true
 }

@@ -62,6 +62,18 @@ start_bg() {
     SERVER_PID=$!
     echo "$SERVER_PID" >"$dir/$name.pid"
     export SERVER_PID SERVER_OUT
+    # `httptape run --log LOG` in the command: stop_server waits for its
+    # collector too.
+    local a prev="" seen_run=""
+    rm -f "$dir/$name.collector"
+    for a in "$@"; do
+        [ "$a" = run ] && seen_run=1
+        if [ -n "$seen_run" ] && [ "$prev" = --log ]; then
+            printf '%s\n' "$a" >"$dir/$name.collector"
+            break
+        fi
+        prev=$a
+    done
 }
 
 # start_tapped NAME LOGFILE CMD...: runs `httptape run --log LOGFILE -- CMD...`
@@ -128,7 +140,7 @@ stop_server() {
     else
         files=("$dir"/*.pid)
     fi
-    local c pid
+    local c pid rc=0
     for f in "${files[@]}"; do
         [ -e "$f" ] || continue
         stop_pid "$(cat "$f")"
@@ -140,7 +152,15 @@ stop_server() {
             while read -r pid; do stop_pid "$pid"; done <"$c"
             rm -f "$c"
         fi
+        # A server under `httptape run`: its collector writes the final
+        # statistics record after the server is gone; a test reads it next.
+        c=${f%.pid}.collector
+        if [ -e "$c" ]; then
+            wait_collector_exit "$(cat "$c")" || rc=1
+            rm -f "$c"
+        fi
     done
+    return "$rc"
 }
 
 # children_of PID [PATTERN]: the pids of PID's child processes (only those
@@ -312,6 +332,31 @@ wait_no_holders() {
     echo "$file still open $secs s later, by:" >&2
     # shellcheck disable=SC2046
     describe_pids $(echo "$held" | awk '{print $1}' | sort -un) >&2
+    return 1
+}
+
+# wait_collector_exit LOG [SECONDS]: waits (up to SECONDS, default 10) until
+# no collector started by `httptape run --log LOG` is left: it writes the
+# final statistics record after the server exits, so a test that reads that
+# record waits for this first. Found by name (httptape-coll) and by LOG in
+# its command line (the collector is a fork of run, so it has run's), not by
+# who holds the log: a collector between two opens of a deleted or full log
+# holds none.
+wait_collector_exit() {
+    local log=$1 secs=${2:-10} p left
+    local deadline=$((SECONDS + secs))
+    while :; do
+        left=""
+        for p in $(pgrep -x httptape-coll); do
+            tr '\0' '\n' <"/proc/$p/cmdline" 2>/dev/null | grep -qxF -- "$log" && left+=" $p"
+        done
+        [ -z "$left" ] && return 0
+        [ "$SECONDS" -lt "$deadline" ] || break
+        sleep 0.1
+    done
+    echo "the collector of $log is still running $secs s later:" >&2
+    # shellcheck disable=SC2086
+    describe_pids $left >&2
     return 1
 }
 
