@@ -2,7 +2,9 @@
 #   make            library + CLI
 #   make test       install deps, build, run every suite; ends with "N passed, N failed"
 #   make demo       install deps, build, run the FastAPI example under httptape
-#   make asan       the same code built with ASan+UBSan under build/asan/
+#   make asan       the same code built with ASan+UBSan under build/asan/ (and
+#                   HT_CHECK_FIELDS: the event writer checks the parser's
+#                   field list against the head, as the fuzzer does)
 #   V=1             show the commands
 
 CC      ?= cc
@@ -95,14 +97,14 @@ demo: deps
 
 asan:
 	$(Q)$(MAKE) --no-print-directory BUILD=build/asan CC=clang \
-	    OPT="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
+	    OPT="-O1 -g -DHT_CHECK_FIELDS -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
 	    LDFLAGS="-fsanitize=address,undefined" $(BUILD)/asan/httptape \
 	    $(UNIT_SRC:tests/unit/%.c=build/asan/tests/%)
 
 # libFuzzer over the core (clang). make fuzz FUZZ_SECONDS=1800 for a long run;
 # the corpus (seeded from tests/cases) persists in build/fuzz/corpus.
 FUZZ_SECONDS ?= 60
-FUZZ_FLAGS := $(CSTD) -O1 -g -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_FLAGS := $(CSTD) -O1 -g -Isrc -DHT_CHECK_FIELDS -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 $(BUILD)/fuzz/fuzz_conn: tests/fuzz/fuzz_conn.c $(CORE_SRC) $(wildcard src/core/*.h)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZ    $@")

@@ -294,10 +294,12 @@ static bool on_request(struct ht_conn *c, const struct ht_pev *ev, const struct 
     }
     switch (ev->type) {
     case HT_PEV_HEAD:
-        if (ht_head_copy(ex, &ex->req_head, &ex->req_head_len, p->head, p->head_len))
+        if (ht_head_copy(ex, &ex->req_head, &ex->req_head_len, p->head, p->head_len)) {
             ex->gaps |= HT_GAP_CAPTURE;
-        else
+        } else {
             ex->req_head_done = true;
+            ht_head_fields(ex, &ex->req_fields, &ex->req_nfields, ev->fields, ev->nfields);
+        }
         ex->req_msg = p->msg;
         return false;
     case HT_PEV_BODY:
@@ -431,10 +433,12 @@ static bool on_response(struct ht_conn *c, const struct ht_pev *ev, const struct
             ex->resp_msg = p->msg;
             ex->resp_msg.anomalies = an;
         }
-        if (ht_head_copy(ex, &ex->resp_head, &ex->resp_head_len, p->head, p->head_len))
+        if (ht_head_copy(ex, &ex->resp_head, &ex->resp_head_len, p->head, p->head_len)) {
             ex->gaps |= HT_GAP_CAPTURE;
-        else
+        } else {
             ex->resp_head_done = true;
+            ht_head_fields(ex, &ex->resp_fields, &ex->resp_nfields, ev->fields, ev->nfields);
+        }
         if (!ex->req_begun)
             orphan_response(c, ex);
         return false;

@@ -673,6 +673,32 @@ static void write_exchange(struct ht_jw *w, const struct ht_exchange *ex,
     ht_jw_close(w);
 }
 
+/* A head's fields: as the parser found them when they were kept, else read
+ * from the head. HT_CHECK_FIELDS (the test and fuzz builds) checks that
+ * both ways agree. */
+static void head_fields(const uint8_t *h, uint32_t n, const struct ht_field_at *kept,
+                        uint32_t nkept, struct ht_fields_list *l)
+{
+    if (!h) {
+        ht_fields_list(NULL, 0, l);
+        return;
+    }
+    if (!kept) {
+        ht_fields_list(h, n, l);
+        return;
+    }
+    ht_fields_list_from(kept, nkept, l);
+#ifdef HT_CHECK_FIELDS
+    struct ht_fields_list read;
+    ht_fields_list(h, n, &read);
+    if (!read.all || read.n != l->n || memcmp(read.f, l->f, l->n * sizeof(l->f[0]))) {
+        fprintf(stderr, "event.c: the parser's fields differ from the head's (%zu, %zu)\n",
+                l->n, read.n);
+        abort();
+    }
+#endif
+}
+
 /* Finish a record: newline, or roll back to mark so no half line stays. */
 static int finish_line(struct ht_jw *w, struct ht_buf *out, size_t mark)
 {
@@ -689,8 +715,8 @@ int ht_event_format(struct ht_exchange *ex, struct ht_buf *out)
     size_t mark = out->len;
     /* Each head's fields are found once, for redaction and for writing. */
     struct ht_fields_list lrq, lrs;
-    ht_fields_list(ex->req_head, ex->req_head ? ex->req_head_len : 0, &lrq);
-    ht_fields_list(ex->resp_head, ex->resp_head ? ex->resp_head_len : 0, &lrs);
+    head_fields(ex->req_head, ex->req_head_len, ex->req_fields, ex->req_nfields, &lrq);
+    head_fields(ex->resp_head, ex->resp_head_len, ex->resp_fields, ex->resp_nfields, &lrs);
     /* Coded excerpts are decoded first, so that redaction reads them. */
     decode_body(ex, &ex->req_body, ex->req_head, ex->req_head ? ex->req_head_len : 0, &lrq);
     decode_body(ex, &ex->resp_body, ex->resp_head, ex->resp_head ? ex->resp_head_len : 0, &lrs);

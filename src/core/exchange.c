@@ -4,6 +4,7 @@
  * exchanges is shared by every thread, lock-free.
  */
 #include "core/exchange.h"
+#include "core/fields.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -149,9 +150,11 @@ static bool is_inline(const struct ht_exchange *ex, const void *p)
 
 void *ht_exchange_alloc(struct ht_exchange *ex, size_t n)
 {
-    if (n <= sizeof(ex->inl) - ex->inl_used) {
-        void *p = ex->inl + ex->inl_used;
-        ex->inl_used += (uint32_t)n;
+    /* Aligned for any struct kept there (field lists, the TLS session). */
+    size_t at = (ex->inl_used + 7) & ~(size_t)7;
+    if (at <= sizeof(ex->inl) && n <= sizeof(ex->inl) - at) {
+        void *p = ex->inl + at;
+        ex->inl_used = (uint32_t)(at + n);
         return p;
     }
     return malloc(n ? n : 1);
@@ -169,6 +172,8 @@ void ht_exchange_free(struct ht_exchange *ex)
         return;
     ht_exchange_release(ex, ex->req_head);
     ht_exchange_release(ex, ex->resp_head);
+    ht_exchange_release(ex, ex->req_fields);
+    ht_exchange_release(ex, ex->resp_fields);
     ht_exchange_release(ex, ex->req_body.buf);
     ht_exchange_release(ex, ex->resp_body.buf);
     ht_exchange_release(ex, ex->tls);
@@ -221,6 +226,22 @@ int ht_head_copy(struct ht_exchange *ex, uint8_t **dst, uint32_t *dst_len, const
     *dst = h;
     *dst_len = len;
     return 0;
+}
+
+void ht_head_fields(struct ht_exchange *ex, struct ht_field_at **dst, uint32_t *dst_n,
+                    const struct ht_field_at *fields, uint32_t n)
+{
+    ht_exchange_release(ex, *dst);
+    *dst = NULL;
+    *dst_n = 0;
+    if (!fields)
+        return;
+    struct ht_field_at *f = ht_exchange_alloc(ex, n ? n * sizeof(*f) : 1);
+    if (!f)
+        return;
+    memcpy(f, fields, n * sizeof(*f));
+    *dst = f;
+    *dst_n = n;
 }
 
 int ht_exchange_set_tls(struct ht_exchange *ex, const struct ht_tls *t)

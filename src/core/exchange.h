@@ -69,6 +69,8 @@ struct ht_tls {
     uint64_t raw_bytes[2];  /* ciphertext the socket moved, per direction (see feed.c) */
 };
 
+struct ht_field_at;
+
 /* Bytes inside each exchange for its heads and small body excerpts: a
  * typical exchange (two heads, bodies of a few hundred bytes) needs no
  * other allocation. */
@@ -94,6 +96,11 @@ struct ht_exchange {
     /* what */
     uint8_t *req_head, *resp_head;  /* raw heads, CRLFs included */
     uint32_t req_head_len, resp_head_len;
+    /* Each head's fields as the parser found them (fields.h), so that the
+     * writer need not read its lines again; NULL when not kept (too many
+     * fields, no memory) and once the head was rewritten (redaction). */
+    struct ht_field_at *req_fields, *resp_fields;
+    uint32_t req_nfields, resp_nfields;
     struct ht_msg req_msg, resp_msg;
     struct ht_body req_body, resp_body;
     uint16_t interim[4];            /* 1xx statuses before the final one */
@@ -122,7 +129,7 @@ struct ht_exchange {
     uint32_t inl_used;
     _Atomic uint32_t pool_depth;
     struct ht_exchange *pool_next;
-    uint8_t inl[HT_EXCHANGE_INLINE];
+    _Alignas(8) uint8_t inl[HT_EXCHANGE_INLINE];
 };
 
 /* A zeroed exchange; NULL on allocation failure. Exchanges are recycled
@@ -157,6 +164,12 @@ int ht_body_append(struct ht_exchange *ex, struct ht_body *b, const uint8_t *dat
 /* Copy a head of ex into *dst (replacing what was there); 0 or -ENOMEM. */
 int ht_head_copy(struct ht_exchange *ex, uint8_t **dst, uint32_t *dst_len, const uint8_t *src,
                  uint32_t len);
+
+/* Keep a copy of the n fields the parser found in a head just copied with
+ * ht_head_copy into *dst (fields NULL: none kept); without memory none are
+ * kept, and the writer reads the head's lines itself. */
+void ht_head_fields(struct ht_exchange *ex, struct ht_field_at **dst, uint32_t *dst_n,
+                    const struct ht_field_at *fields, uint32_t n);
 
 /* Mark ex as carried over TLS: a copy of *t goes with it. 0 or -ENOMEM. */
 int ht_exchange_set_tls(struct ht_exchange *ex, const struct ht_tls *t);

@@ -61,6 +61,17 @@ bool ht_fields_next(const uint8_t *h, size_t n, size_t *pos, struct ht_field *f)
     return false;
 }
 
+void ht_fields_list_from(const struct ht_field_at *a, size_t n, struct ht_fields_list *l)
+{
+    l->n = n;
+    l->all = true;
+    for (size_t i = 0; i < n; i++)
+        l->f[i] = (struct ht_field){ .name = a[i].name, .name_len = a[i].name_len,
+                                     .value = a[i].value, .value_end = a[i].value_end,
+                                     .fold_from = a[i].fold_from, .fold_to = a[i].fold_to,
+                                     .span_end = a[i].span_end };
+}
+
 void ht_fields_list(const uint8_t *h, size_t n, struct ht_fields_list *l)
 {
     size_t pos = ht_fields_start(h, n);

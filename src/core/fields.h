@@ -52,6 +52,17 @@ struct ht_fields_list {
 /* Fill l from head h (n bytes); l->all false when it has too many. */
 void ht_fields_list(const uint8_t *h, size_t n, struct ht_fields_list *l);
 
+/* A field as the parser found it while framing the head (ht_pev.fields),
+ * the same offsets as struct ht_field in 32 bits (heads are bounded by
+ * HTTPTAPE_MAX_HEADER): kept with the exchange, so the writer need not
+ * read the head's lines again. */
+struct ht_field_at {
+    uint32_t name, name_len, value, value_end, fold_from, fold_to, span_end;
+};
+
+/* Fill l from n fields the parser found (n <= HT_FIELDS_LIST_MAX). */
+void ht_fields_list_from(const struct ht_field_at *a, size_t n, struct ht_fields_list *l);
+
 /* Walking the fields of head h with a list found before (l may be NULL):
  * from l when it has them all, else read from h. Start with
  * { 0 }; each call gives the next field, false after the last. */

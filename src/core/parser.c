@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fields.h"
 #include "core/swar.h"
 
 enum state {
@@ -340,6 +341,14 @@ static uint32_t field_name(struct span l, size_t *name_len, size_t *colon, uint3
     return 0;
 }
 
+/* The fields of the head being parsed on this thread, for HT_PEV_HEAD
+ * (fields.h's rules: the parser reads each line once, and hands on where
+ * the names and values are). n > HT_FIELDS_LIST_MAX: too many to list. */
+static _Thread_local struct {
+    struct ht_field_at f[HT_FIELDS_LIST_MAX];
+    uint32_t n;
+} found;
+
 /* Parse one field line plus its obs-fold continuations. Returns a fatal
  * anomaly bit or 0. */
 static uint32_t parse_field(struct ht_parser *p, struct fields *f, struct span l, uint32_t *pos)
@@ -364,9 +373,20 @@ static uint32_t parse_field(struct ht_parser *p, struct fields *f, struct span l
     char joined[1024];
     size_t jn = 0;
     bool folded = false;
+    struct ht_field_at at = {
+        .name = (uint32_t)(l.p - p->head), .name_len = (uint32_t)name_len,
+        .value = (uint32_t)(v.p - p->head), .value_end = (uint32_t)(v.p + v.n - p->head),
+        .fold_from = *pos,
+    };
+    at.span_end = at.value_end;
     while (*pos < p->head_len && is_ows(p->head[*pos])) {
         struct span c = next_line(p->head, p->head_len, pos, &m->anomalies);
         m->anomalies |= HT_AN_OBS_FOLD;
+        size_t ce = c.n;
+        while (ce && is_ows(c.p[ce - 1]))
+            ce--;
+        if (ce)
+            at.span_end = (uint32_t)(c.p + ce - p->head);
         if (!fn)
             continue;
         if (!folded) {
@@ -383,6 +403,11 @@ static uint32_t parse_field(struct ht_parser *p, struct fields *f, struct span l
         memcpy(joined + jn, c.p, c.n);
         jn += c.n;
     }
+    at.fold_to = *pos;
+    if (found.n < HT_FIELDS_LIST_MAX)
+        found.f[found.n] = at;
+    if (found.n <= HT_FIELDS_LIST_MAX)
+        found.n++;
     if (fn)
         fn(f, folded ? (struct span){ (const uint8_t *)joined, jn } : v);
     return 0;
@@ -536,6 +561,7 @@ static uint32_t parse_head(struct ht_parser *p)
         return HT_AN_START_LINE_INVALID;
 
     struct fields f = { 0 };
+    found.n = 0;
     /* Whitespace-preceded lines right after the start line are consumed
      * without further processing (RFC 9112 2.2). */
     while (pos < p->head_len && is_ows(p->head[pos])) {
@@ -724,6 +750,8 @@ static size_t step_head(struct ht_parser *p, const uint8_t *buf, size_t len, str
         return fail(p, ev, fatal, pos);
     head_done(p);
     ev->type = HT_PEV_HEAD;
+    ev->fields = found.n <= HT_FIELDS_LIST_MAX ? found.f : NULL;
+    ev->nfields = found.n <= HT_FIELDS_LIST_MAX ? found.n : 0;
     return pos;
 }
 

@@ -107,7 +107,7 @@ struct ht_msg {
 enum ht_pev_type {
     HT_PEV_NONE,        /* no event: input consumed, paused or dead */
     HT_PEV_BEGIN,       /* first byte of a message (consumes nothing) */
-    HT_PEV_HEAD,        /* head complete: p->head, p->head_len, p->msg */
+    HT_PEV_HEAD,        /* head complete: p->head, p->head_len, p->msg, ev->fields */
     HT_PEV_BODY,        /* data/len: decoded body bytes */
     HT_PEV_END,         /* message complete */
     HT_PEV_TUNNEL,      /* data/len: bytes after 101/CONNECT, not HTTP */
@@ -115,11 +115,19 @@ enum ht_pev_type {
     HT_PEV_TRUNCATED,   /* (from ht_parser_eof) message cut by end of stream */
 };
 
+struct ht_field_at;
+
 struct ht_pev {
     enum ht_pev_type type;
     const uint8_t *data;
     size_t len;
     uint32_t anomaly;   /* HT_PEV_ERROR: the fatal bit */
+    /* HT_PEV_HEAD: the head's fields as ht_fields_next would find them
+     * (fields.h), offsets into p->head, in storage of this thread's valid
+     * until its next ht_parser_next; NULL when there were more than
+     * HT_FIELDS_LIST_MAX. */
+    const struct ht_field_at *fields;
+    uint32_t nfields;
 };
 
 struct ht_parser {

@@ -972,9 +972,16 @@ static int redact_exchange(const struct ht_redact_cfg *cfg, struct ht_exchange *
     struct ctx x = { cfg, ex, thread_slots() };
     enum body_kind rqk, rsk;        /* read from the heads as they were sent */
     int rc[4];
+    const uint8_t *rq = ex->req_head, *rs = ex->resp_head;
     rc[0] = redact_head(&x, &ex->req_head, &ex->req_head_len,
                         ex->req_head_done ? &ex->req_msg : NULL, &rqk, lrq);
     rc[1] = redact_head(&x, &ex->resp_head, &ex->resp_head_len, NULL, &rsk, lrs);
+    /* A rewritten head (the new one was made while the old one lived, so
+     * the pointers differ) has other offsets: its fields are read anew. */
+    if (ex->req_head != rq)
+        ht_head_fields(ex, &ex->req_fields, &ex->req_nfields, NULL, 0);
+    if (ex->resp_head != rs)
+        ht_head_fields(ex, &ex->resp_fields, &ex->resp_nfields, NULL, 0);
     rc[2] = redact_body(&x, &ex->req_body, rqk);
     rc[3] = redact_body(&x, &ex->resp_body, rsk);
     int total = 0;
