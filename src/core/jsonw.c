@@ -25,6 +25,31 @@ static const char esc[256] = {
     [0x1d] = 'u', [0x1e] = 'u', [0x1f] = 'u',
 };
 
+/* Which bytes of v may need escaping: < 0x20, '"' or '\\' (swar.h). */
+static inline uint64_t word_escapes(uint64_t v)
+{
+    return ht_swar_lt(v, 0x20) | ht_swar_eq(v, '"') | ht_swar_eq(v, '\\');
+}
+
+/* Bytes that stop the ASCII scan of ht_jw_str_bytes too: >= 0x80. */
+static inline uint64_t word_high(uint64_t v) { return v & 0x8080808080808080ULL; }
+
+/* From i, the first byte of s[0..n) that may need escaping (or stops the
+ * scan), or n: eight bytes at a time in a word, then one by one. */
+static inline size_t next_special_short(const uint8_t *s, size_t n, size_t i, bool stop_high)
+{
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v = ht_swar_load(s + i);
+        uint64_t m = word_escapes(v) | (stop_high ? word_high(v) : 0);
+        if (m)
+            return i + ht_swar_first(m);
+    }
+    for (; i < n; i++)
+        if (esc[s[i]] || (stop_high && s[i] >= 0x80))
+            return i;
+    return n;
+}
+
 #ifdef __SSE2__
 #include <emmintrin.h>
 
@@ -40,49 +65,27 @@ static inline unsigned block_escapes(const uint8_t *p, bool stop_high)
     return stop_high ? m | (unsigned)_mm_movemask_epi8(v) : m;
 }
 
-/* From i, the first byte of s[0..n) that may need escaping (or stops the
- * scan), or n: sixteen bytes at a time, the last few through a copy padded
- * with spaces (never read past s + n). */
+/* The same, sixteen bytes at a time; the last few (of a string of 16 or
+ * more) in the block that ends at s + n, overlapping what was read before:
+ * never a byte past the string, never a copy (a copy read back at once
+ * stalls on store forwarding). */
 static inline size_t next_special(const uint8_t *s, size_t n, size_t i, bool stop_high)
 {
+    if (n < 16)
+        return next_special_short(s, n, i, stop_high);
     for (; i + 16 <= n; i += 16) {
         unsigned m = block_escapes(s + i, stop_high);
         if (m)
             return i + (size_t)__builtin_ctz(m);
     }
     if (i < n) {
-        uint8_t t[16];
-        memset(t, ' ', sizeof(t));
-        memcpy(t, s + i, n - i);
-        unsigned m = block_escapes(t, stop_high);
+        unsigned m = block_escapes(s + n - 16, stop_high) >> (16 - (n - i));
         return m ? i + (size_t)__builtin_ctz(m) : n;
     }
     return n;
 }
 #else
-/* Which bytes of v may need escaping: < 0x20, '"' or '\\' (swar.h). */
-static inline uint64_t word_escapes(uint64_t v)
-{
-    return ht_swar_lt(v, 0x20) | ht_swar_eq(v, '"') | ht_swar_eq(v, '\\');
-}
-
-/* Bytes that stop the ASCII scan of ht_jw_str_bytes too: >= 0x80. */
-static inline uint64_t word_high(uint64_t v) { return v & 0x8080808080808080ULL; }
-
-/* The same, eight bytes at a time in a 64-bit word (swar.h). */
-static inline size_t next_special(const uint8_t *s, size_t n, size_t i, bool stop_high)
-{
-    for (; i + 8 <= n; i += 8) {
-        uint64_t v = ht_swar_load(s + i);
-        uint64_t m = word_escapes(v) | (stop_high ? word_high(v) : 0);
-        if (m)
-            return i + ht_swar_first(m);
-    }
-    for (; i < n; i++)
-        if (esc[s[i]] || (stop_high && s[i] >= 0x80))
-            return i;
-    return n;
-}
+#define next_special next_special_short
 #endif
 
 /* Escape s[0..n) up to its first byte >= 0x80 when stop_high, else all of
