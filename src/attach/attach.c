@@ -61,6 +61,13 @@ static size_t fetch_sendfile(void *ctx, const void *rec, size_t size, uint64_t o
     return ht_attach_fetch_file(&f, off, buf, len);
 }
 
+static bool sendfile_id(void *ctx, const void *rec, size_t size, struct ht_file_id *id, char *path,
+                        size_t pathlen)
+{
+    (void)ctx;
+    return ht_attach_file_id(rec, size, id, path, pathlen);
+}
+
 static void process_exited(void *ctx, uint32_t tgid, int32_t fd)
 {
     (void)ctx;
@@ -308,6 +315,7 @@ int ht_attach_run(const struct ht_attach_opts *o)
                                    .mode = "attach", .service = o->cfg.service_name };
     ht_attach.wall_minus_mono = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC);
     static const struct ht_feed_ops ops = { .skip = skip_bytes, .fetch_sendfile = fetch_sendfile,
+                                            .sendfile_id = sendfile_id,
                                             .process_exited = process_exited };
     ht_feed_init(&ht_attach.ccfg, ht_attach.wall_minus_mono, &ops);
     comm_of(o->pid, comm, sizeof(comm));

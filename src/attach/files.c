@@ -10,6 +10,7 @@
  */
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -33,6 +34,7 @@ static struct open_file {
     uint32_t dev;
     int fd;                         /* -1: free */
     int64_t used;
+    char *path;                     /* as the process sees it, for the event; or NULL */
 } files[FILES_MAX] = { [0 ... FILES_MAX - 1] = { .fd = -1 } };
 
 static bool same_file(const struct stat *st, uint64_t ino, uint32_t dev)
@@ -57,6 +59,17 @@ static void file_drop(struct open_file *f)
     file_known(f, false);
     close(f->fd);
     f->fd = -1;
+    free(f->path);
+    f->path = NULL;
+}
+
+/* The path a file we hold was first named by, or NULL. */
+static const char *path_of(uint64_t ino, uint32_t dev)
+{
+    for (int i = 0; i < FILES_MAX; i++)
+        if (files[i].fd >= 0 && files[i].ino == ino && files[i].dev == dev)
+            return files[i].path;
+    return NULL;
 }
 
 void ht_attach_files_expire(int64_t now, bool all)
@@ -67,17 +80,22 @@ void ht_attach_files_expire(int64_t now, bool all)
 }
 
 /* The file's path as the kernel side walked it (components from the file
- * up), under the process's root; false when the walk was cut short. */
-static bool file_path(const struct ht_rec_sendfile *r, size_t size, char *out, size_t outlen)
+ * up): under /proc/PID/root when proc, else as the process sees it; false
+ * when the walk was cut short. */
+static bool file_path(const struct ht_rec_sendfile *r, size_t size, bool proc, char *out,
+                      size_t outlen)
 {
     const uint8_t *comp[HT_BPF_PATH_DEPTH];
     size_t n = 0, len = r->path_len, avail = size - offsetof(struct ht_rec_sendfile, path);
-    if (!r->path_ok || len > avail || len > HT_BPF_FILE_PATH)
+    if (!r->path_ok || !len || len > avail || len > HT_BPF_FILE_PATH)
         return false;
     for (size_t i = 0; i < len && n < HT_BPF_PATH_DEPTH; i += 1 + (uint8_t)r->path[i])
         comp[n++] = (const uint8_t *)&r->path[i];
-    int o = snprintf(out, outlen, "/proc/%u/root", r->h.tgid);
-    while (n-- > 0 && o > 0 && (size_t)o < outlen)
+    if (!outlen)
+        return false;
+    out[0] = 0;
+    int o = proc ? snprintf(out, outlen, "/proc/%u/root", r->h.tgid) : 0;
+    while (n-- > 0 && o >= 0 && (size_t)o < outlen)
         o += snprintf(out + o, outlen - (size_t)o, "/%.*s", comp[n][0], (const char *)comp[n] + 1);
     return o > 0 && (size_t)o < outlen;
 }
@@ -99,7 +117,7 @@ static int file_for(const struct ht_rec_sendfile *r, size_t size, int64_t now)
     char path[HT_BPF_FILE_PATH + 64];
     struct stat st;
     int fd = -1;
-    if (file_path(r, size, path, sizeof(path)))
+    if (file_path(r, size, true, path, sizeof(path)))
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd >= 0 && (fstat(fd, &st) || !same_file(&st, r->ino, r->dev))) {
         close(fd);
@@ -117,7 +135,10 @@ static int file_for(const struct ht_rec_sendfile *r, size_t size, int64_t now)
         return -1;
     if (slot->fd >= 0)
         file_drop(slot);
-    *slot = (struct open_file){ .ino = r->ino, .dev = r->dev, .fd = fd, .used = now };
+    char name[HT_BPF_FILE_PATH + 1];
+    *slot = (struct open_file){ .ino = r->ino, .dev = r->dev, .fd = fd, .used = now,
+                                .path = file_path(r, size, false, name, sizeof(name)) ? strdup(name)
+                                                                                      : NULL };
     file_known(slot, true);
     return fd;
 }
@@ -131,4 +152,25 @@ size_t ht_attach_fetch_file(void *ctx, uint64_t off, uint8_t *buf, size_t len)
         return 0;
     ssize_t got = pread(f->fd, buf, len, (off_t)(f->r->file_off + off));
     return got > 0 ? (size_t)got : 0;
+}
+
+bool ht_attach_file_id(const struct ht_rec_sendfile *r, size_t size, struct ht_file_id *id,
+                       char *path, size_t pathlen)
+{
+    int fd = file_for(r, size, (int64_t)r->h.ts_ns);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st))
+        return false;
+    /* The path only the first record of a file carries (the kernel side
+     * sends none for files we hold): the one we opened it by. */
+    const char *name = NULL;
+    if (file_path(r, size, false, path, pathlen))
+        name = path;
+    else
+        name = path_of(r->ino, r->dev);
+    *id = (struct ht_file_id){ .path = name, .ino = r->ino, .dev = r->dev,
+                               .size = (uint64_t)st.st_size,
+                               .mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 +
+                                           st.st_mtim.tv_nsec };
+    return true;
 }

@@ -149,12 +149,40 @@ struct ht_rec_open {
     __u32 parent_tgid;
 };
 
-/* span bytes went to the socket by sendfile; the first len of them (the
- * library read them back from the file, up to the excerpt cap) follow. */
+/* span bytes went to the socket by sendfile, from file_off of the file
+ * (dev, ino, fsize and mtime_ns as fstat said when it was sent; ino 0: it
+ * could not say). path_len bytes of its path follow (readlink of the
+ * process's fd, under the process's root), then the first h.len bytes
+ * sent (the library read them back, up to the excerpt cap).
+ *
+ * HT_FILEDATA_KEPT: neither path nor bytes follow; they are those of the
+ * last record this process sent with them for the same file, offset and
+ * length, whose slot (ht_filedata_slot) the collector keeps. The library
+ * says KEPT only for what it sent whole since its ring last lost a record;
+ * the collector checks the key in its slot, and a mismatch (two threads
+ * raced for one slot) leaves that excerpt out, never another's bytes. */
 struct ht_rec_filedata {
     struct ht_rec h;
     __u64 file_off;
+    __u64 ino;
+    __u64 fsize;
+    __s64 mtime_ns;
+    __u32 dev;              /* major << 20 | minor */
+    __u32 excerpt;          /* bytes of excerpt this stands for: h.len, or with KEPT the kept ones' */
+    __u16 path_len;
+    __u8  flags;            /* HT_FILEDATA_* */
+    __u8  pad[5];
 };
+#define HT_FILEDATA_KEPT 1
+#define HT_FILEDATA_SLOTS 16
+
+/* The slot of a file excerpt in the tables both sides keep. */
+static inline unsigned ht_filedata_slot(__u64 ino, __u32 dev, __u64 file_off, __u32 len)
+{
+    __u64 h = (ino ^ ((__u64)dev << 32) ^ (file_off * 0x9e3779b97f4a7c15ULL) ^ len) *
+              0xff51afd7ed558ccdULL;
+    return (unsigned)(h >> 59) % HT_FILEDATA_SLOTS;
+}
 
 struct ht_rec_tls {
     struct ht_rec h;

@@ -21,6 +21,7 @@
 
 #include "capture/record.h"
 #include "collector/feed.h"
+#include "collector/files.h"
 #include "collector/hello.h"
 #include "core/connid.h"
 #include "core/sink.h"
@@ -623,7 +624,8 @@ static void stale(const struct ht_rec *h)
     }
 }
 
-static void on_bytes(const struct ht_rec *h, const uint8_t *data, size_t size)
+static void on_bytes(const struct ht_rec *h, const uint8_t *data, size_t size,
+                     const struct ht_file_excerpt *fx)
 {
     if (h->type == HT_REC_UNSEEN && h->reason == HT_UNSEEN_STALE) {
         stale(h);
@@ -655,7 +657,7 @@ static void on_bytes(const struct ht_rec *h, const uint8_t *data, size_t size)
             if (!c->waiting[d])
                 ht_conn_feed_unseen(&c->conn, d, h->span,
                                     h->reason == HT_UNSEEN_SPLICE ? HT_SRC_SPLICE : HT_SRC_IO,
-                                    NULL, NULL, &now);
+                                    NULL, NULL, NULL, &now);
         } else {
             feed.n.cut_events++;
             lose(c, d, h->span, &now);
@@ -667,7 +669,11 @@ static void on_bytes(const struct ht_rec *h, const uint8_t *data, size_t size)
             break;
         }
         struct sendfile_fetch f = { h, size };
-        ht_conn_feed_unseen(&c->conn, d, h->span, HT_SRC_SENDFILE,
+        struct ht_file_id id;
+        char path[HT_REC_FILE_PATH + 1];
+        bool named = feed.ops.sendfile_id &&
+                     feed.ops.sendfile_id(feed.ops.ctx, h, size, &id, path, sizeof(path));
+        ht_conn_feed_unseen(&c->conn, d, h->span, HT_SRC_SENDFILE, named ? &id : NULL,
                             feed.ops.fetch_sendfile ? fetch_sendfile : NULL, &f, &now);
         break;
     }
@@ -676,12 +682,25 @@ static void on_bytes(const struct ht_rec *h, const uint8_t *data, size_t size)
             feed.n.dropped_early += h->span;
             break;
         }
-        struct filedata_fetch f = { data, h->len <= size ? h->len : 0 };
-        ht_conn_feed_unseen(&c->conn, d, h->span, HT_SRC_SENDFILE, fetch_filedata, &f, &now);
+        struct filedata_fetch f = { fx->bytes, fx->len };
+        ht_conn_feed_unseen(&c->conn, d, h->span, HT_SRC_SENDFILE, &fx->id, fetch_filedata, &f,
+                            &now);
         break;
     }
     }
     update_skip(c, d);
+}
+
+/* A sendfile the library saw: its file, and the excerpt it carries or one
+ * it sent before (files.h). A KEPT one whose excerpt is not here (a lost
+ * record, two threads racing for a slot) is counted, and its body gets
+ * body_not_captured. */
+static void on_filedata(const struct ht_rec_filedata *r, size_t size)
+{
+    struct ht_file_excerpt fx;
+    if (!ht_files_take(r->h.tgid, r, size, &fx))
+        HT_STAT_ADD(files_unmatched, 1);
+    on_bytes(&r->h, NULL, 0, &fx);
 }
 
 static void on_eof(const struct ht_rec *h)
@@ -751,6 +770,7 @@ void ht_feed_process_gone(uint32_t tgid, uint32_t extra_gaps)
 {
     struct ht_clock now = now_clock();
     exe_forget(tgid);
+    ht_files_forget(tgid);
     for (unsigned b = 0; b < ID_BUCKETS; b++) {
         struct aconn *c = by_id[b];
         while (c) {
@@ -903,12 +923,11 @@ void ht_feed_record(const void *data, size_t size)
         break;
     case HT_REC_DATA:
     case HT_REC_UNSEEN:
-        on_bytes(h, (const uint8_t *)data + sizeof(*h), size - sizeof(*h));
+        on_bytes(h, (const uint8_t *)data + sizeof(*h), size - sizeof(*h), NULL);
         break;
     case HT_REC_FILEDATA:
         if (size >= sizeof(struct ht_rec_filedata))
-            on_bytes(h, (const uint8_t *)data + sizeof(struct ht_rec_filedata),
-                     size - sizeof(struct ht_rec_filedata));
+            on_filedata(data, size);
         break;
     case HT_REC_OPEN:
         if (size >= sizeof(struct ht_rec_open))
@@ -926,7 +945,7 @@ void ht_feed_record(const void *data, size_t size)
         break;
     case HT_REC_SENDFILE:
         if (size >= offsetof(struct ht_rec_sendfile, path))
-            on_bytes(h, NULL, size);
+            on_bytes(h, NULL, size, NULL);
         break;
     case HT_REC_EOF:
         on_eof(h);

@@ -511,8 +511,24 @@ static void flush_events(struct ht_conn *c, enum ht_dir d, const struct ht_clock
     ht_conn_feed(c, d, &none, 0, now, 0);
 }
 
+/* b (a body of ex) came from file f: a copy goes with it, path included;
+ * without memory the body just does not name its file. */
+static void body_file(struct ht_exchange *ex, struct ht_body *b, const struct ht_file_id *f)
+{
+    size_t pn = f->path ? strlen(f->path) + 1 : 0;
+    struct ht_file_id *k = ht_exchange_alloc(ex, sizeof(*k) + pn);
+    if (!k)
+        return;
+    *k = *f;
+    if (pn) {
+        k->path = memcpy(k + 1, f->path, pn);
+    }
+    b->file = k;
+}
+
 void ht_conn_feed_unseen(struct ht_conn *c, enum ht_dir d, uint64_t n, enum ht_body_source src,
-                         ht_fetch_fn fetch, void *ctx, const struct ht_clock *now)
+                         const struct ht_file_id *file, ht_fetch_fn fetch, void *ctx,
+                         const struct ht_clock *now)
 {
     uint8_t bounce[4096];
     uint64_t off = 0;
@@ -532,6 +548,8 @@ void ht_conn_feed_unseen(struct ht_conn *c, enum ht_dir d, uint64_t n, enum ht_b
             uint32_t cap = c->cfg->max_body;
             size_t want = b->truncated || b->len >= cap ? 0 : cap - b->len;
             b->source = (uint8_t)src;
+            if (file && !b->file)
+                body_file(ex, b, file);
             if (k > room)
                 k = room;
             if (want && fetch) {
@@ -599,7 +617,7 @@ void ht_conn_feed_lost(struct ht_conn *c, enum ht_dir d, uint64_t n, const struc
         struct ht_exchange *ex = d == HT_REQ ? c->req_cur : c->resp_cur;
         if (ex)
             ex->gaps |= HT_GAP_CAPTURE;
-        ht_conn_feed_unseen(c, d, n, HT_SRC_IO, NULL, NULL, now);
+        ht_conn_feed_unseen(c, d, n, HT_SRC_IO, NULL, NULL, NULL, now);
     }
     if (HT_STAT_GET(capture_gaps) == before)
         HT_STAT_ADD(capture_gaps, 1);

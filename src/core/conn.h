@@ -111,8 +111,10 @@ typedef size_t (*ht_fetch_fn)(void *ctx, uint64_t off, uint8_t *buf, size_t len)
  * them, except what the excerpt wants, which is fetched; anything that
  * must be parsed (a head, chunk lines) is fetched too. Without fetch, or
  * when fetching fails, body content becomes gap body_not_captured and
- * unparsable bytes a capture gap. src says where the body came from. */
+ * unparsable bytes a capture gap. src says where the body came from, file
+ * (or NULL) which file: a body takes the first it is given (copied). */
 void ht_conn_feed_unseen(struct ht_conn *c, enum ht_dir d, uint64_t n, enum ht_body_source src,
+                         const struct ht_file_id *file,
                          ht_fetch_fn fetch, void *ctx, const struct ht_clock *now);
 
 /* Direction d ended (peer half-close, or our side shut down writing). */

@@ -208,6 +208,28 @@ static const char *base64_of(const uint8_t *s, size_t n, size_t *m, char **spare
     return k->enc;
 }
 
+/* body.file: the file sendfile sent it from, with OpenTelemetry's file.*
+ * names (docs/events.md). */
+static void write_file(struct ht_jw *w, const struct ht_file_id *f)
+{
+    ht_jw_open(w, "file");
+    if (f->path)
+        ht_jw_str_bytes(w, "path", (const uint8_t *)f->path, strlen(f->path));
+    if (f->ino) {
+        char dev[24];
+        int n = snprintf(dev, sizeof(dev), "%u:%u", f->dev >> 20, f->dev & 0xfffff);
+        ht_jw_u64(w, "size", f->size);
+        ht_jw_u64(w, "inode", f->ino);
+        ht_jw_str(w, "device", dev, (size_t)n);
+    }
+    if (f->mtime_ns > 0) {
+        char ts[HT_RFC3339_LEN];
+        ht_rfc3339_ns(f->mtime_ns, ts);
+        ht_jw_cstr(w, "modified", ts);
+    }
+    ht_jw_close(w);
+}
+
 static void write_body(struct ht_jw *w, const struct ht_body *b)
 {
     ht_jw_open(w, "body");
@@ -246,6 +268,8 @@ static void write_body(struct ht_jw *w, const struct ht_body *b)
         ht_jw_cstr(w, "source", "sendfile");
     else if (b->source == HT_SRC_SPLICE)
         ht_jw_cstr(w, "source", "splice");
+    if (b->file)
+        write_file(w, b->file);
     ht_jw_close(w);
 }
 
@@ -813,6 +837,7 @@ void ht_stats_record_take(struct ht_stats_record *r, int64_t wall_ns, int pid,
     r->registrations_refused = HT_STAT_GET(registrations_refused);
     r->rings_broken = HT_STAT_GET(rings_broken);
     r->bytes_unattributed = HT_STAT_GET(bytes_unattributed);
+    r->files_unmatched = HT_STAT_GET(files_unmatched);
 }
 
 int ht_event_format_stats(const struct ht_stats_record *r, struct ht_buf *out)
@@ -856,6 +881,7 @@ int ht_event_format_stats(const struct ht_stats_record *r, struct ht_buf *out)
     ht_jw_u64(&w, "record_bytes_lost", r->record_bytes_lost);
     ht_jw_u64(&w, "registrations_refused", r->registrations_refused);
     ht_jw_u64(&w, "rings_broken", r->rings_broken);
+    ht_jw_u64(&w, "files_unmatched", r->files_unmatched);
     ht_jw_close(&w);
     ht_jw_close(&w);
     ht_jw_close(&w);

@@ -174,6 +174,8 @@ void ht_exchange_free(struct ht_exchange *ex)
     ht_exchange_release(ex, ex->resp_head);
     ht_exchange_release(ex, ex->req_fields);
     ht_exchange_release(ex, ex->resp_fields);
+    ht_exchange_release(ex, ex->req_body.file);
+    ht_exchange_release(ex, ex->resp_body.file);
     ht_exchange_release(ex, ex->req_body.buf);
     ht_exchange_release(ex, ex->resp_body.buf);
     ht_exchange_release(ex, ex->tls);

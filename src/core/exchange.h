@@ -44,10 +44,20 @@ struct ht_body {
     uint8_t coding;         /* enum ht_coding the excerpt was decoded from, or 0 */
     uint64_t decoded_size;  /* with coding: the decoded body's size when known, else 0 */
     uint32_t coded_len;     /* with coding: the coded bytes the excerpt came from */
+    struct ht_file_id *file;/* sendfile: the file (in the exchange's memory), else NULL */
 };
 
 /* How body bytes reached the socket, when not by read/write. */
 enum ht_body_source { HT_SRC_IO = 0, HT_SRC_SENDFILE, HT_SRC_SPLICE };
+
+/* The file a body was sent from (sendfile), as the capture side named it:
+ * the event's http.response.body.file. */
+struct ht_file_id {
+    const char *path;       /* NUL-terminated, or NULL when unknown */
+    uint64_t ino, size;
+    uint32_t dev;           /* major << 20 | minor */
+    int64_t mtime_ns;       /* 0 when unknown */
+};
 
 /* A connection's endpoints, as strings ready for the event. */
 struct ht_endpoints {

@@ -32,6 +32,7 @@ struct ht_stats {
     _Atomic uint64_t bytes_unattributed; /* moved by a call whose fd was closed and reused meanwhile */
     _Atomic uint64_t registrations_refused; /* processes whose ring the collector refused */
     _Atomic uint64_t rings_broken;      /* rings whose reading stopped (foreign data) */
+    _Atomic uint64_t files_unmatched;   /* kept sendfile excerpts the collector did not have */
 };
 
 extern struct ht_stats ht_stats;

@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <signal.h>
@@ -518,6 +520,98 @@ void ht_out_stale(int fd, uint64_t old_id, int d, uint64_t n)
     put_plain(&old, fd, HT_REC_UNSEEN, d, 0, n, HT_UNSEEN_STALE);
 }
 
+/* ---- sendfile ----
+ *
+ * A static file is sent again and again: its excerpt is read back and
+ * copied into the ring once per file, offset and length, and later
+ * records say KEPT (record.h). sent[] is what this process sent whole,
+ * slot for slot as the collector keeps it; an entry is good only in the
+ * process and ring it was made for, and while that ring has lost no record
+ * since (the one with the bytes may be among them). A seqlock per slot:
+ * a writer that finds the slot busy leaves it; a reader that sees it
+ * change takes it as a miss. */
+static struct sent_file {
+    _Atomic uint32_t seq;           /* odd while written */
+    int32_t pid;
+    uint32_t gen, len, dev;
+    uint64_t lost, ino, fsize, file_off;
+    int64_t mtime_ns;
+} sent[HT_FILEDATA_SLOTS];
+
+struct file_key {
+    uint64_t ino, fsize, file_off, lost;
+    int64_t mtime_ns;
+    uint32_t dev, len, gen;
+};
+
+static bool sent_before(unsigned slot, const struct file_key *k)
+{
+    struct sent_file *e = &sent[slot];
+    uint32_t s1 = atomic_load_explicit(&e->seq, memory_order_acquire);
+    if (s1 & 1)
+        return false;
+    bool same = e->pid == o.pid && e->gen == k->gen && e->lost == k->lost && e->ino == k->ino &&
+                e->dev == k->dev && e->fsize == k->fsize && e->mtime_ns == k->mtime_ns &&
+                e->file_off == k->file_off && e->len == k->len;
+    atomic_thread_fence(memory_order_acquire);
+    return same && atomic_load_explicit(&e->seq, memory_order_relaxed) == s1;
+}
+
+static void mark_sent(unsigned slot, const struct file_key *k)
+{
+    struct sent_file *e = &sent[slot];
+    uint32_t s = atomic_load_explicit(&e->seq, memory_order_relaxed);
+    if ((s & 1) || !atomic_compare_exchange_strong_explicit(&e->seq, &s, s + 1,
+                                                            memory_order_acquire,
+                                                            memory_order_relaxed))
+        return;
+    e->pid = o.pid;
+    e->gen = k->gen;
+    e->lost = k->lost;
+    e->ino = k->ino;
+    e->dev = k->dev;
+    e->fsize = k->fsize;
+    e->mtime_ns = k->mtime_ns;
+    e->file_off = k->file_off;
+    e->len = k->len;
+    atomic_store_explicit(&e->seq, s + 2, memory_order_release);
+}
+
+static uint64_t ring_lost(struct ht_ring *r)
+{
+    struct ht_ring_counts k;
+    ht_ring_counts(r, &k);
+    return k.lost_records;
+}
+
+/* The file's identity (ino 0 when fstat fails or it is no regular file). */
+static void file_identity(int in_fd, struct file_key *k)
+{
+    struct stat st;
+    if (syscall(SYS_fstat, in_fd, &st) || !S_ISREG(st.st_mode)) {
+        k->ino = 0;
+        return;
+    }
+    k->ino = st.st_ino;
+    k->dev = (uint32_t)(major(st.st_dev) << 20 | (minor(st.st_dev) & 0xfffff));
+    k->fsize = (uint64_t)st.st_size;
+    k->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+static void file_head(struct ht_rec_filedata *r, const struct file_key *k, uint64_t file_off,
+                      uint32_t excerpt, uint16_t path_len, uint8_t flags)
+{
+    r->file_off = file_off;
+    r->ino = k->ino;
+    r->fsize = k->ino ? k->fsize : 0;
+    r->mtime_ns = k->ino ? k->mtime_ns : 0;
+    r->dev = k->ino ? k->dev : 0;
+    r->excerpt = excerpt;
+    r->path_len = path_len;
+    r->flags = flags;
+    memset(r->pad, 0, sizeof(r->pad));
+}
+
 void ht_out_file(struct ht_oconn *c, int fd, int in_fd, int64_t file_off, uint64_t n)
 {
     if (n > UINT32_MAX) {
@@ -535,20 +629,50 @@ void ht_out_file(struct ht_oconn *c, int fd, int in_fd, int64_t file_off, uint64
         want = o.chunk;
     if (file_off < 0)
         want = 0;
+    struct out_ring *s = atomic_load_explicit(&o.cur, memory_order_acquire);
+    if (!s)
+        return;
+    struct file_key k = { .file_off = (uint64_t)(file_off < 0 ? 0 : file_off), .len = want,
+                          .gen = atomic_load_explicit(&o.gen, memory_order_relaxed) };
+    file_identity(in_fd, &k);
+    k.lost = ring_lost(&s->ring);
+    unsigned slot = ht_filedata_slot(k.ino, k.dev, k.file_off, want);
     struct ht_ring_res res;
     struct ht_ring *rr;
-    if (!reserve(HT_REC_FILEDATA, (uint32_t)sizeof(struct ht_rec_filedata) + want, &res, &rr))
+    if (k.ino && want && sent_before(slot, &k)) {
+        if (!reserve(HT_REC_FILEDATA, (uint32_t)sizeof(struct ht_rec_filedata), &res, &rr))
+            return;
+        struct ht_rec_filedata *r = res.payload;
+        head(&r->h, HT_REC_FILEDATA, 1, c, fd, off, n, 0);
+        file_head(r, &k, k.file_off, want, 0, HT_FILEDATA_KEPT);
+        ht_ring_commit(rr, &res);
+        return;
+    }
+    /* First time: the file's name (under our root) and the bytes. */
+    char path[HT_REC_FILE_PATH], proc[32];
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", in_fd);
+    long pn = k.ino ? syscall(SYS_readlink, proc, path, sizeof(path)) : -1;
+    if (pn < 0 || pn >= (long)sizeof(path))
+        pn = 0;
+    if (!reserve(HT_REC_FILEDATA, (uint32_t)(sizeof(struct ht_rec_filedata) + (size_t)pn + want),
+                 &res, &rr))
         return;
     struct ht_rec_filedata *r = res.payload;
+    uint8_t *tail = (uint8_t *)(r + 1);
+    memcpy(tail, path, (size_t)pn);
     long got = 0;
     if (want) {
         /* The system call itself: pread() is a cancellation point. */
-        got = syscall(SYS_pread64, in_fd, (uint8_t *)(r + 1), (size_t)want, (long)file_off);
+        got = syscall(SYS_pread64, in_fd, tail + pn, (size_t)want, (long)file_off);
         if (got < 0)
             got = 0;
     }
     head(&r->h, HT_REC_FILEDATA, 1, c, fd, off, n, (uint32_t)got);
-    r->file_off = (uint64_t)(file_off < 0 ? 0 : file_off);
+    file_head(r, &k, k.file_off, (uint32_t)got, (uint16_t)pn, 0);
+    /* Marked after the reservation: a thread that then says KEPT reserves
+     * after this record, so the collector has the bytes first. */
+    if (k.ino && want && (uint32_t)got == want)
+        mark_sent(slot, &k);
     ht_ring_commit(rr, &res);
 }
 

@@ -31,7 +31,7 @@ write_nginx_conf() {
     cat >"$D/nginx.conf" <<CONF
 daemon off;
 master_process on;
-worker_processes 2;
+worker_processes ${NGINX_WORKERS:-2};
 user root;                      # workers write the log and read the tmpdir
 pid $D/nginx.pid;
 error_log $D/error.log warn;
@@ -66,7 +66,7 @@ CONF
 start_nginx() {
     start_tapped nginx "$LOG" nginx -p "$D" -e "$D/error.log" -c "$D/nginx.conf"
     MASTER=$SERVER_PID
-    WORKERS=$(wait_children "$MASTER" 2 | tr '\n' ' ')
+    WORKERS=$(wait_children "$MASTER" "${NGINX_WORKERS:-2}" | tr '\n' ' ')
     # shellcheck disable=SC2086
     track_children nginx $WORKERS
     wait_http "$BASE/"
@@ -206,6 +206,82 @@ quit_nginx() {
         | [.http.response.body.source, .http.response.body.content == $want]) | group_by(.)
         | map([.[0], length])' <(exchanges "$LOG")
     assert_output "[[[\"sendfile\",true],$whole]]"
+}
+
+@test "nginx: a file sent with sendfile is named in the event: its path, size, inode, device and modification time" {
+    start_nginx
+    curl -s --max-time 5 -o /dev/null "$BASE/big.bin"
+    wait_exchanges "$LOG" 1
+    run jq -c 'select(.url.path == "/big.bin") | .http.response.body.file' <(exchanges "$LOG")
+    # What stat says of the file, in the event's shape.
+    want=$("$PY" - "$D/www/big.bin" <<'PY'
+import datetime, json, os, sys
+st = os.stat(sys.argv[1])
+t = datetime.datetime.fromtimestamp(st.st_mtime_ns // 10**9, datetime.timezone.utc)
+print(json.dumps({"path": os.path.realpath(sys.argv[1]), "size": st.st_size, "inode": st.st_ino,
+                  "device": "%d:%d" % (os.major(st.st_dev), os.minor(st.st_dev)),
+                  "modified": t.strftime("%Y-%m-%dT%H:%M:%S.") + "%09dZ" % (st.st_mtime_ns % 10**9)},
+                 separators=(",", ":")))
+PY
+)
+    assert_output "$want"
+}
+
+@test "nginx: a worker reads each file's excerpt back once, not once per response, and every response still carries it" {
+    command -v strace >/dev/null || skip "no strace (scripts/install-deps.sh installs it)"
+    start_nginx
+    # Both workers traced for the preads our library makes (nginx itself
+    # sends these files with sendfile and reads nothing of them).
+    # shellcheck disable=SC2086
+    strace -f -e trace=pread64 -o "$D/strace" $(printf -- '-p %s ' $WORKERS) 2>"$D/strace.err" &
+    tracer=$!
+    for _ in $(seq 50); do grep -q attached "$D/strace.err" && break; sleep 0.1; done
+    sleep 0.2
+    for i in $(seq 20); do
+        curl -s --max-time 5 -o /dev/null "$BASE/big.bin?i=$i" "$BASE/small.txt?i=$i"
+    done
+    wait_exchanges "$LOG" 40
+    kill -INT "$tracer"; wait "$tracer" || true
+    # At most once per worker and file: 4 preads for 40 responses.
+    preads=$(grep -c 'pread64(' "$D/strace" || true)
+    [ "$preads" -ge 1 ] && [ "$preads" -le 4 ] || { cat "$D/strace" >&2; false; }
+    big=$(head -c 4096 "$D/www/big.bin" | base64 -w0)
+    run jq -sc --arg big "$big" --arg small "$(cat "$D/www/small.txt")" '
+        map(select(.url.query // "" | startswith("i="))) |
+        [length, (map(.http.response.body.content == (if .url.path == "/big.bin" then $big else $small end)
+                      and .httptape.complete) | all)]' <(exchanges "$LOG")
+    assert_output "[40,true]"
+}
+
+@test "nginx: after its collector is killed, a worker sends each file's excerpt again to the new one" {
+    NGINX_WORKERS=1
+    write_nginx_conf
+    start_nginx
+    curl -s --max-time 5 -o /dev/null "$BASE/big.bin?before"
+    wait_exchanges "$LOG" 1
+    old=$(fd_holders "$LOG" | awk '{print $1}' | sort -un)
+    [ "$(echo "$old" | wc -w)" -eq 1 ]
+    kill -9 "$old"
+    # The worker notices within a few seconds (no heartbeat for 3 s) and
+    # starts a collector of its own on a new ring.
+    # (A worker's stderr is nginx's error log.)
+    for i in $(seq 60); do
+        curl -s --max-time 5 -o /dev/null "$BASE/small.txt?wait=$i"
+        cat "$SERVER_OUT" "$D/error.log" | grep -q "a new collector takes over" && break
+        sleep 0.1
+    done
+    cat "$SERVER_OUT" "$D/error.log" | grep -q "a new collector takes over"
+    for i in 1 2 3; do
+        curl -s --max-time 5 -o /dev/null "$BASE/big.bin?after=$i"
+    done
+    for _ in $(seq 50); do
+        [ "$(grep -c 'after=3' "$LOG")" -ge 1 ] && break
+        sleep 0.1
+    done
+    big=$(head -c 4096 "$D/www/big.bin" | base64 -w0)
+    run jq -c --arg big "$big" 'select(.url.query // "" | startswith("after=")) |
+        [.http.response.body.content == $big, .httptape.complete]' <(exchanges "$LOG")
+    assert_output $'[true,true]\n[true,true]\n[true,true]'
 }
 
 @test "nginx: nginx in front of uvicorn, both recorded: the two legs share the trace id, each says client, server, user agent, executable and service" {

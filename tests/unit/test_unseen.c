@@ -61,7 +61,7 @@ static json_t *run(const uint8_t *resp, size_t head_len, size_t total, bool head
     if (head_seen)
         ht_conn_feed(&c, HT_RESP, resp, head_len, &now, 0);
     struct mem m = { resp + start, total - start };
-    ht_conn_feed_unseen(&c, HT_RESP, total - start, src, can_fetch ? fetch_mem : NULL, &m, &now);
+    ht_conn_feed_unseen(&c, HT_RESP, total - start, src, NULL, can_fetch ? fetch_mem : NULL, &m, &now);
     ht_conn_finish(&c, &now, 0);
     json_t *j = json_loadb(out.p, out.len, JSON_DISABLE_EOF_CHECK, NULL);
     ht_buf_free(&out);

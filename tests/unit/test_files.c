@@ -1,0 +1,90 @@
+/*
+ * test_files.c - the file excerpts the collector keeps per process for
+ * FILEDATA records marked KEPT (collector/files.c): a kept record gets the
+ * bytes and path of the one that carried them only when its whole key is
+ * the same, and never another process's.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "collector/files.h"
+#include "tap.h"
+
+/* A FILEDATA record in buf: path and bytes after the header, or KEPT. */
+static const struct ht_rec_filedata *rec(uint8_t *buf, size_t *size, uint64_t ino, int64_t mtime,
+                                         uint64_t file_off, const char *path, const char *bytes,
+                                         uint32_t kept_len)
+{
+    struct ht_rec_filedata *r = (struct ht_rec_filedata *)buf;
+    memset(r, 0, sizeof(*r));
+    r->h.type = HT_REC_FILEDATA;
+    r->ino = ino;
+    r->dev = 254u << 20 | 1;
+    r->fsize = 20480;
+    r->mtime_ns = mtime;
+    r->file_off = file_off;
+    size_t pn = path ? strlen(path) : 0, bn = bytes ? strlen(bytes) : 0;
+    if (!path && !bytes) {
+        r->flags = HT_FILEDATA_KEPT;
+        r->excerpt = kept_len;
+    } else {
+        r->path_len = (uint16_t)pn;
+        r->h.len = (uint32_t)bn;
+        r->excerpt = (uint32_t)bn;
+        memcpy(buf + sizeof(*r), path, pn);
+        memcpy(buf + sizeof(*r) + pn, bytes, bn);
+    }
+    *size = sizeof(*r) + pn + bn;
+    return r;
+}
+
+static uint8_t buf[256];
+
+/* ht_files_take of such a record for process tgid. */
+static bool take(uint32_t tgid, uint64_t ino, int64_t mtime, uint64_t file_off, const char *path,
+                 const char *bytes, uint32_t kept_len, struct ht_file_excerpt *x)
+{
+    size_t size;
+    const struct ht_rec_filedata *r = rec(buf, &size, ino, mtime, file_off, path, bytes, kept_len);
+    return ht_files_take(tgid, r, size, x);
+}
+
+static bool got(const struct ht_file_excerpt *x, const char *path, const char *bytes)
+{
+    return x->len == strlen(bytes) && !memcmp(x->bytes, bytes, x->len) && x->id.path &&
+           !strcmp(x->id.path, path);
+}
+
+int main(void)
+{
+    struct ht_file_excerpt x;
+
+    tap_ok(!take(7, 11, 100, 0, NULL, NULL, 5, &x) && x.len == 0,
+           "files: a kept record before any that carried bytes gets none");
+    tap_ok(take(7, 11, 100, 0, "/srv/a.bin", "hello", 0, &x) &&
+           got(&x, "/srv/a.bin", "hello") && x.id.ino == 11 && x.id.size == 20480,
+           "files: a record with path and bytes gives them, and its file's identity");
+    tap_ok(take(7, 11, 100, 0, NULL, NULL, 5, &x) &&      /* the record's memory is reused */
+           got(&x, "/srv/a.bin", "hello"),
+           "files: a later kept record for the same file, offset and length gets them from the slot");
+    tap_ok(!take(7, 11, 101, 0, NULL, NULL, 5, &x) && x.len == 0,
+           "files: not when the file's mtime differs (changed in place)");
+    tap_ok(!take(7, 11, 100, 4096, NULL, NULL, 5, &x),
+           "files: nor for another offset");
+    tap_ok(!take(7, 11, 100, 0, NULL, NULL, 4, &x),
+           "files: nor for another length");
+    tap_ok(!take(8, 11, 100, 0, NULL, NULL, 5, &x),
+           "files: nor for another process");
+    ht_files_forget(7);
+    tap_ok(!take(7, 11, 100, 0, NULL, NULL, 5, &x) &&
+               ht_files_bytes() == 0,
+           "files: a process gone takes its slots with it");
+    /* A path claiming more bytes than the record has is not read. */
+    size_t size;
+    const struct ht_rec_filedata *r = rec(buf, &size, 12, 100, 0, "/p", "xy", 0);
+    ((struct ht_rec_filedata *)buf)->path_len = 200;
+    tap_ok(ht_files_take(9, r, size, &x) && !x.id.path && x.len == 0,
+           "files: a path longer than the record is ignored, and so are the bytes after it");
+    ht_files_forget(9);
+    return tap_done();
+}
