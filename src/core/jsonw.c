@@ -34,15 +34,36 @@ static inline uint64_t word_escapes(uint64_t v)
 /* Bytes that stop the ASCII scan of ht_jw_str_bytes too: >= 0x80. */
 static inline uint64_t word_high(uint64_t v) { return v & 0x8080808080808080ULL; }
 
+/* Which bytes of v may need escaping, or stop the scan when stop_high. */
+static inline uint64_t word_stops(uint64_t v, bool stop_high)
+{
+    return word_escapes(v) | (stop_high ? word_high(v) : 0);
+}
+
 /* From i, the first byte of s[0..n) that may need escaping (or stops the
- * scan), or n: eight bytes at a time in a word, then one by one. */
+ * scan), or n: eight bytes at a time in a word; the last few (of a string
+ * of 8 or more) in the word that ends at s + n, its bytes before i shifted
+ * out; a shorter string in two words of four that overlap. Never a byte
+ * outside the string. */
 static inline size_t next_special_short(const uint8_t *s, size_t n, size_t i, bool stop_high)
 {
     for (; i + 8 <= n; i += 8) {
-        uint64_t v = ht_swar_load(s + i);
-        uint64_t m = word_escapes(v) | (stop_high ? word_high(v) : 0);
+        uint64_t m = word_stops(ht_swar_load(s + i), stop_high);
         if (m)
             return i + ht_swar_first(m);
+    }
+    if (i == n)
+        return n;
+    if (n >= 8) {
+        uint64_t m = word_stops(ht_swar_load(s + n - 8), stop_high) >> (8 * (i + 8 - n));
+        return m ? i + ht_swar_first(m) : n;
+    }
+    if (i == 0 && n >= 4) {
+        uint32_t lo, hi;
+        memcpy(&lo, s, 4);
+        memcpy(&hi, s + n - 4, 4);
+        if (!word_stops((uint64_t)hi << 32 | lo, stop_high))
+            return n;
     }
     for (; i < n; i++)
         if (esc[s[i]] || (stop_high && s[i] >= 0x80))
@@ -120,29 +141,97 @@ void ht_jw_raw_escaped(struct ht_jw *w, const uint8_t *s, size_t n)
     escape_run(w, s, n, false);
 }
 
-void ht_jw_str_bytes(struct ht_jw *w, const char *key, const uint8_t *s, size_t n)
+/* Inline in both callers: a call more per string costs more than it
+ * saves in code. */
+static inline __attribute__((always_inline)) void raw_bytes(struct ht_jw *w, const uint8_t *s,
+                                                            size_t n)
 {
-    ht_jw_begin_string(w, key);
     /* One pass for the usual all-ASCII value; from the first other byte
      * (where a UTF-8 sequence must start), the rest is valid UTF-8 exactly
      * when the whole is, and an ASCII prefix reads the same as Latin-1. */
     size_t i = escape_run(w, s, n, true);
-    if (i < n && ht_utf8_valid(s + i, n - i)) {
+    if (i == n)
+        return;
+    if (ht_utf8_valid(s + i, n - i)) {
         escape_run(w, s + i, n - i, false);
-    } else {
-        /* Not UTF-8: read as ISO-8859-1, a byte at a time (rare: obs-text
-         * in header values). */
-        for (; i < n; i++) {
-            char u[3];                  /* two UTF-8 bytes and a NUL */
-            size_t k = ht_latin1_to_utf8(s + i, 1, u);
-            escape_run(w, (const uint8_t *)u, k, false);
-        }
+        return;
     }
+    /* Not UTF-8: read as ISO-8859-1, a byte at a time (rare: obs-text in
+     * header values). */
+    for (; i < n; i++) {
+        char u[3];                  /* two UTF-8 bytes and a NUL */
+        size_t k = ht_latin1_to_utf8(s + i, 1, u);
+        escape_run(w, (const uint8_t *)u, k, false);
+    }
+}
+
+void ht_jw_raw_bytes(struct ht_jw *w, const uint8_t *s, size_t n)
+{
+    raw_bytes(w, s, n);
+}
+
+void ht_jw_str_bytes(struct ht_jw *w, const char *key, const uint8_t *s, size_t n)
+{
+    ht_jw_begin_string(w, key);
+    raw_bytes(w, s, n);
     ht_jw_end_string(w);
+}
+
+/* "00" to "99": numbers are written two digits at a time. */
+static const char pairs[200] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+void ht_jw_digits(struct ht_jw *w, uint64_t v)
+{
+    static const uint64_t pow10[20] = {
+        1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
+        100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL, 1000000000000ULL,
+        10000000000000ULL, 100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL,
+        100000000000000000ULL, 1000000000000000000ULL, 10000000000000000000ULL,
+    };
+    char *o = ht_jw_room(w, 20);
+    if (!o)
+        return;
+    if (v < 10) {                   /* sizes and indexes are mostly 0 */
+        *o = (char)('0' + v);
+        ht_jw_wrote(w, 1);
+        return;
+    }
+    size_t n = 2;                   /* digits: counted first, then written from the last */
+    while (n < 20 && v >= pow10[n])
+        n++;
+    char *e = o + n;
+    for (; v >= 1ULL << 32; v /= 100) {
+        e -= 2;
+        memcpy(e, pairs + 2 * (v % 100), 2);
+    }
+    uint32_t u = (uint32_t)v;       /* cheaper division from here */
+    for (; u >= 100; u /= 100) {
+        e -= 2;
+        memcpy(e, pairs + 2 * (u % 100), 2);
+    }
+    if (u >= 10)
+        memcpy(e - 2, pairs + 2 * u, 2);
+    else
+        e[-1] = (char)('0' + u);
+    ht_jw_wrote(w, n);
 }
 
 void ht_jw_put_slow(struct ht_jw *w, const void *p, size_t n)
 {
     if (!w->err && ht_buf_append(w->b, p, n))
         w->err = -ENOMEM;
+}
+
+char *ht_jw_room_slow(struct ht_jw *w, size_t n)
+{
+    if (w->err)
+        return NULL;
+    if (ht_buf_reserve(w->b, n)) {
+        w->err = -ENOMEM;
+        return NULL;
+    }
+    return w->b->p + w->b->len;
 }

@@ -29,8 +29,13 @@ struct ht_jw {
 };
 
 void ht_jw_put_slow(struct ht_jw *w, const void *p, size_t n);
+char *ht_jw_room_slow(struct ht_jw *w, size_t n);
 void ht_jw_raw_escaped(struct ht_jw *w, const uint8_t *s, size_t n);   /* valid UTF-8 */
+/* The inside of a string from any bytes: UTF-8 escaped, else Latin-1. */
+void ht_jw_raw_bytes(struct ht_jw *w, const uint8_t *s, size_t n);
 void ht_jw_str_bytes(struct ht_jw *w, const char *key, const uint8_t *s, size_t n);
+/* The decimal digits of v, no separator or key. */
+void ht_jw_digits(struct ht_jw *w, uint64_t v);
 
 /* The small operations are inline, always (gcc's -O2 heuristics kept some
  * out of line): most keys are literals, whose length the compiler then
@@ -56,6 +61,20 @@ HT_JW_INLINE void ht_jw_putc(struct ht_jw *w, char c)
     else
         ht_jw_put_slow(w, &c, 1);
 }
+
+/* n bytes to write into at the end of the buffer, or NULL (out of memory:
+ * w->err is set). Whatever is written there counts once ht_jw_wrote says
+ * how much of it: a writer that knows its bound checks room once, not
+ * byte by byte. */
+HT_JW_INLINE char *ht_jw_room(struct ht_jw *w, size_t n)
+{
+    struct ht_buf *b = w->b;
+    if (__builtin_expect(b->len + n <= b->cap, 1))
+        return b->p + b->len;
+    return ht_jw_room_slow(w, n);
+}
+
+HT_JW_INLINE void ht_jw_wrote(struct ht_jw *w, size_t n) { w->b->len += n; }
 
 HT_JW_INLINE void ht_jw_init(struct ht_jw *w, struct ht_buf *b)
 {
@@ -136,18 +155,6 @@ HT_JW_INLINE void ht_jw_str(struct ht_jw *w, const char *key, const char *s, siz
 HT_JW_INLINE void ht_jw_cstr(struct ht_jw *w, const char *key, const char *s)
 {
     ht_jw_str(w, key, s, strlen(s));
-}
-
-/* The decimal digits of v, no separator or key. */
-HT_JW_INLINE void ht_jw_digits(struct ht_jw *w, uint64_t v)
-{
-    char d[24];
-    int i = (int)sizeof(d);
-    do {
-        d[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    ht_jw_put(w, d + i, sizeof(d) - (size_t)i);
 }
 
 HT_JW_INLINE void ht_jw_u64(struct ht_jw *w, const char *key, uint64_t v)
