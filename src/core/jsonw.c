@@ -76,14 +76,18 @@ static inline size_t next_special_short(const uint8_t *s, size_t n, size_t i, bo
 
 /* Which of the 16 bytes at p may need escaping (bit i: byte i), as
  * word_escapes, and >= 0x80 too when stop_high. */
-static inline unsigned block_escapes(const uint8_t *p, bool stop_high)
+static inline unsigned block_escapes_v(__m128i v, bool stop_high)
 {
-    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
     __m128i ctl = _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1f)), _mm_set1_epi8(0x1f));
     __m128i q = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
     __m128i bs = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
     unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(ctl, _mm_or_si128(q, bs)));
     return stop_high ? m | (unsigned)_mm_movemask_epi8(v) : m;
+}
+
+static inline unsigned block_escapes(const uint8_t *p, bool stop_high)
+{
+    return block_escapes_v(_mm_loadu_si128((const __m128i *)(const void *)p), stop_high);
 }
 
 /* The same, sixteen bytes at a time; the last few (of a string of 16 or
@@ -108,6 +112,53 @@ static inline size_t next_special(const uint8_t *s, size_t n, size_t i, bool sto
 #else
 #define next_special next_special_short
 #endif
+
+/* A string of 4 to 32 bytes with nothing to escape (or stop at), copied
+ * in two pieces that overlap and cover it (its first and last 4, 8 or 16
+ * bytes), read and checked in the same registers: no scan loop, no memcpy
+ * call for the usual short value. false: not so, nothing written. */
+static inline bool copy_plain_short(struct ht_jw *w, const uint8_t *s, size_t n, bool stop_high)
+{
+    if (n < 4 || n > 32)
+        return false;
+    char *o = ht_jw_room(w, 32);
+    if (!o)
+        return false;
+#ifdef __SSE2__
+    if (n >= 16) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)s);
+        __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(s + n - 16));
+        if (block_escapes_v(a, stop_high) | block_escapes_v(b, stop_high))
+            return false;
+        _mm_storeu_si128((__m128i *)(void *)o, a);
+        _mm_storeu_si128((__m128i *)(void *)(o + n - 16), b);
+        ht_jw_wrote(w, n);
+        return true;
+    }
+#else
+    if (n > 16)
+        return false;
+#endif
+    if (n >= 8) {
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        if (word_stops(a, stop_high) | word_stops(b, stop_high))
+            return false;
+        memcpy(o, &a, 8);
+        memcpy(o + n - 8, &b, 8);
+    } else {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + n - 4, 4);
+        if (word_stops((uint64_t)a << 32 | b, stop_high))
+            return false;
+        memcpy(o, &a, 4);
+        memcpy(o + n - 4, &b, 4);
+    }
+    ht_jw_wrote(w, n);
+    return true;
+}
 
 /* Escape s[0..n) up to its first byte >= 0x80 when stop_high, else all of
  * it; returns where it stopped. */
@@ -138,7 +189,8 @@ static inline size_t escape_run(struct ht_jw *w, const uint8_t *s, size_t n, boo
 
 void ht_jw_raw_escaped(struct ht_jw *w, const uint8_t *s, size_t n)
 {
-    escape_run(w, s, n, false);
+    if (!copy_plain_short(w, s, n, false))
+        escape_run(w, s, n, false);
 }
 
 /* Inline in both callers: a call more per string costs more than it
@@ -146,6 +198,8 @@ void ht_jw_raw_escaped(struct ht_jw *w, const uint8_t *s, size_t n)
 static inline __attribute__((always_inline)) void raw_bytes(struct ht_jw *w, const uint8_t *s,
                                                             size_t n)
 {
+    if (copy_plain_short(w, s, n, true))
+        return;
     /* One pass for the usual all-ASCII value; from the first other byte
      * (where a UTF-8 sequence must start), the rest is valid UTF-8 exactly
      * when the whole is, and an ASCII prefix reads the same as Latin-1. */
