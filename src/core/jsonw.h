@@ -84,43 +84,65 @@ HT_JW_INLINE void ht_jw_init(struct ht_jw *w, struct ht_buf *b)
     w->first[0] = true;
 }
 
-/* Comma and key before a member or element. Keys are our own names or
- * HTTP field names, which the parser allowed only as tokens: nothing in
- * them needs escaping. */
-HT_JW_INLINE void ht_jw_member(struct ht_jw *w, const char *key)
+/* Comma and key before a member or element, and then tail (an opening
+ * bracket or quote, or 0 for none): one check for room, then stores at
+ * known offsets (a literal key's length is known here). Keys are our own
+ * names or HTTP field names, which the parser allowed only as tokens:
+ * nothing in them needs escaping. */
+HT_JW_INLINE void ht_jw_key_then(struct ht_jw *w, const char *key, char tail)
 {
-    if (!w->first[w->depth])
-        ht_jw_putc(w, ',');
+    bool first = w->first[w->depth];
     w->first[w->depth] = false;
+    size_t kn = key ? strlen(key) : 0;
+    char *o = ht_jw_room(w, kn + 5);
+    if (!o)
+        return;
+    char *start = o;
+    *o = ',';
+    o += !first;
     if (key) {
-        ht_jw_putc(w, '"');
-        ht_jw_put(w, key, strlen(key));
-        ht_jw_put(w, "\":", 2);
+        o[0] = '"';
+        memcpy(o + 1, key, kn);
+        memcpy(o + 1 + kn, "\":", 2);
+        o += kn + 3;
     }
+    *o = tail;
+    o += tail != 0;
+    ht_jw_wrote(w, (size_t)(o - start));
 }
 
-HT_JW_INLINE void ht_jw_push(struct ht_jw *w, char c)
+HT_JW_INLINE void ht_jw_member(struct ht_jw *w, const char *key) { ht_jw_key_then(w, key, 0); }
+
+/* The bracket c is written; a level deeper. */
+HT_JW_INLINE void ht_jw_deeper(struct ht_jw *w)
 {
-    ht_jw_putc(w, c);
     if (w->depth + 1 < HT_JW_DEPTH)
         w->first[++w->depth] = true;
     else
         w->err = -7;    /* -E2BIG: nesting deeper than any record we write */
 }
 
+HT_JW_INLINE void ht_jw_push(struct ht_jw *w, char c)
+{
+    ht_jw_putc(w, c);
+    ht_jw_deeper(w);
+}
+
 HT_JW_INLINE void ht_jw_open(struct ht_jw *w, const char *key)
 {
-    if (w->depth > 0 || !w->first[0])
-        ht_jw_member(w, key);
-    else
-        w->first[0] = false;
+    if (w->depth > 0 || !w->first[0]) {
+        ht_jw_key_then(w, key, '{');
+        ht_jw_deeper(w);
+        return;
+    }
+    w->first[0] = false;
     ht_jw_push(w, '{');
 }
 
 HT_JW_INLINE void ht_jw_open_array(struct ht_jw *w, const char *key)
 {
-    ht_jw_member(w, key);
-    ht_jw_push(w, '[');
+    ht_jw_key_then(w, key, '[');
+    ht_jw_deeper(w);
 }
 
 HT_JW_INLINE void ht_jw_close(struct ht_jw *w)
@@ -139,8 +161,7 @@ HT_JW_INLINE void ht_jw_close_array(struct ht_jw *w)
 
 HT_JW_INLINE void ht_jw_begin_string(struct ht_jw *w, const char *key)
 {
-    ht_jw_member(w, key);
-    ht_jw_putc(w, '"');
+    ht_jw_key_then(w, key, '"');
 }
 
 HT_JW_INLINE void ht_jw_end_string(struct ht_jw *w) { ht_jw_putc(w, '"'); }
