@@ -586,7 +586,7 @@ static void write_exchange(struct ht_jw *w, const struct ht_exchange *ex,
 
     ht_jw_open(w, NULL);
     ht_rfc3339_ns(ex->wall_ns, ts);
-    ht_jw_cstr(w, "timestamp", ts);
+    ht_jw_str(w, "timestamp", ts, HT_RFC3339_LEN - 1);
 
     ht_jw_open(w, "http");
     if (ex->req_head_done) {

@@ -253,9 +253,10 @@ void ht_jw_digits(struct ht_jw *w, uint64_t v)
         ht_jw_wrote(w, 1);
         return;
     }
-    size_t n = 2;                   /* digits: counted first, then written from the last */
-    while (n < 20 && v >= pow10[n])
-        n++;
+    /* Digits, counted first (then written from the last): about log10(2)
+     * = 1233/4096 of the bits, one less below that power of ten. */
+    size_t t = (size_t)(64 - __builtin_clzll(v)) * 1233 >> 12;
+    size_t n = t + 1 - (v < pow10[t]);
     char *e = o + n;
     for (; v >= 1ULL << 32; v /= 100) {
         e -= 2;
