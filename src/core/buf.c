@@ -5,10 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-int ht_buf_append(struct ht_buf *b, const void *data, size_t n)
+int ht_buf_reserve(struct ht_buf *b, size_t n)
 {
-    if (n == 0)
-        return 0;
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < b->len + n)
@@ -19,6 +17,15 @@ int ht_buf_append(struct ht_buf *b, const void *data, size_t n)
         b->p = np;
         b->cap = cap;
     }
+    return 0;
+}
+
+int ht_buf_append(struct ht_buf *b, const void *data, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (ht_buf_reserve(b, n))
+        return -ENOMEM;
     memcpy(b->p + b->len, data, n);
     b->len += n;
     return 0;

@@ -21,6 +21,7 @@
 #include "core/jsonw.h"
 #include "core/redact.h"
 #include "core/stats.h"
+#include "core/swar.h"
 #include "core/text.h"
 
 /* ---- heads ---- */
@@ -56,11 +57,12 @@ static void trim(const uint8_t **p, size_t *n)
     while (*n && ows((*p)[*n - 1])) (*n)--;
 }
 
-/* One value: as is, or joined with its obs-fold continuations by SP. */
+/* One value, the inside of its string: as is, or joined with its obs-fold
+ * continuations by SP. */
 static void write_value(struct ht_jw *w, const uint8_t *h, size_t hn, const struct field *f)
 {
     if (f->fold_from == f->fold_to) {
-        ht_jw_str_bytes(w, NULL, f->val, f->vlen);
+        ht_jw_raw_bytes(w, f->val, f->vlen);
         return;
     }
     struct ht_buf j = { 0 };
@@ -77,28 +79,39 @@ static void write_value(struct ht_jw *w, const uint8_t *h, size_t hn, const stru
     const uint8_t *v = (const uint8_t *)j.p;
     size_t vn = j.len;
     trim(&v, &vn);
-    ht_jw_str_bytes(w, NULL, v, vn);
+    ht_jw_raw_bytes(w, v, vn);
     ht_buf_free(&j);
 }
 
-/* `"<lowercase name>":[`, the whole name however long it is (the head cap
- * bounds it): a cut name would make two long names that share a prefix the
- * same key, and JSON readers keep only one of them. */
-static void open_name_array(struct ht_jw *w, const struct field *f)
+/* The ASCII lowercase of s[0..n) at dst, eight bytes at a time where the
+ * head (ending at end) has them; dst has room for n + 8 bytes. */
+static void lower_into(char *dst, const uint8_t *s, size_t n, const uint8_t *end)
 {
-    char low[256];
-    ht_jw_member(w, NULL);
-    ht_jw_putc(w, '"');
-    for (size_t at = 0; at < f->nlen; at += sizeof(low)) {
-        size_t kn = f->nlen - at < sizeof(low) ? f->nlen - at : sizeof(low);
-        for (size_t k = 0; k < kn; k++) {
-            char c = (char)f->name[at + k];
-            low[k] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
-        }
-        ht_jw_put(w, low, kn);
+    size_t i = 0;
+    for (; i < n && (size_t)(end - s) - i >= 8; i += 8) {
+        uint64_t v;
+        memcpy(&v, s + i, 8);
+        v = ht_swar_lower(v);
+        memcpy(dst + i, &v, 8);
     }
-    ht_jw_put(w, "\":", 2);
-    ht_jw_push(w, '[');
+    for (; i < n; i++)
+        dst[i] = (char)ht_ascii_lower(s[i]);
+}
+
+/* `"<lowercase name>":["`, the whole name however long it is (the head cap
+ * bounds it): a cut name would make two long names that share a prefix the
+ * same key, and JSON readers keep only one of them. Written straight into
+ * the buffer; the array is closed by `"]` (write_header). */
+static void open_name_array(struct ht_jw *w, const struct field *f, const uint8_t *end)
+{
+    ht_jw_member(w, NULL);
+    char *o = ht_jw_room(w, f->nlen + 16);
+    if (!o)
+        return;
+    o[0] = '"';
+    lower_into(o + 1, f->name, f->nlen, end);
+    memcpy(o + 1 + f->nlen, "\":[\"", 4);
+    ht_jw_wrote(w, f->nlen + 5);
 }
 
 static struct field field_of(const uint8_t *h, const struct ht_field *hf)
@@ -121,6 +134,8 @@ static void write_header(struct ht_jw *w, const uint8_t *h, size_t n,
     size_t nf = 0, cap = sizeof(stack) / sizeof(stack[0]);
     struct ht_fields_walk fw = { 0 };
     struct ht_field hf;
+    uint64_t seen = 0;          /* keys by a bit each: a name's later fields are */
+    bool twice = false;         /* looked for only when two keys share a bit */
 
     while (ht_fields_walk(h, n, l, &fw, &hf)) {
         if (nf == cap) {
@@ -133,22 +148,27 @@ static void write_header(struct ht_jw *w, const uint8_t *h, size_t n,
             f = nfp;
             cap *= 2;
         }
-        f[nf++] = field_of(h, &hf);
+        f[nf] = field_of(h, &hf);
+        uint64_t bit = 1ULL << ((f[nf].key * 0x9e3779b1u) >> 26);
+        twice |= (seen & bit) != 0;
+        seen |= bit;
+        nf++;
     }
 
     ht_jw_open(w, "header");
     for (size_t i = 0; i < nf; i++) {
         if (f[i].done)
             continue;
-        open_name_array(w, &f[i]);
+        open_name_array(w, &f[i], h + n);
         write_value(w, h, n, &f[i]);
-        for (size_t j = i + 1; j < nf; j++) {
+        for (size_t j = i + 1; twice && j < nf; j++) {
             if (f[j].key != f[i].key || f[j].done || !name_eq(&f[i], &f[j]))
                 continue;
+            ht_jw_put(w, "\",\"", 3);
             write_value(w, h, n, &f[j]);
             f[j].done = true;
         }
-        ht_jw_close_array(w);
+        ht_jw_put(w, "\"]", 2);
     }
     ht_jw_close(w);
     if (f != stack)
@@ -645,7 +665,7 @@ static void write_exchange(struct ht_jw *w, const struct ht_exchange *ex,
 
     ht_jw_open(w, NULL);
     ht_rfc3339_ns(ex->wall_ns, ts);
-    ht_jw_cstr(w, "timestamp", ts);
+    ht_jw_str(w, "timestamp", ts, HT_RFC3339_LEN - 1);
 
     ht_jw_open(w, "http");
     if (ex->req_head_done) {

@@ -29,8 +29,13 @@ struct ht_jw {
 };
 
 void ht_jw_put_slow(struct ht_jw *w, const void *p, size_t n);
+char *ht_jw_room_slow(struct ht_jw *w, size_t n);
 void ht_jw_raw_escaped(struct ht_jw *w, const uint8_t *s, size_t n);   /* valid UTF-8 */
+/* The inside of a string from any bytes: UTF-8 escaped, else Latin-1. */
+void ht_jw_raw_bytes(struct ht_jw *w, const uint8_t *s, size_t n);
 void ht_jw_str_bytes(struct ht_jw *w, const char *key, const uint8_t *s, size_t n);
+/* The decimal digits of v, no separator or key. */
+void ht_jw_digits(struct ht_jw *w, uint64_t v);
 
 /* The small operations are inline, always (gcc's -O2 heuristics kept some
  * out of line): most keys are literals, whose length the compiler then
@@ -57,6 +62,20 @@ HT_JW_INLINE void ht_jw_putc(struct ht_jw *w, char c)
         ht_jw_put_slow(w, &c, 1);
 }
 
+/* n bytes to write into at the end of the buffer, or NULL (out of memory:
+ * w->err is set). Whatever is written there counts once ht_jw_wrote says
+ * how much of it: a writer that knows its bound checks room once, not
+ * byte by byte. */
+HT_JW_INLINE char *ht_jw_room(struct ht_jw *w, size_t n)
+{
+    struct ht_buf *b = w->b;
+    if (__builtin_expect(b->len + n <= b->cap, 1))
+        return b->p + b->len;
+    return ht_jw_room_slow(w, n);
+}
+
+HT_JW_INLINE void ht_jw_wrote(struct ht_jw *w, size_t n) { w->b->len += n; }
+
 HT_JW_INLINE void ht_jw_init(struct ht_jw *w, struct ht_buf *b)
 {
     w->b = b;
@@ -65,43 +84,65 @@ HT_JW_INLINE void ht_jw_init(struct ht_jw *w, struct ht_buf *b)
     w->first[0] = true;
 }
 
-/* Comma and key before a member or element. Keys are our own names or
- * HTTP field names, which the parser allowed only as tokens: nothing in
- * them needs escaping. */
-HT_JW_INLINE void ht_jw_member(struct ht_jw *w, const char *key)
+/* Comma and key before a member or element, and then tail (an opening
+ * bracket or quote, or 0 for none): one check for room, then stores at
+ * known offsets (a literal key's length is known here). Keys are our own
+ * names or HTTP field names, which the parser allowed only as tokens:
+ * nothing in them needs escaping. */
+HT_JW_INLINE void ht_jw_key_then(struct ht_jw *w, const char *key, char tail)
 {
-    if (!w->first[w->depth])
-        ht_jw_putc(w, ',');
+    bool first = w->first[w->depth];
     w->first[w->depth] = false;
+    size_t kn = key ? strlen(key) : 0;
+    char *o = ht_jw_room(w, kn + 5);
+    if (!o)
+        return;
+    char *start = o;
+    *o = ',';
+    o += !first;
     if (key) {
-        ht_jw_putc(w, '"');
-        ht_jw_put(w, key, strlen(key));
-        ht_jw_put(w, "\":", 2);
+        o[0] = '"';
+        memcpy(o + 1, key, kn);
+        memcpy(o + 1 + kn, "\":", 2);
+        o += kn + 3;
     }
+    *o = tail;
+    o += tail != 0;
+    ht_jw_wrote(w, (size_t)(o - start));
 }
 
-HT_JW_INLINE void ht_jw_push(struct ht_jw *w, char c)
+HT_JW_INLINE void ht_jw_member(struct ht_jw *w, const char *key) { ht_jw_key_then(w, key, 0); }
+
+/* The bracket c is written; a level deeper. */
+HT_JW_INLINE void ht_jw_deeper(struct ht_jw *w)
 {
-    ht_jw_putc(w, c);
     if (w->depth + 1 < HT_JW_DEPTH)
         w->first[++w->depth] = true;
     else
         w->err = -7;    /* -E2BIG: nesting deeper than any record we write */
 }
 
+HT_JW_INLINE void ht_jw_push(struct ht_jw *w, char c)
+{
+    ht_jw_putc(w, c);
+    ht_jw_deeper(w);
+}
+
 HT_JW_INLINE void ht_jw_open(struct ht_jw *w, const char *key)
 {
-    if (w->depth > 0 || !w->first[0])
-        ht_jw_member(w, key);
-    else
-        w->first[0] = false;
+    if (w->depth > 0 || !w->first[0]) {
+        ht_jw_key_then(w, key, '{');
+        ht_jw_deeper(w);
+        return;
+    }
+    w->first[0] = false;
     ht_jw_push(w, '{');
 }
 
 HT_JW_INLINE void ht_jw_open_array(struct ht_jw *w, const char *key)
 {
-    ht_jw_member(w, key);
-    ht_jw_push(w, '[');
+    ht_jw_key_then(w, key, '[');
+    ht_jw_deeper(w);
 }
 
 HT_JW_INLINE void ht_jw_close(struct ht_jw *w)
@@ -120,8 +161,7 @@ HT_JW_INLINE void ht_jw_close_array(struct ht_jw *w)
 
 HT_JW_INLINE void ht_jw_begin_string(struct ht_jw *w, const char *key)
 {
-    ht_jw_member(w, key);
-    ht_jw_putc(w, '"');
+    ht_jw_key_then(w, key, '"');
 }
 
 HT_JW_INLINE void ht_jw_end_string(struct ht_jw *w) { ht_jw_putc(w, '"'); }
@@ -136,18 +176,6 @@ HT_JW_INLINE void ht_jw_str(struct ht_jw *w, const char *key, const char *s, siz
 HT_JW_INLINE void ht_jw_cstr(struct ht_jw *w, const char *key, const char *s)
 {
     ht_jw_str(w, key, s, strlen(s));
-}
-
-/* The decimal digits of v, no separator or key. */
-HT_JW_INLINE void ht_jw_digits(struct ht_jw *w, uint64_t v)
-{
-    char d[24];
-    int i = (int)sizeof(d);
-    do {
-        d[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    ht_jw_put(w, d + i, sizeof(d) - (size_t)i);
 }
 
 HT_JW_INLINE void ht_jw_u64(struct ht_jw *w, const char *key, uint64_t v)

@@ -590,17 +590,53 @@ static uint8_t name_flags_of(const struct ht_redact_cfg *cfg, const struct name 
     return fl;
 }
 
+/* The first and the last eight bytes of s[0..n) (n >= 1), as two words:
+ * four and four, or byte by byte, for shorter names. Read only inside s. */
+static inline void name_ends(const uint8_t *s, size_t n, uint64_t *a, uint64_t *b)
+{
+    if (n >= 8) {
+        memcpy(a, s, 8);
+        memcpy(b, s + n - 8, 8);
+    } else if (n >= 4) {
+        uint32_t x, y;
+        memcpy(&x, s, 4);
+        memcpy(&y, s + n - 4, 4);
+        *a = x;
+        *b = y;
+    } else {
+        *a = s[0] | (uint64_t)s[n / 2] << 8 | (uint64_t)s[n - 1] << 16;
+        *b = 0;
+    }
+}
+
+/* Equal bytes, n <= NAME_SLOT_MAX: a name of up to 16 bytes is its two
+ * ends (they overlap and cover it), so no call for the usual name. */
+static bool name_bytes_eq(const uint8_t *x, const uint8_t *y, size_t n)
+{
+    if (n > 16 || n < 4)
+        return !memcmp(x, y, n);
+    uint64_t xa, xb, ya, yb;
+    name_ends(x, n, &xa, &xb);
+    name_ends(y, n, &ya, &yb);
+    return xa == ya && xb == yb;
+}
+
 static uint8_t header_name_flags(const struct ht_redact_cfg *cfg, struct name_slot *slots,
                                  const uint8_t *s, size_t n)
 {
     uint64_t gen = cfg->n_extra[HT_REDACT_HEADERS] ? cfg->headers_gen : 0;
     bool keep = slots && n && n <= NAME_SLOT_MAX && (gen || !cfg->n_extra[HT_REDACT_HEADERS]);
-    uint32_t h = (uint32_t)n;
-    for (size_t i = 0; i < n; i++)
-        h = h * 31 + s[i];
-    struct name_slot *sl = keep ? &slots[(h ^ h >> 11) & (NAME_SLOTS - 1)] : NULL;
-    if (keep && sl->len == n && sl->gen == gen && !memcmp(sl->name, s, n))
-        return sl->flags;
+    struct name_slot *sl = NULL;
+    if (keep) {
+        /* the slot from the name's length and ends: a multiply, not a
+         * loop over its bytes (names that share them share a slot) */
+        uint64_t a, b;
+        name_ends(s, n, &a, &b);
+        uint64_t h = (a ^ (b + n) * 0xc2b2ae3d27d4eb4fULL) * 0x9e3779b97f4a7c15ULL;
+        sl = &slots[h >> 58 & (NAME_SLOTS - 1)];
+        if (sl->len == n && sl->gen == gen && name_bytes_eq(sl->name, s, n))
+            return sl->flags;
+    }
     struct name nm;
     name_set(&nm, s, n);
     uint8_t fl = name_flags_of(cfg, &nm);
