@@ -25,17 +25,6 @@ static inline uint64_t ht_swar_load(const uint8_t *p)
     memcpy(&v, p, 8);
 #if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
     v = __builtin_bswap64(v);
-/* v with its ASCII capitals made small; every other byte as it is. Byte
- * by byte, so in either byte order. */
-static inline uint64_t ht_swar_lower(uint64_t v)
-{
-    uint64_t low7 = v & ~HT_SWAR_HIGHS;                  /* no carry between bytes */
-    uint64_t ge_a = low7 + HT_SWAR_ONES * (0x80 - 'A');  /* high bit: >= 'A' */
-    uint64_t gt_z = low7 + HT_SWAR_ONES * (0x80 - 'Z' - 1);
-    uint64_t upper = ge_a & ~gt_z & ~v & HT_SWAR_HIGHS;
-    return v | upper >> 2;                               /* 0x80 >> 2 == 'a' - 'A' */
-}
-
 #endif
     return v;
 }
