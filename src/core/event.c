@@ -66,15 +66,21 @@ static void write_value(struct ht_jw *w, const uint8_t *h, size_t hn, const stru
         return;
     }
     struct ht_buf j = { 0 };
-    ht_buf_append(&j, f->val, f->vlen);
-    for (size_t pos = f->fold_from; pos < f->fold_to;) {
+    int err = ht_buf_append(&j, f->val, f->vlen);
+    for (size_t pos = f->fold_from; pos < f->fold_to && !err;) {
         size_t cs, ce;
         ht_fields_line(h, hn, &pos, &cs, &ce);
         const uint8_t *cp = h + cs;
         size_t cn = ce - cs;
         trim(&cp, &cn);
-        ht_buf_append(&j, " ", 1);
-        ht_buf_append(&j, cp, cn);
+        err = ht_buf_append(&j, " ", 1) || ht_buf_append(&j, cp, cn);
+    }
+    if (err) {
+        /* A value cut short would be a quiet lie: the record is dropped
+         * and counted (dropped_no_memory). */
+        w->err = -ENOMEM;
+        ht_buf_free(&j);
+        return;
     }
     const uint8_t *v = (const uint8_t *)j.p;
     size_t vn = j.len;

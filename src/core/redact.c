@@ -502,8 +502,6 @@ static void redact_url_query(struct ctx *x, struct splice *sp, size_t off, size_
 
 static bool ows(uint8_t c) { return c == ' ' || c == '\t'; }
 
-/* The line at *pos: its content [*start, *end) without CR LF; *pos moves
- * past its LF (or to n). */
 /* A field as fields.h reads it; value_end spans its continuation lines. */
 struct field {
     size_t name, name_len;      /* offsets in the head */
@@ -519,13 +517,11 @@ static struct field field_of(const struct ht_field *hf)
 
 static size_t start_line_end(const uint8_t *h, size_t n) { return ht_fields_start(h, n); }
 
-/* Content-Type / Content-Encoding of a head: which bodies are read. */
 /* What a body is (B_OTHER, B_JSON, B_FORM), and B_ENCODED beside it when
  * its Content-Encoding is not identity. */
 enum body_kind { B_OTHER = 0, B_JSON = 1, B_FORM = 2, B_TYPE = 3, B_ENCODED = 4 };
 
 
-/* What one Content-Type or Content-Encoding field says, over *k. */
 /* ---- header names: what redact_field needs to know of one ----
  *
  * The answer depends only on the name's bytes as sent and the extra
