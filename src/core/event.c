@@ -122,18 +122,22 @@ static uint32_t name_key(const uint8_t *h, const struct ht_field_at *f)
  * names are tokens (no byte 0xff). */
 #define KEY_DONE UINT32_MAX
 
+static uint64_t key_bit(uint32_t key) { return 1ULL << ((key * 0x9e3779b1u) >> 26); }
+
 /* "header": { "<lowercase name>": [values in arrival order], ... } with
  * names in order of first appearance, from fields f[0..nf) of head h;
  * keys: room for nf. */
 static void write_fields(struct ht_jw *w, const uint8_t *h, size_t n,
                          const struct ht_field_at *f, size_t nf, uint32_t *keys)
 {
-    uint64_t seen = 0;          /* keys by a bit each: a name's later fields are */
-    bool twice = false;         /* looked for only when two keys share a bit */
+    /* Keys by a bit each: a name's later fields are looked for only from
+     * a field whose bit was seen twice (most heads have none, and one
+     * shared bit sends two fields, not all, looking). */
+    uint64_t seen = 0, twice = 0;
     for (size_t i = 0; i < nf; i++) {
         keys[i] = name_key(h, &f[i]);
-        uint64_t bit = 1ULL << ((keys[i] * 0x9e3779b1u) >> 26);
-        twice |= (seen & bit) != 0;
+        uint64_t bit = key_bit(keys[i]);
+        twice |= seen & bit;
         seen |= bit;
     }
 
@@ -143,7 +147,7 @@ static void write_fields(struct ht_jw *w, const uint8_t *h, size_t n,
             continue;
         open_name_array(w, h, n, &f[i]);
         write_value(w, h, n, &f[i]);
-        for (size_t j = i + 1; twice && j < nf; j++) {
+        for (size_t j = i + 1; (twice & key_bit(keys[i])) && j < nf; j++) {
             if (keys[j] != keys[i] || !name_eq(h, &f[i], &f[j]))
                 continue;
             ht_jw_put(w, "\",\"", 3);
