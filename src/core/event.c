@@ -555,6 +555,23 @@ static struct ht_span forwarded_for(struct ht_span v)
     return (struct ht_span){ NULL, 0 };
 }
 
+/* key: { "address": addr, "port": port } (no port when it is negative). */
+static void write_endpoint(struct ht_jw *w, const char *key, const char *addr, int port)
+{
+    if (!addr[0])
+        return;
+    ht_jw_open(w, key);
+    ht_jw_literal(w, "\"address\":\"", 0);
+    ht_jw_raw_escaped(w, (const uint8_t *)addr, strlen(addr));
+    if (port >= 0) {
+        ht_jw_literal(w, "\",\"port\":", 0);
+        ht_jw_digits(w, (uint64_t)port);
+    } else {
+        ht_jw_end_string(w);
+    }
+    ht_jw_close(w);
+}
+
 /* client.* (who sent the request: what a proxy's Forwarded or
  * X-Forwarded-For says, else the peer) and server.* (from Host). */
 static void write_client_server(struct ht_jw *w, const struct ht_exchange *ex,
@@ -569,12 +586,8 @@ static void write_client_server(struct ht_jw *w, const struct ht_exchange *ex,
         ht_jw_open(w, "client");
         ht_jw_str_bytes(w, "address", c.p, c.n);
         ht_jw_close(w);
-    } else if (ex->ep.peer_addr[0]) {
-        ht_jw_open(w, "client");
-        ht_jw_cstr(w, "address", ex->ep.peer_addr);
-        if (ex->ep.peer_port >= 0)
-            ht_jw_i64(w, "port", ex->ep.peer_port);
-        ht_jw_close(w);
+    } else {
+        write_endpoint(w, "client", ex->ep.peer_addr, ex->ep.peer_port);
     }
     if (r->host.n) {
         long port;
@@ -606,17 +619,6 @@ static void write_names(struct ht_jw *w, const char *key, uint32_t bits,
                 ht_jw_cstr(w, NULL, s);
         }
     ht_jw_close_array(w);
-}
-
-static void write_endpoint(struct ht_jw *w, const char *key, const char *addr, int port)
-{
-    if (!addr[0])
-        return;
-    ht_jw_open(w, key);
-    ht_jw_cstr(w, "address", addr);
-    if (port >= 0)
-        ht_jw_i64(w, "port", port);
-    ht_jw_close(w);
 }
 
 static void write_timing(struct ht_jw *w, const struct ht_exchange *ex)
@@ -722,10 +724,10 @@ static void write_exchange(struct ht_jw *w, const struct ht_exchange *ex,
     if (ex->ep.transport)
         ht_jw_cstr(w, "transport", ex->ep.transport);
     if (ex->req_head_done || ex->resp_head_done) {
-        char ver[4] = { '1', '.', (char)('0' + (ex->req_head_done ? rq : &ex->resp_msg)->version_minor), 0 };
-        ht_jw_open(w, "protocol");
-        ht_jw_cstr(w, "version", ver);
-        ht_jw_close(w);
+        char ver[] = "\"protocol\":{\"version\":\"1.x\"}";
+        ver[sizeof(ver) - 4] = (char)('0' + (ex->req_head_done ? rq : &ex->resp_msg)->version_minor);
+        ht_jw_member(w, NULL);
+        ht_jw_put(w, ver, sizeof(ver) - 1);
     }
     write_endpoint(w, "peer", ex->ep.peer_addr, ex->ep.peer_port);
     write_endpoint(w, "local", ex->ep.local_addr, ex->ep.local_port);
@@ -748,12 +750,14 @@ static void write_exchange(struct ht_jw *w, const struct ht_exchange *ex,
         ht_jw_close(w);
     }
 
-    ht_jw_open(w, "httptape");
-    ht_jw_cstr(w, "type", "exchange");
-    ht_jw_cstr(w, "mode", ex->mode ? ex->mode : "unknown");
-    ht_jw_open(w, "connection");
-    ht_jw_cstr(w, "id", ex->conn_id);
-    ht_jw_u64(w, "request_index", ex->request_index);
+    /* network came before, always */
+    const char *mode = ex->mode ? ex->mode : "unknown";
+    ht_jw_literal(w, ",\"httptape\":{\"type\":\"exchange\",\"mode\":\"", 1);
+    ht_jw_raw_escaped(w, (const uint8_t *)mode, strlen(mode));
+    ht_jw_literal(w, "\",\"connection\":{\"id\":\"", 1);
+    ht_jw_raw_escaped(w, (const uint8_t *)ex->conn_id, strlen(ex->conn_id));
+    ht_jw_literal(w, "\",\"request_index\":", 0);
+    ht_jw_digits(w, ex->request_index);
     if (ex->conn_joined)
         ht_jw_bool(w, "joined", true);
     ht_jw_close(w);
