@@ -28,25 +28,13 @@
 
 static bool ows(uint8_t c) { return c == ' ' || c == '\t'; }
 
-/* A field of the head being written, as fields.h found it. */
-struct field {
-    const uint8_t *name;
-    size_t nlen;
-    const uint8_t *val;         /* first line's value */
-    size_t vlen;
-    size_t fold_from, fold_to;  /* continuation lines, head offsets */
-    uint32_t key;               /* length, first and last letter: equal names have equal keys */
-    bool done;
-};
-
-
 /* Names equal but for ASCII case. */
-static bool name_eq(const struct field *a, const struct field *b)
+static bool name_eq(const uint8_t *h, const struct ht_field_at *a, const struct ht_field_at *b)
 {
-    if (a->nlen != b->nlen)
+    if (a->name_len != b->name_len)
         return false;
-    for (size_t i = 0; i < a->nlen; i++)
-        if (ht_ascii_lower(a->name[i]) != ht_ascii_lower(b->name[i]))
+    for (size_t i = 0; i < a->name_len; i++)
+        if (ht_ascii_lower(h[a->name + i]) != ht_ascii_lower(h[b->name + i]))
             return false;
     return true;
 }
@@ -59,14 +47,14 @@ static void trim(const uint8_t **p, size_t *n)
 
 /* One value, the inside of its string: as is, or joined with its obs-fold
  * continuations by SP. */
-static void write_value(struct ht_jw *w, const uint8_t *h, size_t hn, const struct field *f)
+static void write_value(struct ht_jw *w, const uint8_t *h, size_t hn, const struct ht_field_at *f)
 {
     if (f->fold_from == f->fold_to) {
-        ht_jw_raw_bytes(w, f->val, f->vlen);
+        ht_jw_raw_bytes(w, h + f->value, f->value_end - f->value);
         return;
     }
     struct ht_buf j = { 0 };
-    int err = ht_buf_append(&j, f->val, f->vlen);
+    int err = ht_buf_append(&j, h + f->value, f->value_end - f->value);
     for (size_t pos = f->fold_from; pos < f->fold_to && !err;) {
         size_t cs, ce;
         ht_fields_line(h, hn, &pos, &cs, &ce);
@@ -107,78 +95,100 @@ static void lower_into(char *dst, const uint8_t *s, size_t n, const uint8_t *end
 /* `"<lowercase name>":["`, the whole name however long it is (the head cap
  * bounds it): a cut name would make two long names that share a prefix the
  * same key, and JSON readers keep only one of them. Written straight into
- * the buffer; the array is closed by `"]` (write_header). */
-static void open_name_array(struct ht_jw *w, const struct field *f, const uint8_t *end)
+ * the buffer; the array is closed by `"]` (write_fields). */
+static void open_name_array(struct ht_jw *w, const uint8_t *h, size_t hn,
+                            const struct ht_field_at *f)
 {
     ht_jw_member(w, NULL);
-    char *o = ht_jw_room(w, f->nlen + 16);
+    char *o = ht_jw_room(w, f->name_len + 16);
     if (!o)
         return;
     o[0] = '"';
-    lower_into(o + 1, f->name, f->nlen, end);
-    memcpy(o + 1 + f->nlen, "\":[\"", 4);
-    ht_jw_wrote(w, f->nlen + 5);
+    lower_into(o + 1, h + f->name, f->name_len, h + hn);
+    memcpy(o + 1 + f->name_len, "\":[\"", 4);
+    ht_jw_wrote(w, f->name_len + 5);
 }
 
-static struct field field_of(const uint8_t *h, const struct ht_field *hf)
+/* Length, first and last letter of a field's name: equal names (but for
+ * case) have equal keys. */
+static uint32_t name_key(const uint8_t *h, const struct ht_field_at *f)
 {
-    const uint8_t *nm = h + hf->name;
-    size_t nl = hf->name_len;
-    uint32_t key = nl ? (uint32_t)nl << 16 | (uint32_t)(nm[0] | 0x20) << 8 | (nm[nl - 1] | 0x20) : 0;
-    return (struct field){ .name = nm, .nlen = nl, .val = h + hf->value,
-                           .vlen = hf->value_end - hf->value, .fold_from = hf->fold_from,
-                           .fold_to = hf->fold_to, .key = key };
+    const uint8_t *nm = h + f->name;
+    uint32_t nl = f->name_len;
+    return nl ? nl << 16 | (uint32_t)(nm[0] | 0x20) << 8 | (nm[nl - 1] | 0x20) : 0;
 }
+
+/* A field written with an earlier one of its name: no name's key, as
+ * names are tokens (no byte 0xff). */
+#define KEY_DONE UINT32_MAX
+
+static uint64_t key_bit(uint32_t key) { return 1ULL << ((key * 0x9e3779b1u) >> 26); }
 
 /* "header": { "<lowercase name>": [values in arrival order], ... } with
- * names in order of first appearance. l: the head's fields when it has
- * them all, else they are read here. */
-static void write_header(struct ht_jw *w, const uint8_t *h, size_t n,
-                         const struct ht_fields_list *l)
+ * names in order of first appearance, from fields f[0..nf) of head h;
+ * keys: room for nf. */
+static void write_fields(struct ht_jw *w, const uint8_t *h, size_t n,
+                         const struct ht_field_at *f, size_t nf, uint32_t *keys)
 {
-    struct field stack[64], *f = stack;
-    size_t nf = 0, cap = sizeof(stack) / sizeof(stack[0]);
-    struct ht_fields_walk fw = { 0 };
-    struct ht_field hf;
-    uint64_t seen = 0;          /* keys by a bit each: a name's later fields are */
-    bool twice = false;         /* looked for only when two keys share a bit */
-
-    while (ht_fields_walk(h, n, l, &fw, &hf)) {
-        if (nf == cap) {
-            struct field *nfp = malloc(2 * cap * sizeof(*nfp));
-            if (!nfp)
-                break;
-            memcpy(nfp, f, nf * sizeof(*f));
-            if (f != stack)
-                free(f);
-            f = nfp;
-            cap *= 2;
-        }
-        f[nf] = field_of(h, &hf);
-        uint64_t bit = 1ULL << ((f[nf].key * 0x9e3779b1u) >> 26);
-        twice |= (seen & bit) != 0;
+    /* Keys by a bit each: a name's later fields are looked for only from
+     * a field whose bit was seen twice (most heads have none, and one
+     * shared bit sends two fields, not all, looking). */
+    uint64_t seen = 0, twice = 0;
+    for (size_t i = 0; i < nf; i++) {
+        keys[i] = name_key(h, &f[i]);
+        uint64_t bit = key_bit(keys[i]);
+        twice |= seen & bit;
         seen |= bit;
-        nf++;
     }
 
     ht_jw_open(w, "header");
     for (size_t i = 0; i < nf; i++) {
-        if (f[i].done)
+        if (keys[i] == KEY_DONE)
             continue;
-        open_name_array(w, &f[i], h + n);
+        open_name_array(w, h, n, &f[i]);
         write_value(w, h, n, &f[i]);
-        for (size_t j = i + 1; twice && j < nf; j++) {
-            if (f[j].key != f[i].key || f[j].done || !name_eq(&f[i], &f[j]))
+        for (size_t j = i + 1; (twice & key_bit(keys[i])) && j < nf; j++) {
+            if (keys[j] != keys[i] || !name_eq(h, &f[i], &f[j]))
                 continue;
             ht_jw_put(w, "\",\"", 3);
             write_value(w, h, n, &f[j]);
-            f[j].done = true;
+            keys[j] = KEY_DONE;
         }
         ht_jw_put(w, "\"]", 2);
     }
     ht_jw_close(w);
-    if (f != stack)
-        free(f);
+}
+
+/* The header object of head h: from l when it has all the fields, else
+ * from the head's fields gathered here (a head with very many). */
+static void write_header(struct ht_jw *w, const uint8_t *h, size_t n,
+                         const struct ht_fields_list *l)
+{
+    if (l && l->all) {
+        uint32_t keys[HT_FIELDS_LIST_MAX];
+        write_fields(w, h, n, l->f, l->n, keys);
+        return;
+    }
+    struct ht_field_at *f = NULL;
+    size_t nf = 0, cap = 0;
+    struct ht_fields_walk fw = { 0 };
+    const struct ht_field_at *hf;
+    while ((hf = ht_fields_walk(h, n, NULL, &fw))) {
+        if (nf == cap) {
+            struct ht_field_at *nfp = realloc(f, (cap = cap ? 2 * cap : 128) * sizeof(*f));
+            if (!nfp)
+                break;
+            f = nfp;
+        }
+        f[nf++] = *hf;
+    }
+    uint32_t *keys = malloc(nf * sizeof(*keys) + 1);
+    if (hf || !keys)
+        w->err = -ENOMEM;   /* not a record short of fields */
+    else
+        write_fields(w, h, n, f, nf, keys);
+    free(keys);
+    free(f);
 }
 
 /* ---- bodies ---- */
@@ -302,7 +312,7 @@ static void write_body(struct ht_jw *w, const struct ht_body *b)
 /* ---- Content-Encoding ---- */
 
 /* Is the field named (any case) word? */
-static bool field_is(const uint8_t *h, const struct ht_field *f, const char *word)
+static bool field_is(const uint8_t *h, const struct ht_field_at *f, const char *word)
 {
     return ht_ascii_is(h + f->name, f->name_len, word);
 }
@@ -313,11 +323,11 @@ static enum ht_coding head_coding(const uint8_t *h, size_t n, const struct ht_fi
 {
     enum ht_coding c = HT_CODING_NONE;
     struct ht_fields_walk fw = { 0 };
-    struct ht_field f;
-    while (ht_fields_walk(h, n, l, &fw, &f)) {
-        if (!field_is(h, &f, "content-encoding"))
+    const struct ht_field_at *f;
+    while ((f = ht_fields_walk(h, n, l, &fw))) {
+        if (!field_is(h, f, "content-encoding"))
             continue;
-        enum ht_coding fc = ht_coding_of(h + f.value, f.value_end - f.value);
+        enum ht_coding fc = ht_coding_of(h + f->value, f->value_end - f->value);
         if (fc == HT_CODING_NONE)
             continue;
         c = c == HT_CODING_NONE ? fc : HT_CODING_OTHER;
@@ -407,7 +417,7 @@ struct req_facts {
         traceparent, request_id;
 };
 
-static void take_fact(const uint8_t *h, const struct ht_field *f, struct req_facts *r)
+static void take_fact(const uint8_t *h, const struct ht_field_at *f, struct req_facts *r)
 {
 #define FACT(word, slot)                                                          \
     if (!r->slot.p && field_is(h, f, word)) {                    \
@@ -431,9 +441,9 @@ static void req_facts(const uint8_t *h, size_t n, const struct ht_fields_list *l
 {
     memset(r, 0, sizeof(*r));
     struct ht_fields_walk fw = { 0 };
-    struct ht_field f;
-    while (ht_fields_walk(h, n, l, &fw, &f))
-        take_fact(h, &f, r);
+    const struct ht_field_at *f;
+    while ((f = ht_fields_walk(h, n, l, &fw)))
+        take_fact(h, f, r);
 }
 
 static bool is_lower_hex(const uint8_t *s, size_t n)
@@ -545,6 +555,23 @@ static struct ht_span forwarded_for(struct ht_span v)
     return (struct ht_span){ NULL, 0 };
 }
 
+/* key: { "address": addr, "port": port } (no port when it is negative). */
+static void write_endpoint(struct ht_jw *w, const char *key, const char *addr, int port)
+{
+    if (!addr[0])
+        return;
+    ht_jw_open(w, key);
+    ht_jw_literal(w, "\"address\":\"", 0);
+    ht_jw_raw_escaped(w, (const uint8_t *)addr, strlen(addr));
+    if (port >= 0) {
+        ht_jw_literal(w, "\",\"port\":", 0);
+        ht_jw_digits(w, (uint64_t)port);
+    } else {
+        ht_jw_end_string(w);
+    }
+    ht_jw_close(w);
+}
+
 /* client.* (who sent the request: what a proxy's Forwarded or
  * X-Forwarded-For says, else the peer) and server.* (from Host). */
 static void write_client_server(struct ht_jw *w, const struct ht_exchange *ex,
@@ -559,12 +586,8 @@ static void write_client_server(struct ht_jw *w, const struct ht_exchange *ex,
         ht_jw_open(w, "client");
         ht_jw_str_bytes(w, "address", c.p, c.n);
         ht_jw_close(w);
-    } else if (ex->ep.peer_addr[0]) {
-        ht_jw_open(w, "client");
-        ht_jw_cstr(w, "address", ex->ep.peer_addr);
-        if (ex->ep.peer_port >= 0)
-            ht_jw_i64(w, "port", ex->ep.peer_port);
-        ht_jw_close(w);
+    } else {
+        write_endpoint(w, "client", ex->ep.peer_addr, ex->ep.peer_port);
     }
     if (r->host.n) {
         long port;
@@ -596,17 +619,6 @@ static void write_names(struct ht_jw *w, const char *key, uint32_t bits,
                 ht_jw_cstr(w, NULL, s);
         }
     ht_jw_close_array(w);
-}
-
-static void write_endpoint(struct ht_jw *w, const char *key, const char *addr, int port)
-{
-    if (!addr[0])
-        return;
-    ht_jw_open(w, key);
-    ht_jw_cstr(w, "address", addr);
-    if (port >= 0)
-        ht_jw_i64(w, "port", port);
-    ht_jw_close(w);
 }
 
 static void write_timing(struct ht_jw *w, const struct ht_exchange *ex)
@@ -712,10 +724,10 @@ static void write_exchange(struct ht_jw *w, const struct ht_exchange *ex,
     if (ex->ep.transport)
         ht_jw_cstr(w, "transport", ex->ep.transport);
     if (ex->req_head_done || ex->resp_head_done) {
-        char ver[4] = { '1', '.', (char)('0' + (ex->req_head_done ? rq : &ex->resp_msg)->version_minor), 0 };
-        ht_jw_open(w, "protocol");
-        ht_jw_cstr(w, "version", ver);
-        ht_jw_close(w);
+        char ver[] = "\"protocol\":{\"version\":\"1.x\"}";
+        ver[sizeof(ver) - 4] = (char)('0' + (ex->req_head_done ? rq : &ex->resp_msg)->version_minor);
+        ht_jw_member(w, NULL);
+        ht_jw_put(w, ver, sizeof(ver) - 1);
     }
     write_endpoint(w, "peer", ex->ep.peer_addr, ex->ep.peer_port);
     write_endpoint(w, "local", ex->ep.local_addr, ex->ep.local_port);
@@ -738,12 +750,14 @@ static void write_exchange(struct ht_jw *w, const struct ht_exchange *ex,
         ht_jw_close(w);
     }
 
-    ht_jw_open(w, "httptape");
-    ht_jw_cstr(w, "type", "exchange");
-    ht_jw_cstr(w, "mode", ex->mode ? ex->mode : "unknown");
-    ht_jw_open(w, "connection");
-    ht_jw_cstr(w, "id", ex->conn_id);
-    ht_jw_u64(w, "request_index", ex->request_index);
+    /* network came before, always */
+    const char *mode = ex->mode ? ex->mode : "unknown";
+    ht_jw_literal(w, ",\"httptape\":{\"type\":\"exchange\",\"mode\":\"", 1);
+    ht_jw_raw_escaped(w, (const uint8_t *)mode, strlen(mode));
+    ht_jw_literal(w, "\",\"connection\":{\"id\":\"", 1);
+    ht_jw_raw_escaped(w, (const uint8_t *)ex->conn_id, strlen(ex->conn_id));
+    ht_jw_literal(w, "\",\"request_index\":", 0);
+    ht_jw_digits(w, ex->request_index);
     if (ex->conn_joined)
         ht_jw_bool(w, "joined", true);
     ht_jw_close(w);
@@ -796,7 +810,7 @@ static void head_fields(const uint8_t *h, uint32_t n, const struct ht_field_at *
 #ifdef HT_CHECK_FIELDS
     struct ht_fields_list read;
     ht_fields_list(h, n, &read);
-    if (!read.all || read.n != l->n || memcmp(read.f, l->f, l->n * sizeof(l->f[0]))) {
+    if (!read.all || read.n != l->n || memcmp(read.own, l->f, l->n * sizeof(l->f[0]))) {
         fprintf(stderr, "event.c: the parser's fields differ from the head's (%zu, %zu)\n",
                 l->n, read.n);
         abort();

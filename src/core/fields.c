@@ -61,15 +61,29 @@ bool ht_fields_next(const uint8_t *h, size_t n, size_t *pos, struct ht_field *f)
     return false;
 }
 
-void ht_fields_list_from(const struct ht_field_at *a, size_t n, struct ht_fields_list *l)
+/* 32 bits are enough: heads are bounded by HTTPTAPE_MAX_HEADER (and
+ * lengths are uint32_t in the exchange). */
+static struct ht_field_at field_at(const struct ht_field *f)
 {
-    l->n = n;
-    l->all = true;
-    for (size_t i = 0; i < n; i++)
-        l->f[i] = (struct ht_field){ .name = a[i].name, .name_len = a[i].name_len,
-                                     .value = a[i].value, .value_end = a[i].value_end,
-                                     .fold_from = a[i].fold_from, .fold_to = a[i].fold_to,
-                                     .span_end = a[i].span_end };
+    return (struct ht_field_at){ .name = (uint32_t)f->name, .name_len = (uint32_t)f->name_len,
+                                 .value = (uint32_t)f->value, .value_end = (uint32_t)f->value_end,
+                                 .fold_from = (uint32_t)f->fold_from,
+                                 .fold_to = (uint32_t)f->fold_to,
+                                 .span_end = (uint32_t)f->span_end };
+}
+
+const struct ht_field_at *ht_fields_walk_head(const uint8_t *h, size_t n,
+                                              struct ht_fields_walk *w)
+{
+    struct ht_field f;
+    if (!w->started) {
+        w->pos = ht_fields_start(h, n);
+        w->started = true;
+    }
+    if (!ht_fields_next(h, n, &w->pos, &f))
+        return NULL;
+    w->at = field_at(&f);
+    return &w->at;
 }
 
 void ht_fields_list(const uint8_t *h, size_t n, struct ht_fields_list *l)
@@ -78,11 +92,12 @@ void ht_fields_list(const uint8_t *h, size_t n, struct ht_fields_list *l)
     struct ht_field f;
     l->n = 0;
     l->all = true;
+    l->f = l->own;
     while (ht_fields_next(h, n, &pos, &f)) {
         if (l->n == HT_FIELDS_LIST_MAX) {
             l->all = false;
             return;
         }
-        l->f[l->n++] = f;
+        l->own[l->n++] = field_at(&f);
     }
 }

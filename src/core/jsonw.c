@@ -113,17 +113,28 @@ static inline size_t next_special(const uint8_t *s, size_t n, size_t i, bool sto
 #define next_special next_special_short
 #endif
 
-/* A string of 4 to 32 bytes with nothing to escape (or stop at), copied
+/* A string of up to 32 bytes with nothing to escape (or stop at), copied
  * in two pieces that overlap and cover it (its first and last 4, 8 or 16
- * bytes), read and checked in the same registers: no scan loop, no memcpy
- * call for the usual short value. false: not so, nothing written. */
+ * bytes; of a shorter one, its first, middle and last byte), read and
+ * checked in the same registers: no scan loop, no memcpy call for the
+ * usual short value ("tcp", "1.1"). false: not so, nothing written. */
 static inline bool copy_plain_short(struct ht_jw *w, const uint8_t *s, size_t n, bool stop_high)
 {
-    if (n < 4 || n > 32)
+    if (n > 32)
         return false;
     char *o = ht_jw_room(w, 32);
-    if (!o)
-        return false;
+    if (!o || n == 0)
+        return o != NULL;
+    if (n < 4) {
+        uint8_t a = s[0], b = s[n / 2], c = s[n - 1];
+        if (esc[a] | esc[b] | esc[c] || (stop_high && (a | b | c) >= 0x80))
+            return false;
+        o[0] = (char)a;
+        o[n / 2] = (char)b;
+        o[n - 1] = (char)c;
+        ht_jw_wrote(w, n);
+        return true;
+    }
 #ifdef __SSE2__
     if (n >= 16) {
         __m128i a = _mm_loadu_si128((const __m128i *)(const void *)s);

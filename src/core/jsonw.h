@@ -193,6 +193,21 @@ HT_JW_INLINE void ht_jw_i64(struct ht_jw *w, const char *key, int64_t v)
     ht_jw_digits(w, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v);
 }
 
+/* JSON text s (a literal, so its length is a constant) for members whose
+ * shape is always the same, written as one piece, not key by key: it
+ * brings its own commas and keys (they need no escaping), counts as a
+ * member here, opens `opens` objects that then hold a member, and may
+ * leave a string open for what follows. */
+HT_JW_INLINE void ht_jw_literal(struct ht_jw *w, const char *s, int opens)
+{
+    w->first[w->depth] = false;
+    ht_jw_put(w, s, strlen(s));
+    for (int i = 0; i < opens; i++) {
+        ht_jw_deeper(w);
+        w->first[w->depth] = false;
+    }
+}
+
 HT_JW_INLINE void ht_jw_bool(struct ht_jw *w, const char *key, bool v)
 {
     ht_jw_member(w, key);

@@ -509,7 +509,7 @@ struct field {
     bool folded;
 };
 
-static struct field field_of(const struct ht_field *hf)
+static struct field field_of(const struct ht_field_at *hf)
 {
     return (struct field){ .name = hf->name, .name_len = hf->name_len, .value = hf->value,
                            .value_end = hf->span_end, .folded = hf->fold_to > hf->fold_from };
@@ -744,9 +744,9 @@ static enum body_kind head_pass(struct ctx *x, struct splice *sp, const struct h
         *tlen = (uint32_t)(sp_map(sp, te) - *toff);
     }
     struct ht_fields_walk fw = { 0 };
-    struct ht_field hf;
-    while (ht_fields_walk(sp->src, sp->n, l, &fw, &hf)) {
-        struct field f = field_of(&hf);
+    const struct ht_field_at *hf;
+    while ((hf = ht_fields_walk(sp->src, sp->n, l, &fw))) {
+        struct field f = field_of(hf);
         redact_field(x, sp, &f, &kind);
     }
     return kind;
