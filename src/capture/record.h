@@ -150,8 +150,8 @@ struct ht_rec_open {
 };
 
 /* span bytes went to the socket by sendfile, from file_off of the file
- * (dev, ino, fsize and mtime_ns as fstat said when it was sent; ino 0: it
- * could not say). path_len bytes of its path follow (readlink of the
+ * (dev, ino, fsize, mtime_ns and ctime_ns as fstat said when it was sent;
+ * ino 0: it could not say). path_len bytes of its path follow (readlink of the
  * process's fd, under the process's root), then the first h.len bytes
  * sent (the library read them back, up to the excerpt cap).
  *
@@ -160,13 +160,23 @@ struct ht_rec_open {
  * length, whose slot (ht_filedata_slot) the collector keeps. The library
  * says KEPT only for what it sent whole since its ring last lost a record;
  * the collector checks the key in its slot, and a mismatch (two threads
- * raced for one slot) leaves that excerpt out, never another's bytes. */
+ * raced for one slot) leaves that excerpt out, never another's bytes.
+ *
+ * HT_FILEDATA_WHOLE: the bytes are the whole excerpt and the file had not
+ * changed for HT_FILEDATA_SETTLED_NS when they were read (its ctime, which
+ * no process can set back, and its mtime): only such a record is kept, by
+ * both sides. A file changed since is read again, as one changed within a
+ * timestamp tick of the read could keep its times (coarse timestamps, 1 s
+ * on some filesystems) and so its key. Residual: writes through a shared
+ * mapping change the times only at the first write after writeback (on
+ * tmpfs never), so a file rewritten that way may keep its key. */
 struct ht_rec_filedata {
     struct ht_rec h;
     __u64 file_off;
     __u64 ino;
     __u64 fsize;
     __s64 mtime_ns;
+    __s64 ctime_ns;
     __u32 dev;              /* major << 20 | minor */
     __u32 excerpt;          /* bytes of excerpt this stands for: h.len, or with KEPT the kept ones' */
     __u16 path_len;
@@ -174,6 +184,8 @@ struct ht_rec_filedata {
     __u8  pad[5];
 };
 #define HT_FILEDATA_KEPT 1
+#define HT_FILEDATA_WHOLE 2
+#define HT_FILEDATA_SETTLED_NS 2000000000LL
 #define HT_FILEDATA_SLOTS 16
 
 /* The slot of a file excerpt in the tables both sides keep. */

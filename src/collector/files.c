@@ -16,7 +16,7 @@
 
 struct slot {
     uint64_t ino, fsize, file_off;
-    int64_t mtime_ns;
+    int64_t mtime_ns, ctime_ns;
     uint32_t dev, len;
     bool used;
     char *path;                     /* NULL when the record named none */
@@ -68,7 +68,7 @@ static void slot_clear(struct slot *s)
 static bool same_key(const struct slot *s, const struct ht_rec_filedata *r)
 {
     return s->used && s->ino == r->ino && s->dev == r->dev && s->fsize == r->fsize &&
-           s->mtime_ns == r->mtime_ns && s->file_off == r->file_off && s->len == r->excerpt;
+           s->mtime_ns == r->mtime_ns && s->ctime_ns == r->ctime_ns && s->file_off == r->file_off && s->len == r->excerpt;
 }
 
 static void id_of(const struct ht_rec_filedata *r, const char *path, struct ht_file_id *id)
@@ -96,7 +96,8 @@ static void keep(uint32_t tgid, const struct ht_rec_filedata *r, const char *pat
     if (len)
         memcpy(bc, bytes, len);
     *s = (struct slot){ .ino = r->ino, .fsize = r->fsize, .file_off = r->file_off,
-                        .mtime_ns = r->mtime_ns, .dev = r->dev, .len = (uint32_t)len,
+                        .mtime_ns = r->mtime_ns, .ctime_ns = r->ctime_ns, .dev = r->dev,
+                        .len = (uint32_t)len,
                         .used = true, .path = pc, .bytes = bc };
     held += len + (pc ? strlen(pc) + 1 : 0);
 }
@@ -134,7 +135,10 @@ bool ht_files_take(uint32_t tgid, const struct ht_rec_filedata *r, size_t size,
     id_of(r, named ? path : NULL, &out->id);
     out->bytes = tail + pn;
     out->len = len;
-    if (r->ino && len == r->excerpt)
+    /* Only what the library keeps too: the whole excerpt of a file that
+     * had settled (record.h); a short read, or a file changing under the
+     * read, could hold other bytes than its key says. */
+    if ((r->flags & HT_FILEDATA_WHOLE) && r->ino && len == r->excerpt)
         keep(tgid, r, named ? path : NULL, tail + pn, len);
     return true;
 }

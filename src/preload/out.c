@@ -535,12 +535,12 @@ static struct sent_file {
     int32_t pid;
     uint32_t gen, len, dev;
     uint64_t lost, ino, fsize, file_off;
-    int64_t mtime_ns;
+    int64_t mtime_ns, ctime_ns;
 } sent[HT_FILEDATA_SLOTS];
 
 struct file_key {
     uint64_t ino, fsize, file_off, lost;
-    int64_t mtime_ns;
+    int64_t mtime_ns, ctime_ns;
     uint32_t dev, len, gen;
 };
 
@@ -552,7 +552,7 @@ static bool sent_before(unsigned slot, const struct file_key *k)
         return false;
     bool same = e->pid == o.pid && e->gen == k->gen && e->lost == k->lost && e->ino == k->ino &&
                 e->dev == k->dev && e->fsize == k->fsize && e->mtime_ns == k->mtime_ns &&
-                e->file_off == k->file_off && e->len == k->len;
+                e->ctime_ns == k->ctime_ns && e->file_off == k->file_off && e->len == k->len;
     atomic_thread_fence(memory_order_acquire);
     return same && atomic_load_explicit(&e->seq, memory_order_relaxed) == s1;
 }
@@ -572,6 +572,7 @@ static void mark_sent(unsigned slot, const struct file_key *k)
     e->dev = k->dev;
     e->fsize = k->fsize;
     e->mtime_ns = k->mtime_ns;
+    e->ctime_ns = k->ctime_ns;
     e->file_off = k->file_off;
     e->len = k->len;
     atomic_store_explicit(&e->seq, s + 2, memory_order_release);
@@ -596,6 +597,18 @@ static void file_identity(int in_fd, struct file_key *k)
     k->dev = (uint32_t)(major(st.st_dev) << 20 | (minor(st.st_dev) & 0xfffff));
     k->fsize = (uint64_t)st.st_size;
     k->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    k->ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+}
+
+/* Has the file stayed unchanged long enough (record.h) that a change after
+ * our read must show in its times? Else its excerpt is read every time. */
+static bool settled(const struct file_key *k)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    int64_t last = k->ctime_ns > k->mtime_ns ? k->ctime_ns : k->mtime_ns;
+    return now - last >= HT_FILEDATA_SETTLED_NS;
 }
 
 static void file_head(struct ht_rec_filedata *r, const struct file_key *k, uint64_t file_off,
@@ -605,6 +618,7 @@ static void file_head(struct ht_rec_filedata *r, const struct file_key *k, uint6
     r->ino = k->ino;
     r->fsize = k->ino ? k->fsize : 0;
     r->mtime_ns = k->ino ? k->mtime_ns : 0;
+    r->ctime_ns = k->ino ? k->ctime_ns : 0;
     r->dev = k->ino ? k->dev : 0;
     r->excerpt = excerpt;
     r->path_len = path_len;
@@ -667,11 +681,12 @@ void ht_out_file(struct ht_oconn *c, int fd, int in_fd, int64_t file_off, uint64
         if (got < 0)
             got = 0;
     }
+    bool whole = k.ino && want && (uint32_t)got == want && settled(&k);
     head(&r->h, HT_REC_FILEDATA, 1, c, fd, off, n, (uint32_t)got);
-    file_head(r, &k, k.file_off, (uint32_t)got, (uint16_t)pn, 0);
+    file_head(r, &k, k.file_off, (uint32_t)got, (uint16_t)pn, whole ? HT_FILEDATA_WHOLE : 0);
     /* Marked after the reservation: a thread that then says KEPT reserves
      * after this record, so the collector has the bytes first. */
-    if (k.ino && want && (uint32_t)got == want)
+    if (whole)
         mark_sent(slot, &k);
     ht_ring_commit(rr, &res);
 }

@@ -99,6 +99,12 @@ LUA
 
 # Stops nginx gracefully (QUIT: workers finish their connections and exit),
 # up to 10 s; stop_server in teardown does the rest if it hangs.
+# A file's excerpt is kept only once the file has not changed for 2 s
+# (HT_FILEDATA_SETTLED_NS): setup's files were just written.
+settle_files() {
+    sleep 2.1
+}
+
 quit_nginx() {
     kill -QUIT "$MASTER"
     for _ in $(seq 100); do
@@ -230,6 +236,7 @@ PY
 @test "nginx: a worker reads each file's excerpt back once, not once per response, and every response still carries it" {
     command -v strace >/dev/null || skip "no strace (scripts/install-deps.sh installs it)"
     start_nginx
+    settle_files
     # Both workers traced for the preads our library makes (nginx itself
     # sends these files with sendfile and reads nothing of them).
     # shellcheck disable=SC2086
@@ -251,6 +258,31 @@ PY
         [length, (map(.http.response.body.content == (if .url.path == "/big.bin" then $big else $small end)
                       and .httptape.complete) | all)]' <(exchanges "$LOG")
     assert_output "[40,true]"
+}
+
+@test "nginx: a file rewritten in place with its size and mtime put back is read again, not logged with its old bytes" {
+    NGINX_WORKERS=1
+    write_nginx_conf
+    start_nginx
+    settle_files
+    curl -s --max-time 5 -o /dev/null "$BASE/small.txt?v=1" "$BASE/small.txt?v=1b"
+    old=$(cat "$D/www/small.txt")
+    # Same inode, same size, mtime put back (cp -p, rsync -t --inplace, a
+    # fixed SOURCE_DATE_EPOCH): only the ctime says it changed.
+    "$PY" - "$D/www/small.txt" <<'PY'
+import os, sys
+st = os.stat(sys.argv[1])
+with open(sys.argv[1], "r+b") as f:
+    f.write(b"NEW" * 33 + b"!")
+os.utime(sys.argv[1], ns=(st.st_atime_ns, st.st_mtime_ns))
+PY
+    curl -s --max-time 5 -o /dev/null "$BASE/small.txt?v=2"
+    wait_exchanges "$LOG" 3
+    run jq -c --arg old "$old" --arg new "$(cat "$D/www/small.txt")" '
+        select(.url.query // "" | startswith("v=")) |
+        [.url.query, .http.response.body.content | if . == $old then "old" elif . == $new then "new" else . end]' \
+        <(exchanges "$LOG")
+    assert_output $'["v=1","old"]\n["v=1b","old"]\n["v=2","new"]'
 }
 
 @test "nginx: after its collector is killed, a worker sends each file's excerpt again to the new one" {

@@ -2,7 +2,8 @@
  * test_files.c - the file excerpts the collector keeps per process for
  * FILEDATA records marked KEPT (collector/files.c): a kept record gets the
  * bytes and path of the one that carried them only when its whole key is
- * the same, and never another process's.
+ * the same, and never another process's; only records the library says
+ * are whole (and of a settled file) are kept.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@ static const struct ht_rec_filedata *rec(uint8_t *buf, size_t *size, uint64_t in
     r->dev = 254u << 20 | 1;
     r->fsize = 20480;
     r->mtime_ns = mtime;
+    r->ctime_ns = 500;
     r->file_off = file_off;
     size_t pn = path ? strlen(path) : 0, bn = bytes ? strlen(bytes) : 0;
     if (!path && !bytes) {
@@ -31,6 +33,7 @@ static const struct ht_rec_filedata *rec(uint8_t *buf, size_t *size, uint64_t in
         r->path_len = (uint16_t)pn;
         r->h.len = (uint32_t)bn;
         r->excerpt = (uint32_t)bn;
+        r->flags = HT_FILEDATA_WHOLE;
         memcpy(buf + sizeof(*r), path, pn);
         memcpy(buf + sizeof(*r) + pn, bytes, bn);
     }
@@ -58,6 +61,7 @@ static bool got(const struct ht_file_excerpt *x, const char *path, const char *b
 int main(void)
 {
     struct ht_file_excerpt x;
+    size_t size;
 
     tap_ok(!take(7, 11, 100, 0, NULL, NULL, 5, &x) && x.len == 0,
            "files: a kept record before any that carried bytes gets none");
@@ -69,6 +73,10 @@ int main(void)
            "files: a later kept record for the same file, offset and length gets them from the slot");
     tap_ok(!take(7, 11, 101, 0, NULL, NULL, 5, &x) && x.len == 0,
            "files: not when the file's mtime differs (changed in place)");
+    const struct ht_rec_filedata *k = rec(buf, &size, 11, 100, 0, NULL, NULL, 5);
+    ((struct ht_rec_filedata *)buf)->ctime_ns = 501;
+    tap_ok(!ht_files_take(7, k, size, &x) && x.len == 0,
+           "files: nor when its ctime differs (changed in place, mtime put back)");
     tap_ok(!take(7, 11, 100, 4096, NULL, NULL, 5, &x),
            "files: nor for another offset");
     tap_ok(!take(7, 11, 100, 0, NULL, NULL, 4, &x),
@@ -79,8 +87,15 @@ int main(void)
     tap_ok(!take(7, 11, 100, 0, NULL, NULL, 5, &x) &&
                ht_files_bytes() == 0,
            "files: a process gone takes its slots with it");
+    /* A record that is not whole (a short read, a file that changed
+     * lately) gives its bytes, but is not kept for later ones. */
+    const struct ht_rec_filedata *w = rec(buf, &size, 13, 100, 0, "/srv/b.bin", "hello", 0);
+    ((struct ht_rec_filedata *)buf)->flags = 0;
+    tap_ok(ht_files_take(7, w, size, &x) && got(&x, "/srv/b.bin", "hello") &&
+               !take(7, 13, 100, 0, NULL, NULL, 5, &x),
+           "files: a record not marked whole is given but not kept");
+    ht_files_forget(7);
     /* A path claiming more bytes than the record has is not read. */
-    size_t size;
     const struct ht_rec_filedata *r = rec(buf, &size, 12, 100, 0, "/p", "xy", 0);
     ((struct ht_rec_filedata *)buf)->path_len = 200;
     tap_ok(ht_files_take(9, r, size, &x) && !x.id.path && x.len == 0,
