@@ -68,7 +68,8 @@ static void slot_clear(struct slot *s)
 static bool same_key(const struct slot *s, const struct ht_rec_filedata *r)
 {
     return s->used && s->ino == r->ino && s->dev == r->dev && s->fsize == r->fsize &&
-           s->mtime_ns == r->mtime_ns && s->ctime_ns == r->ctime_ns && s->file_off == r->file_off && s->len == r->excerpt;
+           s->mtime_ns == r->mtime_ns && s->ctime_ns == r->ctime_ns &&
+           s->file_off == r->file_off && s->len == r->excerpt;
 }
 
 static void id_of(const struct ht_rec_filedata *r, const char *path, struct ht_file_id *id)

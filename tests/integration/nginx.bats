@@ -97,14 +97,14 @@ LUA
     assert_success
 }
 
-# Stops nginx gracefully (QUIT: workers finish their connections and exit),
-# up to 10 s; stop_server in teardown does the rest if it hangs.
 # A file's excerpt is kept only once the file has not changed for 2 s
 # (HT_FILEDATA_SETTLED_NS): setup's files were just written.
 settle_files() {
     sleep 2.1
 }
 
+# Stops nginx gracefully (QUIT: workers finish their connections and exit),
+# up to 10 s; stop_server in teardown does the rest if it hangs.
 quit_nginx() {
     kill -QUIT "$MASTER"
     for _ in $(seq 100); do
@@ -288,8 +288,9 @@ PY
 @test "nginx: after its collector is killed, a worker sends each file's excerpt again to the new one" {
     NGINX_WORKERS=1
     write_nginx_conf
+    settle_files
     start_nginx
-    curl -s --max-time 5 -o /dev/null "$BASE/big.bin?before"
+    curl -s --max-time 5 -o /dev/null "$BASE/big.bin?before"     # its excerpt is kept
     wait_exchanges "$LOG" 1
     old=$(fd_holders "$LOG" | awk '{print $1}' | sort -un)
     [ "$(echo "$old" | wc -w)" -eq 1 ]
