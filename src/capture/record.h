@@ -157,7 +157,9 @@ struct ht_rec_open {
  *
  * HT_FILEDATA_KEPT: neither path nor bytes follow; they are those of the
  * last record this process sent with them for the same file, offset and
- * length, whose slot (ht_filedata_slot) the collector keeps. The library
+ * length, kept in the slot the record names (the library chooses it, so
+ * that two hot files never share one; the collector keeps what a record
+ * carries in the slot it names, < HT_FILEDATA_SLOTS). The library
  * says KEPT only for what it sent whole since its ring last lost a record;
  * the collector checks the key in its slot, and a mismatch (two threads
  * raced for one slot) leaves that excerpt out, never another's bytes.
@@ -181,20 +183,13 @@ struct ht_rec_filedata {
     __u32 excerpt;          /* bytes of excerpt this stands for: h.len, or with KEPT the kept ones' */
     __u16 path_len;
     __u8  flags;            /* HT_FILEDATA_* */
-    __u8  pad[5];
+    __u8  slot;             /* where both sides keep this excerpt */
+    __u8  pad[4];
 };
 #define HT_FILEDATA_KEPT 1
 #define HT_FILEDATA_WHOLE 2
 #define HT_FILEDATA_SETTLED_NS 2000000000LL
 #define HT_FILEDATA_SLOTS 16
-
-/* The slot of a file excerpt in the tables both sides keep. */
-static inline unsigned ht_filedata_slot(__u64 ino, __u32 dev, __u64 file_off, __u32 len)
-{
-    __u64 h = (ino ^ ((__u64)dev << 32) ^ (file_off * 0x9e3779b97f4a7c15ULL) ^ len) *
-              0xff51afd7ed558ccdULL;
-    return (unsigned)(h >> 59) % HT_FILEDATA_SLOTS;
-}
 
 struct ht_rec_tls {
     struct ht_rec h;

@@ -1,8 +1,8 @@
 /*
  * files.c - the file excerpts a process sent once and then refers to
  * (files.h). Processes are kept in a small hash table by tgid; each has
- * HT_FILEDATA_SLOTS slots, filled in record order, which is the order the
- * library filled its own (it marks a slot only after reserving the record
+ * HT_FILEDATA_SLOTS slots, each record naming its own, filled in record
+ * order, which is the order the library filled its own (it marks a slot only after reserving the record
  * that carries the bytes), so a slot here holds what the library's says
  * unless a record was lost or two of its threads raced: the key is checked
  * every time, and a mismatch gives no bytes rather than wrong ones.
@@ -85,7 +85,9 @@ static void keep(uint32_t tgid, const struct ht_rec_filedata *r, const char *pat
     struct proc_files *p = proc_of(tgid, true);
     if (!p)
         return;
-    struct slot *s = &p->slots[ht_filedata_slot(r->ino, r->dev, r->file_off, r->excerpt)];
+    if (r->slot >= HT_FILEDATA_SLOTS)
+        return;
+    struct slot *s = &p->slots[r->slot];
     slot_clear(s);
     char *pc = path ? strdup(path) : NULL;
     uint8_t *bc = len ? malloc(len) : NULL;
@@ -112,7 +114,7 @@ bool ht_files_take(uint32_t tgid, const struct ht_rec_filedata *r, size_t size,
         id_of(r, NULL, &out->id);
         struct proc_files *p = proc_of(tgid, false);
         const struct slot *s =
-            p ? &p->slots[ht_filedata_slot(r->ino, r->dev, r->file_off, r->excerpt)] : NULL;
+            p && r->slot < HT_FILEDATA_SLOTS ? &p->slots[r->slot] : NULL;
         if (!s || !same_key(s, r))
             return false;
         out->id.path = s->path;

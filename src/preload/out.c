@@ -532,11 +532,13 @@ void ht_out_stale(int fd, uint64_t old_id, int d, uint64_t n)
  * change takes it as a miss. */
 static struct sent_file {
     _Atomic uint32_t seq;           /* odd while written */
+    _Atomic uint64_t used;          /* when last hit or marked (sent_tick): the victim is the oldest */
     int32_t pid;
     uint32_t gen, len, dev;
     uint64_t lost, ino, fsize, file_off;
     int64_t mtime_ns, ctime_ns;
 } sent[HT_FILEDATA_SLOTS];
+static _Atomic uint64_t sent_tick;
 
 struct file_key {
     uint64_t ino, fsize, file_off, lost;
@@ -557,6 +559,34 @@ static bool sent_before(unsigned slot, const struct file_key *k)
     return same && atomic_load_explicit(&e->seq, memory_order_relaxed) == s1;
 }
 
+/* The slot holding k, or -1. Every slot is looked at (16): a table where
+ * two hot files could share one slot would read both again and again. */
+static int find_sent(const struct file_key *k)
+{
+    for (unsigned i = 0; i < HT_FILEDATA_SLOTS; i++)
+        if (sent_before(i, k)) {
+            atomic_store_explicit(&sent[i].used, atomic_fetch_add(&sent_tick, 1) + 1,
+                                  memory_order_relaxed);
+            return (int)i;
+        }
+    return -1;
+}
+
+/* The slot to keep a new excerpt in: the one hit or marked longest ago. */
+static unsigned victim(void)
+{
+    unsigned v = 0;
+    uint64_t oldest = UINT64_MAX;
+    for (unsigned i = 0; i < HT_FILEDATA_SLOTS; i++) {
+        uint64_t u = atomic_load_explicit(&sent[i].used, memory_order_relaxed);
+        if (u < oldest) {
+            oldest = u;
+            v = i;
+        }
+    }
+    return v;
+}
+
 static void mark_sent(unsigned slot, const struct file_key *k)
 {
     struct sent_file *e = &sent[slot];
@@ -575,6 +605,7 @@ static void mark_sent(unsigned slot, const struct file_key *k)
     e->ctime_ns = k->ctime_ns;
     e->file_off = k->file_off;
     e->len = k->len;
+    atomic_store_explicit(&e->used, atomic_fetch_add(&sent_tick, 1) + 1, memory_order_relaxed);
     atomic_store_explicit(&e->seq, s + 2, memory_order_release);
 }
 
@@ -612,8 +643,9 @@ static bool settled(const struct file_key *k)
 }
 
 static void file_head(struct ht_rec_filedata *r, const struct file_key *k, uint64_t file_off,
-                      uint32_t excerpt, uint16_t path_len, uint8_t flags)
+                      uint32_t excerpt, uint16_t path_len, uint8_t flags, unsigned slot)
 {
+    r->slot = (uint8_t)slot;
     r->file_off = file_off;
     r->ino = k->ino;
     r->fsize = k->ino ? k->fsize : 0;
@@ -650,15 +682,15 @@ void ht_out_file(struct ht_oconn *c, int fd, int in_fd, int64_t file_off, uint64
                           .gen = atomic_load_explicit(&o.gen, memory_order_relaxed) };
     file_identity(in_fd, &k);
     k.lost = ring_lost(&s->ring);
-    unsigned slot = ht_filedata_slot(k.ino, k.dev, k.file_off, want);
+    int hit = k.ino && want ? find_sent(&k) : -1;
     struct ht_ring_res res;
     struct ht_ring *rr;
-    if (k.ino && want && sent_before(slot, &k)) {
+    if (hit >= 0) {
         if (!reserve(HT_REC_FILEDATA, (uint32_t)sizeof(struct ht_rec_filedata), &res, &rr))
             return;
         struct ht_rec_filedata *r = res.payload;
         head(&r->h, HT_REC_FILEDATA, 1, c, fd, off, n, 0);
-        file_head(r, &k, k.file_off, want, 0, HT_FILEDATA_KEPT);
+        file_head(r, &k, k.file_off, want, 0, HT_FILEDATA_KEPT, (unsigned)hit);
         ht_ring_commit(rr, &res);
         return;
     }
@@ -682,8 +714,9 @@ void ht_out_file(struct ht_oconn *c, int fd, int in_fd, int64_t file_off, uint64
             got = 0;
     }
     bool whole = k.ino && want && (uint32_t)got == want && settled(&k);
+    unsigned slot = whole ? victim() : 0;
     head(&r->h, HT_REC_FILEDATA, 1, c, fd, off, n, (uint32_t)got);
-    file_head(r, &k, k.file_off, (uint32_t)got, (uint16_t)pn, whole ? HT_FILEDATA_WHOLE : 0);
+    file_head(r, &k, k.file_off, (uint32_t)got, (uint16_t)pn, whole ? HT_FILEDATA_WHOLE : 0, slot);
     /* Marked after the reservation: a thread that then says KEPT reserves
      * after this record, so the collector has the bytes first. */
     if (whole)

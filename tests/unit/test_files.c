@@ -42,13 +42,16 @@ static const struct ht_rec_filedata *rec(uint8_t *buf, size_t *size, uint64_t in
 }
 
 static uint8_t buf[256];
+static unsigned slot_next;          /* the slot the next record names */
 
 /* ht_files_take of such a record for process tgid. */
 static bool take(uint32_t tgid, uint64_t ino, int64_t mtime, uint64_t file_off, const char *path,
                  const char *bytes, uint32_t kept_len, struct ht_file_excerpt *x)
 {
     size_t size;
-    const struct ht_rec_filedata *r = rec(buf, &size, ino, mtime, file_off, path, bytes, kept_len);
+    struct ht_rec_filedata *r =
+        (struct ht_rec_filedata *)rec(buf, &size, ino, mtime, file_off, path, bytes, kept_len);
+    r->slot = (uint8_t)slot_next;
     return ht_files_take(tgid, r, size, x);
 }
 
@@ -101,5 +104,22 @@ int main(void)
     tap_ok(ht_files_take(9, r, size, &x) && !x.id.path && x.len == 0,
            "files: a path longer than the record is ignored, and so are the bytes after it");
     ht_files_forget(9);
+    /* Two files in the slots their records name, both kept; a slot out of
+     * range keeps nothing and finds nothing. */
+    slot_next = 3;
+    take(10, 21, 100, 0, "/srv/one", "one", 0, &x);
+    slot_next = 4;
+    take(10, 22, 100, 0, "/srv/two", "two", 0, &x);
+    slot_next = 3;
+    bool one = take(10, 21, 100, 0, NULL, NULL, 3, &x) && got(&x, "/srv/one", "one");
+    slot_next = 4;
+    bool two = take(10, 22, 100, 0, NULL, NULL, 3, &x) && got(&x, "/srv/two", "two");
+    tap_ok(one && two, "files: two files in the two slots their records name are both kept");
+    slot_next = HT_FILEDATA_SLOTS;
+    take(10, 23, 100, 0, "/srv/three", "three", 0, &x);
+    tap_ok(!take(10, 23, 100, 0, NULL, NULL, 5, &x),
+           "files: a slot out of range keeps nothing and finds nothing");
+    ht_files_forget(10);
+    slot_next = 0;
     return tap_done();
 }
