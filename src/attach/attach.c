@@ -61,11 +61,10 @@ static size_t fetch_sendfile(void *ctx, const void *rec, size_t size, uint64_t o
     return ht_attach_fetch_file(&f, off, buf, len);
 }
 
-static bool sendfile_id(void *ctx, const void *rec, size_t size, struct ht_file_id *id, char *path,
-                        size_t pathlen)
+static bool sendfile_id(void *ctx, const void *rec, size_t size, struct ht_file_id *id)
 {
     (void)ctx;
-    return ht_attach_file_id(rec, size, id, path, pathlen);
+    return ht_attach_file_id(rec, size, id);
 }
 
 static void process_exited(void *ctx, uint32_t tgid, int32_t fd)

@@ -47,11 +47,11 @@ struct ht_attach_fetch {
 /* An ht_fetch_fn: the bytes at off of what r sent, read from the file. */
 size_t ht_attach_fetch_file(void *ctx, uint64_t off, uint8_t *buf, size_t len);
 
-/* The file r names, for the event: its path as the process sees it
- * (into path[0..pathlen), or one we kept), identity, size and mtime from
- * our own descriptor of it. false when it cannot be opened. */
-bool ht_attach_file_id(const struct ht_rec_sendfile *r, size_t size, struct ht_file_id *id,
-                       char *path, size_t pathlen);
+/* The file r names, for the event: the path as the process saw it when we
+ * opened the file (id->path points at our copy, valid while we hold it),
+ * identity, size and mtime from our own descriptor of it. false when it
+ * cannot be opened. */
+bool ht_attach_file_id(const struct ht_rec_sendfile *r, size_t size, struct ht_file_id *id);
 
 /* Close the files not used since FILES_IDLE (all of them when all). */
 void ht_attach_files_expire(int64_t now_mono, bool all);

@@ -63,14 +63,6 @@ static void file_drop(struct open_file *f)
     f->path = NULL;
 }
 
-/* The path a file we hold was first named by, or NULL. */
-static const char *path_of(uint64_t ino, uint32_t dev)
-{
-    for (int i = 0; i < FILES_MAX; i++)
-        if (files[i].fd >= 0 && files[i].ino == ino && files[i].dev == dev)
-            return files[i].path;
-    return NULL;
-}
 
 void ht_attach_files_expire(int64_t now, bool all)
 {
@@ -100,16 +92,17 @@ static bool file_path(const struct ht_rec_sendfile *r, size_t size, bool proc, c
     return o > 0 && (size_t)o < outlen;
 }
 
-/* Our own descriptor of the file r was sent from: one we hold already, else
- * opened by its path (the process may have closed it), else through the
- * process's fd (a file with no path: deleted, or a path too long). */
-static int file_for(const struct ht_rec_sendfile *r, size_t size, int64_t now)
+/* Our own descriptor of the file r was sent from (and the path it was
+ * first named by): one we hold already, else opened by its path (the
+ * process may have closed it), else through the process's fd (a file with
+ * no path: deleted, or a path too long). NULL when it cannot be had. */
+static const struct open_file *file_for(const struct ht_rec_sendfile *r, size_t size, int64_t now)
 {
     struct open_file *slot = &files[0];
     for (int i = 0; i < FILES_MAX; i++) {
         if (files[i].fd >= 0 && files[i].ino == r->ino && files[i].dev == r->dev) {
             files[i].used = now;
-            return files[i].fd;
+            return &files[i];
         }
         if (files[i].fd < 0 || (slot->fd >= 0 && files[i].used < slot->used))
             slot = &files[i];
@@ -132,7 +125,7 @@ static int file_for(const struct ht_rec_sendfile *r, size_t size, int64_t now)
         }
     }
     if (fd < 0)
-        return -1;
+        return NULL;
     if (slot->fd >= 0)
         file_drop(slot);
     char name[HT_BPF_FILE_PATH + 1];
@@ -140,35 +133,31 @@ static int file_for(const struct ht_rec_sendfile *r, size_t size, int64_t now)
                                 .path = file_path(r, size, false, name, sizeof(name)) ? strdup(name)
                                                                                       : NULL };
     file_known(slot, true);
-    return fd;
+    return slot;
 }
 
 size_t ht_attach_fetch_file(void *ctx, uint64_t off, uint8_t *buf, size_t len)
 {
     struct ht_attach_fetch *f = ctx;
-    if (f->fd == -2)
-        f->fd = file_for(f->r, f->size, (int64_t)f->r->h.ts_ns);
+    if (f->fd == -2) {
+        const struct open_file *of = file_for(f->r, f->size, (int64_t)f->r->h.ts_ns);
+        f->fd = of ? of->fd : -1;
+    }
     if (f->fd < 0)
         return 0;
     ssize_t got = pread(f->fd, buf, len, (off_t)(f->r->file_off + off));
     return got > 0 ? (size_t)got : 0;
 }
 
-bool ht_attach_file_id(const struct ht_rec_sendfile *r, size_t size, struct ht_file_id *id,
-                       char *path, size_t pathlen)
+bool ht_attach_file_id(const struct ht_rec_sendfile *r, size_t size, struct ht_file_id *id)
 {
-    int fd = file_for(r, size, (int64_t)r->h.ts_ns);
+    const struct open_file *of = file_for(r, size, (int64_t)r->h.ts_ns);
     struct stat st;
-    if (fd < 0 || fstat(fd, &st))
+    if (!of || fstat(of->fd, &st))
         return false;
-    /* The path only the first record of a file carries (the kernel side
+    /* Only the first record of a file carries its path (the kernel side
      * sends none for files we hold): the one we opened it by. */
-    const char *name = NULL;
-    if (file_path(r, size, false, path, pathlen))
-        name = path;
-    else
-        name = path_of(r->ino, r->dev);
-    *id = (struct ht_file_id){ .path = name, .ino = r->ino, .dev = r->dev,
+    *id = (struct ht_file_id){ .path = of->path, .ino = r->ino, .dev = r->dev,
                                .size = (uint64_t)st.st_size,
                                .mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 +
                                            st.st_mtim.tv_nsec };

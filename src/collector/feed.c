@@ -670,9 +670,7 @@ static void on_bytes(const struct ht_rec *h, const uint8_t *data, size_t size,
         }
         struct sendfile_fetch f = { h, size };
         struct ht_file_id id;
-        char path[HT_REC_FILE_PATH + 1];
-        bool named = feed.ops.sendfile_id &&
-                     feed.ops.sendfile_id(feed.ops.ctx, h, size, &id, path, sizeof(path));
+        bool named = feed.ops.sendfile_id && feed.ops.sendfile_id(feed.ops.ctx, h, size, &id);
         ht_conn_feed_unseen(&c->conn, d, h->span, HT_SRC_SENDFILE, named ? &id : NULL,
                             feed.ops.fetch_sendfile ? fetch_sendfile : NULL, &f, &now);
         break;

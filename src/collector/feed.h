@@ -34,10 +34,9 @@ struct ht_feed_ops {
     size_t (*fetch_sendfile)(void *ctx, const void *rec, size_t size, uint64_t off, uint8_t *buf,
                              size_t len);
     /* The file a SENDFILE record names, for the event (body.file): false
-     * when it cannot say. id->path may point into path[0..pathlen).
+     * when it cannot say. id->path stays valid until the next record.
      * NULL: bodies from SENDFILE records name no file. */
-    bool (*sendfile_id)(void *ctx, const void *rec, size_t size, struct ht_file_id *id, char *path,
-                        size_t pathlen);
+    bool (*sendfile_id)(void *ctx, const void *rec, size_t size, struct ht_file_id *id);
     /* An EXIT record ended process tgid; its connection (tgid, fd) was
      * just finished (called once per connection, then once with fd -1). */
     void (*process_exited)(void *ctx, uint32_t tgid, int32_t fd);

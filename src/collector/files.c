@@ -2,10 +2,11 @@
  * files.c - the file excerpts a process sent once and then refers to
  * (files.h). Processes are kept in a small hash table by tgid; each has
  * HT_FILEDATA_SLOTS slots, each record naming its own, filled in record
- * order, which is the order the library filled its own (it marks a slot only after reserving the record
- * that carries the bytes), so a slot here holds what the library's says
- * unless a record was lost or two of its threads raced: the key is checked
- * every time, and a mismatch gives no bytes rather than wrong ones.
+ * order, which is the order the library filled its own (it marks a slot
+ * only after reserving the record that carries the bytes), so a slot here
+ * holds what the library's says unless a record was lost or two of its
+ * threads raced: the key is checked every time, and a mismatch gives no
+ * bytes rather than wrong ones.
  */
 #include "collector/files.h"
 

@@ -616,14 +616,12 @@ static uint64_t ring_lost(struct ht_ring *r)
     return k.lost_records;
 }
 
-/* The file's identity (ino 0 when fstat fails or it is no regular file). */
+/* The file's identity (left 0 when fstat fails or it is no regular file). */
 static void file_identity(int in_fd, struct file_key *k)
 {
     struct stat st;
-    if (syscall(SYS_fstat, in_fd, &st) || !S_ISREG(st.st_mode)) {
-        k->ino = 0;
+    if (syscall(SYS_fstat, in_fd, &st) || !S_ISREG(st.st_mode))
         return;
-    }
     k->ino = st.st_ino;
     k->dev = (uint32_t)(major(st.st_dev) << 20 | (minor(st.st_dev) & 0xfffff));
     k->fsize = (uint64_t)st.st_size;
@@ -642,16 +640,34 @@ static bool settled(const struct file_key *k)
     return now - last >= HT_FILEDATA_SETTLED_NS;
 }
 
+/* "/proc/self/fd/N" in buf (32 bytes), without stdio: this is a hook. */
+static const char *fd_link(char buf[32], int fd)
+{
+    static const char pre[] = "/proc/self/fd/";
+    char d[12];
+    int n = 0;
+    unsigned v = (unsigned)fd;
+    do {
+        d[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    memcpy(buf, pre, sizeof(pre) - 1);
+    for (int i = 0; i < n; i++)
+        buf[sizeof(pre) - 1 + i] = d[n - 1 - i];
+    buf[sizeof(pre) - 1 + n] = 0;
+    return buf;
+}
+
 static void file_head(struct ht_rec_filedata *r, const struct file_key *k, uint64_t file_off,
                       uint32_t excerpt, uint16_t path_len, uint8_t flags, unsigned slot)
 {
     r->slot = (uint8_t)slot;
     r->file_off = file_off;
-    r->ino = k->ino;
-    r->fsize = k->ino ? k->fsize : 0;
-    r->mtime_ns = k->ino ? k->mtime_ns : 0;
-    r->ctime_ns = k->ino ? k->ctime_ns : 0;
-    r->dev = k->ino ? k->dev : 0;
+    r->ino = k->ino;                /* the rest 0 too when file_identity could not say */
+    r->fsize = k->fsize;
+    r->mtime_ns = k->mtime_ns;
+    r->ctime_ns = k->ctime_ns;
+    r->dev = k->dev;
     r->excerpt = excerpt;
     r->path_len = path_len;
     r->flags = flags;
@@ -696,8 +712,7 @@ void ht_out_file(struct ht_oconn *c, int fd, int in_fd, int64_t file_off, uint64
     }
     /* First time: the file's name (under our root) and the bytes. */
     char path[HT_REC_FILE_PATH], proc[32];
-    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", in_fd);
-    long pn = k.ino ? syscall(SYS_readlink, proc, path, sizeof(path)) : -1;
+    long pn = k.ino ? syscall(SYS_readlink, fd_link(proc, in_fd), path, sizeof(path)) : -1;
     if (pn < 0 || pn >= (long)sizeof(path))
         pn = 0;
     if (!reserve(HT_REC_FILEDATA, (uint32_t)(sizeof(struct ht_rec_filedata) + (size_t)pn + want),
