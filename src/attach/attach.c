@@ -5,6 +5,10 @@
  * a signal, --duration or the process's exit; detach, drain what is left,
  * end every connection and let the sink write its final record.
  *
+ * The loop is the collector's (collector/collector.h), the ring buffer one
+ * of its sources: the same loop as for preloaded processes' rings, with
+ * its nap, its once-a-second tick and its stop.
+ *
  * Records become exchanges in the collector's feed (collector/feed.h), the
  * same consumer the preloaded library's records go through; this front end
  * gives it what only the kernel side can do (skip body bytes, forget a
@@ -20,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,19 +32,20 @@
 #include <bpf/libbpf.h>
 
 #include "attach/attach_private.h"
+#include "collector/collector.h"
 #include "core/redact.h"
 #include "core/sink.h"
 #include "core/stats.h"
 #include "httptape.skel.h"
-
-#define POLL_MS 10                  /* batch interval when the ring is not filling */
 
 struct ht_attach_state ht_attach;
 
 static struct httptape_bpf *skel;
 static struct ring_buffer *rb;
 static int stats_fd = -1;           /* BPF_ENABLE_STATS held while attached (--kernel-stats) */
-static volatile sig_atomic_t stop_requested;
+/* The collector loop's stop: a signal, --duration (SIGALRM) or the
+ * target's exit. */
+static volatile int stop_requested;
 
 static void on_signal(int sig) { (void)sig; stop_requested = 1; }
 
@@ -76,6 +82,7 @@ static void process_exited(void *ctx, uint32_t tgid, int32_t fd)
         bpf_map_delete_elem(ht_attach.skips_fd, &key);
     } else if (tgid == (uint32_t)ht_attach.o->pid) {
         ht_attach.target_gone = true;
+        stop_requested = 1;
     }
 }
 
@@ -88,6 +95,29 @@ static int on_record(void *ctx, void *data, size_t size)
         ht_attach_say("pid %u forked %d: following it", h->tgid, h->fd);
     ht_feed_record(data, size);
     return 0;
+}
+
+/* The collector loop's source: what the ring buffer holds now. */
+static size_t drain_ring(void *ctx)
+{
+    int n = ring_buffer__consume(rb);
+    (void)ctx;
+    return n > 0 ? (size_t)n : 0;
+}
+
+static int64_t clock_ns(clockid_t id);
+
+/* The collector loop's tick, about once a second: is the target still
+ * there (its exit record may have been lost), and files not sent lately
+ * are closed. */
+static void tick(void *ctx)
+{
+    (void)ctx;
+    if (kill(ht_attach.o->pid, 0) && errno == ESRCH) {
+        ht_attach.target_gone = true;
+        stop_requested = 1;
+    }
+    ht_attach_files_expire(clock_ns(CLOCK_MONOTONIC), false);
 }
 
 static int64_t clock_ns(clockid_t id)
@@ -323,6 +353,7 @@ int ht_attach_run(const struct ht_attach_opts *o)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGALRM, &sa, NULL);
 
     /* Secrets are redacted as in the other front ends (HTTPTAPE_REDACT*). */
     if (ht_redact_configure(o->cfg.redact_headers, o->cfg.redact_query, o->cfg.redact_fields,
@@ -345,8 +376,12 @@ int ht_attach_run(const struct ht_attach_opts *o)
         return rc;
     }
     rb = ring_buffer__new(bpf_map__fd(skel->maps.rb), on_record, NULL, NULL);
-    if (!rb) {
+    static const struct ht_coll_ops cops = { .tick = tick };
+    struct ht_collector *coll = rb ? ht_coll_new(NULL, -1, &cops, &rc) : NULL;
+    struct ht_coll_source src = { .drain = drain_ring, .fd = rb ? ring_buffer__epoll_fd(rb) : -1 };
+    if (!coll || ht_coll_add_source(coll, &src)) {
         ht_attach_say("cannot map the ring buffer: %s", strerror(errno));
+        ht_coll_free(coll);
         unload();
         ht_sink_shutdown();
         return HT_ATTACH_FAILED;
@@ -362,26 +397,19 @@ int ht_attach_run(const struct ht_attach_opts *o)
     fflush(stdout);
 
     int64_t start = clock_ns(CLOCK_MONOTONIC);
-    int64_t end = o->duration > 0 ? start + (int64_t)(o->duration * 1e9) : INT64_MAX;
-    int64_t next_check = start;
-    while (!stop_requested && !ht_attach.target_gone) {
-        int64_t t = clock_ns(CLOCK_MONOTONIC);
-        if (t >= end)
-            break;
-        int64_t left_ms = (end - t) / 1000000 + 1;
-        int wait = left_ms < POLL_MS ? (int)left_ms : POLL_MS;
-        /* Records do not wake us (unless the ring is filling): poll mostly
-         * sleeps, then one consume drains the batch. */
-        if (ring_buffer__poll(rb, wait) < 0 && errno != EINTR)
-            break;
-        ring_buffer__consume(rb);
-        if (t >= next_check) {
-            next_check = t + 1000000000LL;
-            if (kill(o->pid, 0) && errno == ESRCH)
-                ht_attach.target_gone = true;
-            ht_attach_files_expire(t, false);
-        }
+    if (o->duration > 0) {
+        struct itimerval it = { .it_value = { .tv_sec = (time_t)o->duration,
+            .tv_usec = (suseconds_t)((o->duration - (double)(time_t)o->duration) * 1e6) } };
+        if (!it.it_value.tv_sec && !it.it_value.tv_usec)
+            it.it_value.tv_usec = 1;
+        setitimer(ITIMER_REAL, &it, NULL);
     }
+    /* Records do not wake the loop (unless the ring is filling): it mostly
+     * naps, then drains a batch. */
+    if (!stop_requested)
+        ht_coll_run(coll, &stop_requested, true);
+    setitimer(ITIMER_REAL, &(struct itimerval){ 0 }, NULL);
+    ht_coll_free(coll);
 
     double secs = (double)(clock_ns(CLOCK_MONOTONIC) - start) / 1e9;
     /* Detach first, then drain: nothing new arrives, nothing is left behind. */

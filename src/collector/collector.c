@@ -8,6 +8,9 @@
  * all is quiet, and woken early by a producer whose record crosses its
  * ring's high-water mark (a quarter full), so a burst never waits for the
  * timer. Registrations and exits (pidfds) are looked at after each nap.
+ * A source (attach's BPF ring buffer) is drained on the same passes; with
+ * one, the nap is a poll on the sources' fds instead, since a futex cannot
+ * wait on an fd.
  *
  * A ring's memfd must be sealed against shrinking: a process that could
  * shrink it under our mapping could make the collector fault (SIGBUS).
@@ -35,6 +38,7 @@
 #define NAP_BUSY_MS 5
 #define NAP_IDLE_MS 100
 #define BATCH 4096                  /* records per ring per pass: fairness */
+#define MAX_SOURCES 4
 
 struct proc {
     int32_t pid, ppid;
@@ -58,6 +62,8 @@ struct ht_collector {
     struct ht_coll_counts counts;
     uint64_t lost_gone_records, lost_gone_bytes;    /* of processes already forgotten */
     int64_t last_tick;
+    struct ht_coll_source sources[MAX_SOURCES];
+    size_t nsources;
 
     /* Registrations are taken by a thread of their own, blocked in poll on
      * the socket, so that a new ring is read at once, not after a nap: it
@@ -89,25 +95,28 @@ struct ht_collector *ht_coll_new(const struct ht_reg_addr *a, int wait_pidfd,
         *err = -ENOMEM;
         return NULL;
     }
-    c->addr = *a;
     c->ops = *ops;
     c->wait_pidfd = wait_pidfd;
+    c->lfd = -1;
+    c->stop_pipe[0] = c->stop_pipe[1] = -1;
+    c->last_tick = mono_ns();
+    pthread_mutex_init(&c->lock, NULL);
+    if (!a)
+        return c;
+    c->addr = *a;
     c->lfd = ht_reg_listen(a);
     if (c->lfd < 0) {
         *err = c->lfd;
+        pthread_mutex_destroy(&c->lock);
         free(c);
         return NULL;
     }
-    c->last_tick = mono_ns();
-    pthread_mutex_init(&c->lock, NULL);
     if (pipe2(c->stop_pipe, O_CLOEXEC) == 0) {
         sigset_t all, old;
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &old);
         c->watching = pthread_create(&c->watcher, NULL, watch, c) == 0;
         pthread_sigmask(SIG_SETMASK, &old, NULL);
-    } else {
-        c->stop_pipe[0] = c->stop_pipe[1] = -1;
     }
     return c;
 }
@@ -206,6 +215,14 @@ int ht_coll_add(struct ht_collector *c, int ring_fd, int pid_fd, int32_t pid)
     return 0;
 }
 
+int ht_coll_add_source(struct ht_collector *c, const struct ht_coll_source *src)
+{
+    if (c->nsources == MAX_SOURCES)
+        return -ENOSPC;
+    c->sources[c->nsources++] = *src;
+    return 0;
+}
+
 /* The watcher thread: registrations in, mapped, left for the loop. */
 static void *watch(void *arg)
 {
@@ -246,6 +263,8 @@ static void forget(struct ht_collector *c, size_t i);
 static void take_registrations(struct ht_collector *c)
 {
     if (!c->watching) {
+        if (c->lfd < 0)
+            return;                     /* no registrations taken */
         /* No watcher thread (it could not start): take them here. */
         for (int i = 0; i < 64; i++) {
             struct ht_reg_hello h;
@@ -358,6 +377,15 @@ int ht_coll_skip(struct ht_collector *c, int32_t pid, uint64_t id, const uint64_
     return -ESRCH;
 }
 
+/* With sources: sleep up to ms, or until one's fd says it is filling. */
+static void nap_sources(struct ht_collector *c, int ms)
+{
+    struct pollfd fds[MAX_SOURCES];
+    for (size_t i = 0; i < c->nsources; i++)
+        fds[i] = (struct pollfd){ .fd = c->sources[i].fd, .events = POLLIN };
+    poll(fds, (nfds_t)c->nsources, ms);
+}
+
 /* Sleep up to ms, or until a ring fills to its high-water mark: one
  * FUTEX_WAITV over every ring's wake word (at most FUTEX_WAITV_MAX rings;
  * with more, plain sleep). */
@@ -405,7 +433,10 @@ static void nap_rings(struct ht_collector *c, int ms)
  * napping up to ms on the rings. */
 static void wait_events(struct ht_collector *c, int ms)
 {
-    nap_rings(c, ms);
+    if (c->nsources)
+        nap_sources(c, ms);
+    else
+        nap_rings(c, ms);
     size_t n = 2 + c->nprocs;
     struct pollfd stackfds[64], *fds = n <= 64 ? stackfds : calloc(n, sizeof(*fds));
     if (!fds) {
@@ -441,6 +472,8 @@ int ht_coll_run(struct ht_collector *c, volatile const int *stop, bool standing)
             ht_ring_heartbeat(&c->procs[i].ring, (uint64_t)now);
         for (size_t i = 0; i < c->nprocs; i++)
             moved += drain(c, &c->procs[i]);
+        for (size_t i = 0; i < c->nsources; i++)
+            moved += c->sources[i].drain(c->sources[i].ctx);
         /* A gone process is forgotten once everything it wrote is read:
          * its records come before its exit in every sense. */
         for (size_t i = c->nprocs; i-- > 0;)
@@ -450,11 +483,11 @@ int ht_coll_run(struct ht_collector *c, volatile const int *stop, bool standing)
             c->last_tick = now;
             c->ops.tick(c->ops.ctx);
         }
-        if (moved) {
+        bool stopping = stop && *stop;
+        if (moved && !stopping) {
             nap = NAP_BUSY_MS;
             continue;                   /* more may be waiting */
         }
-        bool stopping = stop && *stop;
         if ((!standing && c->wait_pidfd < 0 && c->nprocs == 0) || stopping) {
             take_registrations(c);
             if (c->nprocs == 0 || stopping)

@@ -6,7 +6,9 @@
  * processes it waits for are all gone.
  *
  * What records mean is the consumer's business (collector/feed.h); this
- * loop only moves them.
+ * loop only moves them. Records that do not come through preload rings
+ * (attach's BPF ring buffer) join the same loop as a source: drained on
+ * every pass, napped on with the rings.
  *
  * Threading: one thread runs the loop, and the consumer is called on it;
  * a thread of the collector's own takes registrations.
@@ -39,11 +41,22 @@ struct ht_coll_counts {
     uint64_t lost_records, lost_bytes;  /* records producers could not write (ring full) */
 };
 
+/* A source of records besides the preload rings. */
+struct ht_coll_source {
+    /* Hand over what is there; returns how many records (0: none). */
+    size_t (*drain)(void *ctx);
+    /* Readable when the source wants draining before the nap ends (its
+     * buffer is filling); -1: the timer only. */
+    int fd;
+    void *ctx;
+};
+
 struct ht_collector;
 
-/* Listen at a (fails with -errno, e.g. -EADDRINUSE). The collector waits
- * for the process behind wait_pidfd (-1: for none) and for every process
- * that registers; it takes ownership of wait_pidfd. */
+/* Listen at a (fails with -errno, e.g. -EADDRINUSE); a NULL: take no
+ * registrations (rings come by ht_coll_add, records by a source). The
+ * collector waits for the process behind wait_pidfd (-1: for none) and for
+ * every process that registers; it takes ownership of wait_pidfd. */
 struct ht_collector *ht_coll_new(const struct ht_reg_addr *a, int wait_pidfd,
                                  const struct ht_coll_ops *ops, int *err);
 
@@ -52,9 +65,15 @@ struct ht_collector *ht_coll_new(const struct ht_reg_addr *a, int wait_pidfd,
  * passes. 0 or -errno. */
 int ht_coll_add(struct ht_collector *c, int ring_fd, int pid_fd, int32_t pid);
 
+/* Drain src on every pass of the loop (at most 4 sources; -ENOSPC
+ * past that). With a source the nap waits on source fds and the timer:
+ * rings then wake the loop by the timer only. */
+int ht_coll_add_source(struct ht_collector *c, const struct ht_coll_source *src);
+
 /* Run until every process waited for is gone and its records are handed
- * over (standing: only until *stop), or until *stop becomes true (then
- * drain what is there and return). Returns 0. */
+ * over (standing: only until *stop), or until *stop becomes true (checked
+ * on every pass, even while records flow; then drain the rings and return:
+ * a source is the caller's to drain last). Returns 0. */
 int ht_coll_run(struct ht_collector *c, volatile const int *stop, bool standing);
 
 void ht_coll_counts(struct ht_collector *c, struct ht_coll_counts *out);

@@ -234,6 +234,82 @@ static void test_stalled_writer(void)
     ht_coll_free(c);
 }
 
+/* A source besides the rings (attach's BPF ring buffer in real use): a
+ * pipe a child writes one byte per record into. */
+struct pipe_src {
+    int fd;
+    size_t got, drains;
+    volatile int *stop;
+    size_t stop_after;              /* set *stop on this drain (0: never) */
+    bool endless;                   /* every drain hands over one record */
+};
+
+static size_t drain_pipe(void *ctx)
+{
+    struct pipe_src *p = ctx;
+    char buf[64];
+    size_t n = 0;
+    ssize_t r;
+    if (++p->drains == p->stop_after)
+        *p->stop = 1;
+    if (p->endless)
+        return 1;
+    while ((r = read(p->fd, buf, sizeof(buf))) > 0)
+        n += (size_t)r;
+    p->got += n;
+    return n;
+}
+
+static void test_source(void)
+{
+    int pfd[2];
+    if (pipe2(pfd, O_NONBLOCK | O_CLOEXEC)) {
+        tap_ok(0, "collector: a pipe for the source");
+        return;
+    }
+    pid_t kid = fork();
+    if (kid == 0) {
+        for (int i = 0; i < 50; i++) {
+            (void)!write(pfd[1], "r", 1);
+            usleep(1000);
+        }
+        _exit(0);
+    }
+    close(pfd[1]);
+    struct ht_coll_ops ops = { 0 };
+    struct pipe_src src = { .fd = pfd[0] };
+    struct ht_coll_source cs = { .drain = drain_pipe, .fd = pfd[0], .ctx = &src };
+    int err = 0;
+    struct ht_collector *c = ht_coll_new(NULL, pidfd_of(kid), &ops, &err);
+    bool added = c && ht_coll_add_source(c, &cs) == 0;
+    alarm(60);
+    if (added)
+        ht_coll_run(c, NULL, false);
+    alarm(0);
+    waitpid(kid, NULL, 0);
+    drain_pipe(&src);               /* the caller drains a source last */
+    tap_ok(added && src.got == 50 && src.drains > 2,
+           "collector: with no registration socket, a source is drained by the loop until the "
+           "process waited for is gone (%zu records, %zu drains)", src.got, src.drains);
+    ht_coll_free(c);
+    close(pfd[0]);
+
+    /* Records that never stop flowing do not hold off a stop. */
+    volatile int stop = 0;
+    struct pipe_src endless = { .fd = -1, .stop = &stop, .stop_after = 1000, .endless = true };
+    cs = (struct ht_coll_source){ .drain = drain_pipe, .fd = -1, .ctx = &endless };
+    c = ht_coll_new(NULL, -1, &ops, &err);
+    added = c && ht_coll_add_source(c, &cs) == 0;
+    alarm(60);
+    if (added)
+        ht_coll_run(c, &stop, true);
+    alarm(0);
+    tap_ok(added && endless.drains == 1000,
+           "collector: a stop is taken on the next pass even while a source always has records "
+           "(%zu drains)", endless.drains);
+    ht_coll_free(c);
+}
+
 static void test_no_collector(void)
 {
     struct ht_reg_addr a;
@@ -270,5 +346,6 @@ int main(void)
     test_no_collector();
     test_children();
     test_stalled_writer();
+    test_source();
     return tap_done();
 }
