@@ -341,6 +341,7 @@ int ht_attach_run(const struct ht_attach_opts *o)
 
     ht_attach.o = o;
     ht_attach.ccfg = (struct ht_conn_cfg){ .max_body = o->cfg.max_body, .max_header = o->cfg.max_header,
+                                   .h2_max_streams = o->cfg.h2_max_streams,
                                    .mode = "attach", .service = o->cfg.service_name };
     ht_attach.wall_minus_mono = clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC);
     static const struct ht_feed_ops ops = { .skip = skip_bytes, .fetch_sendfile = fetch_sendfile,

@@ -131,6 +131,7 @@ int ht_collect(const struct ht_config *cfg_in, const struct ht_collect_opts *co)
         return 2;
     }
     ccfg = (struct ht_conn_cfg){ .max_body = cfg.max_body, .max_header = cfg.max_header,
+                                 .h2_max_streams = cfg.h2_max_streams,
                                  .mode = "preload", .service = cfg.service_name };
     static const struct ht_feed_ops fops = { .skip = skip_bytes };
     ht_feed_init(&ccfg, clock_ns(CLOCK_REALTIME) - clock_ns(CLOCK_MONOTONIC), &fops);

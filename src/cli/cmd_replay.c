@@ -165,6 +165,7 @@ int ht_cmd_replay(int argc, char **argv)
     }
 
     struct ht_conn_cfg ccfg = { .max_body = cfg.max_body, .max_header = cfg.max_header,
+                                .h2_max_streams = cfg.h2_max_streams,
                                 .mode = "replay" };
     struct ht_endpoints ep = { .peer_port = -1, .local_port = -1 };
     endpoints_from_name(argv[optind], &ep);

@@ -80,6 +80,7 @@ struct num_var {
 static const struct num_var num_vars[] = {
     { "HTTPTAPE_MAX_BODY", NUM(max_body, 4, U_BYTES, 0, 1u << 30) },
     { "HTTPTAPE_MAX_HEADER", NUM(max_header, 4, U_BYTES, 1024, 16u << 20) },
+    { "HTTPTAPE_H2_MAX_STREAMS", NUM(h2_max_streams, 4, U_COUNT, 1, 65536) },
     { "HTTPTAPE_QUEUE", NUM(queue_len, 4, U_COUNT, 16, 1u << 20) },
     { "HTTPTAPE_FLUSH_TIMEOUT_MS", NUM(flush_ms, 4, U_MS, 0, 60000) },
     { "HTTPTAPE_ROTATE_SIZE", NUM(rotate_size, 8, U_BYTES, 0, 1ULL << 50) },
@@ -303,6 +304,7 @@ void ht_config_defaults(struct ht_config *c)
     snprintf(c->log_path, sizeof(c->log_path), "%s", HT_DEFAULT_LOG);
     c->max_body = HT_DEFAULT_MAX_BODY;
     c->max_header = HT_DEFAULT_MAX_HEADER;
+    c->h2_max_streams = HT_DEFAULT_H2_MAX_STREAMS;
     c->queue_len = HT_DEFAULT_QUEUE;
     c->ring_size = HT_DEFAULT_RING_SIZE;
     c->flush_ms = HT_DEFAULT_FLUSH_MS;

@@ -16,6 +16,7 @@
 #define HT_DEFAULT_LOG        "httptape.jsonl"
 #define HT_DEFAULT_MAX_BODY   4096u
 #define HT_DEFAULT_MAX_HEADER 65536u
+#define HT_DEFAULT_H2_MAX_STREAMS 128u
 #define HT_DEFAULT_QUEUE      4096u
 #define HT_DEFAULT_RING_SIZE  (4u << 20)
 #define HT_DEFAULT_FLUSH_MS   2000u
@@ -28,6 +29,7 @@ struct ht_config {
                                  * socket path, or "fd:N"; "%p" still unexpanded */
     uint32_t max_body;          /* HTTPTAPE_MAX_BODY */
     uint32_t max_header;        /* HTTPTAPE_MAX_HEADER */
+    uint32_t h2_max_streams;    /* HTTPTAPE_H2_MAX_STREAMS */
     uint32_t queue_len;         /* HTTPTAPE_QUEUE */
     uint32_t ring_size;         /* HTTPTAPE_RING_SIZE: record ring per recorded process,
                                  * bytes, rounded up to a power of two */

@@ -31,7 +31,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "core/conn_private.h"
+#include "core/fields.h"
+#include "core/h2.h"
 #include "core/stats.h"
 
 static struct ht_exchange *fifo_at(struct ht_conn *c, unsigned i)
@@ -81,13 +85,11 @@ void ht_conn_init(struct ht_conn *c, const struct ht_conn_cfg *cfg,
     ht_parser_init(&c->p[HT_RESP], HT_RESP, cfg->max_header);
 }
 
-static struct ht_exchange *new_exchange(struct ht_conn *c, const struct ht_clock *now)
+struct ht_exchange *ht_conn_new_exchange(struct ht_conn *c, const struct ht_clock *now)
 {
     struct ht_exchange *ex = ht_exchange_new();
-    if (!ex) {
-        HT_STAT_ADD(dropped_no_memory, 1);
+    if (!ex)
         return NULL;
-    }
     ex->mode = c->cfg->mode;
     ex->service = c->cfg->service;
     ex->max_body = c->cfg->max_body;
@@ -104,9 +106,11 @@ static struct ht_exchange *new_exchange(struct ht_conn *c, const struct ht_clock
 
 void ht_conn_emit_opaque(struct ht_conn *c, uint32_t gaps, const struct ht_clock *start)
 {
-    struct ht_exchange *ex = new_exchange(c, start);
-    if (!ex)
+    struct ht_exchange *ex = ht_conn_new_exchange(c, start);
+    if (!ex) {
+        ht_conn_count_dropped(&ht_stats.dropped_no_memory);
         return;
+    }
     ex->gaps = gaps;
     c->emit(c->emit_ctx, ex);
 }
@@ -238,8 +242,7 @@ static bool phantom_push(struct ht_conn *c, uint8_t flags)
     return true;
 }
 
-/* One exchange we will not log: said in the statistics record. */
-static void count_dropped(_Atomic uint64_t *counter)
+void ht_conn_count_dropped(_Atomic uint64_t *counter)
 {
     HT_STAT_ADD(exchanges_seen, 1);
     atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
@@ -251,15 +254,15 @@ static bool request_begins(struct ht_conn *c, struct ht_parser *p, const struct 
 {
     /* Once a phantom is waiting, later requests must wait behind it too. */
     if (c->fifo_len == HT_PIPELINE_MAX || c->ph_len || c->req_phantom) {
-        count_dropped(&ht_stats.dropped_pipeline);
+        ht_conn_count_dropped(&ht_stats.dropped_pipeline);
         c->next_index++;            /* the gap in request_index shows it */
         c->req_phantom = true;
         c->req_cur = NULL;
         return false;
     }
-    struct ht_exchange *ex = new_exchange(c, now);
+    struct ht_exchange *ex = ht_conn_new_exchange(c, now);
     if (!ex) {
-        count_dropped(&ht_stats.dropped_no_memory);
+        ht_conn_count_dropped(&ht_stats.dropped_no_memory);
         stop_dir(c, HT_REQ, false);
         return false;
     }
@@ -345,15 +348,15 @@ static bool response_begins(struct ht_conn *c, const struct ht_clock *now)
         return false;
     }
     if (!ex && (c->desync[HT_REQ] || c->fifo_len == HT_PIPELINE_MAX)) {
-        count_dropped(&ht_stats.dropped_unparsed);
+        ht_conn_count_dropped(&ht_stats.dropped_unparsed);
         c->resp_phantom = PH_UNPAIRED;
         p->req_flags = 0;
         return false;
     }
     if (!ex) {
-        ex = new_exchange(c, now);
+        ex = ht_conn_new_exchange(c, now);
         if (!ex) {
-            count_dropped(&ht_stats.dropped_no_memory);
+            ht_conn_count_dropped(&ht_stats.dropped_no_memory);
             c->resp_phantom = PH_UNPAIRED;
             return false;
         }
@@ -365,6 +368,58 @@ static bool response_begins(struct ht_conn *c, const struct ht_clock *now)
     }
     c->resp_cur = ex;
     p->req_flags = ex->req_head_done ? ex->req_msg.req_flags : 0;
+    return true;
+}
+
+/* Did the request of ex ask for h2c in its Upgrade field? */
+static bool asks_h2c(const struct ht_exchange *ex)
+{
+    struct ht_fields_walk w = { 0 };
+    const struct ht_field_at *f;
+    while ((f = ht_fields_walk_head(ex->req_head, ex->req_head_len, &w))) {
+        if (f->name_len != 7 || strncasecmp((const char *)ex->req_head + f->name, "upgrade", 7))
+            continue;
+        const char *v = (const char *)ex->req_head + f->value;
+        size_t n = f->span_end - f->value;
+        for (size_t i = 0; i + 3 <= n; i++)
+            if (!strncasecmp(v + i, "h2c", 3) && (i == 0 || v[i - 1] == ' ' || v[i - 1] == ',') &&
+                (i + 3 == n || v[i + 3] == ' ' || v[i + 3] == ','))
+                return true;
+    }
+    return false;
+}
+
+/* A 101 to an h2c Upgrade (RFC 7540 3.2): the request becomes HTTP/2's
+ * stream 1, the 101 an interim status of it, and the connection HTTP/2.
+ * false when it cannot be (the request side already passed over bytes it
+ * held, or no memory): then it is a tunnel as any 101. */
+static bool upgrade_h2c(struct ht_conn *c, struct ht_exchange *ex)
+{
+    if (!ex->req_head_done || !ex->req_done || c->fifo_len != 1 || fifo_at(c, 0) != ex ||
+        !asks_h2c(ex))
+        return false;
+    fifo_pop(c);
+    if (ht_h2_start(c, ex)) {
+        fifo_push(c, ex);
+        return false;
+    }
+    if (ex->n_interim < sizeof(ex->interim) / sizeof(ex->interim[0]))
+        ex->interim[ex->n_interim++] = 101;
+    ht_exchange_release(ex, ex->resp_head);
+    ht_exchange_release(ex, ex->resp_fields);
+    ex->resp_head = NULL;
+    ex->resp_head_len = 0;
+    ex->resp_fields = NULL;
+    ex->resp_nfields = 0;
+    ex->mono_resp_done = 0;
+    uint32_t an = ex->resp_msg.anomalies;
+    memset(&ex->resp_msg, 0, sizeof(ex->resp_msg));
+    ex->resp_msg.anomalies = an;
+    ex->resp_begun = true;
+    c->req_cur = c->resp_cur = NULL;
+    c->sniffed = true;
+    if (c->unparsed[HT_REQ])            /* its preface went by unparsed: lost */
+        ht_h2_lost(c, HT_REQ, UINT64_MAX, NULL);
     return true;
 }
 
@@ -454,6 +509,9 @@ static bool on_response(struct ht_conn *c, const struct ht_pev *ev, const struct
         c->closing[HT_RESP] = p->msg.conn_close;
         ex->mono_resp_done = now->mono_ns;
         c->resp_cur = NULL;
+        if (ex->resp_msg.status == 101 && (ex->req_msg.req_flags & HT_REQF_UPGRADE) &&
+            upgrade_h2c(c, ex))
+            return true;
         if (ex->req_msg.req_flags & (HT_REQF_UPGRADE | HT_REQF_CONNECT) ||
             ex->resp_msg.framing == HT_FRAME_TUNNEL)
             settle_upgrade(c, &ex->resp_msg);
@@ -477,6 +535,85 @@ static bool on_response(struct ht_conn *c, const struct ht_pev *ev, const struct
     }
 }
 
+/* Does the server's first data look like an HTTP/2 SETTINGS frame (type
+ * 4 on stream 0, not an ACK)? Then it may be HTTP/2 before the client's
+ * preface shows it. */
+static bool looks_like_settings(const uint8_t *b, size_t n)
+{
+    return n >= 9 && b[3] == 4 && !(b[4] & 1) && !b[5] && !b[6] && !b[7] && !b[8] && !b[0] &&
+           b[2] % 6 == 0;
+}
+
+/* The server bytes held before the client spoke go where they belong now
+ * (the connection's kind is decided, or they cannot be held). */
+static void flush_early(struct ht_conn *c, const struct ht_clock *now)
+{
+    uint8_t *e = c->early;
+    size_t n = c->early_len;
+    if (!e)
+        return;
+    c->early = NULL;
+    c->early_len = 0;
+    c->bytes[HT_RESP] -= n;
+    ht_conn_feed(c, HT_RESP, e, n, now, 0);
+    free(e);
+}
+
+/* Hold server bytes that came before any of the client's: true when
+ * held. */
+static bool hold_early(struct ht_conn *c, const uint8_t *buf, size_t len, const struct ht_clock *now)
+{
+    if (c->sniffed || c->h2 || c->sniff_len || (!c->early && !looks_like_settings(buf, len)))
+        return false;
+    if (!c->early && !(c->early = malloc(HT_EARLY_MAX)))
+        return false;
+    if (c->early_len + len > HT_EARLY_MAX) {
+        c->sniffed = true;              /* no HTTP/2 server talks this long alone */
+        flush_early(c, now);
+        return false;
+    }
+    memcpy(c->early + c->early_len, buf, len);
+    c->early_len += (uint16_t)len;
+    return true;
+}
+
+/* Not HTTP/2 (or no longer worth waiting for): what was held of both
+ * sides goes to the HTTP/1 parsers, the client's first. */
+static void sniff_give_up(struct ht_conn *c, const struct ht_clock *now)
+{
+    uint8_t held[sizeof(c->sniff)];
+    size_t n = c->sniff_len;
+    c->sniffed = true;
+    if (n) {
+        memcpy(held, c->sniff, n);
+        c->sniff_len = 0;
+        c->bytes[HT_REQ] -= n;
+        ht_conn_feed(c, HT_REQ, held, n, now, 0);
+    }
+    flush_early(c, now);
+}
+
+/* The client's first bytes: the HTTP/2 preface? Held until it is
+ * decided (at most 24 bytes); returns how many of buf were taken, having
+ * fed what was held to the side it belongs to. */
+static size_t sniff(struct ht_conn *c, const uint8_t *buf, size_t len, const struct ht_clock *now)
+{
+    int m = ht_h2_preface(buf, len, c->sniff_len);
+    if (m == 0) {                       /* all of buf is more preface */
+        memcpy(c->sniff + c->sniff_len, buf, len);
+        c->sniff_len += (uint8_t)len;
+        return len;
+    }
+    c->sniffed = true;
+    if (m > 0 && ht_h2_start(c, NULL) == 0) {
+        ht_h2_feed(c, HT_REQ, c->sniff, c->sniff_len, now);
+        flush_early(c, now);
+        return 0;
+    }
+    sniff_give_up(c, now);
+    return 0;
+}
+
 size_t ht_conn_feed(struct ht_conn *c, enum ht_dir d, const uint8_t *buf, size_t len,
                     const struct ht_clock *now, unsigned flags)
 {
@@ -488,6 +625,16 @@ size_t ht_conn_feed(struct ht_conn *c, enum ht_dir d, const uint8_t *buf, size_t
     if (flags & HT_FEED_ONE_MESSAGE)
         c->order_unknown = true;
     c->bytes[d] += len;
+    if (d == HT_REQ && !c->sniffed && !c->h2 && len) {
+        if (sniff(c, buf, len, now) == len)
+            return len;
+    }
+    if (d == HT_RESP && !c->sniffed && len && hold_early(c, buf, len, now))
+        return len;
+    if (c->h2) {
+        ht_h2_feed(c, d, buf, len, now);
+        return len;
+    }
     for (;;) {
         struct ht_pev ev;
         pos += ht_parser_next(p, buf + pos, len - pos, &ev);
@@ -495,6 +642,12 @@ size_t ht_conn_feed(struct ht_conn *c, enum ht_dir d, const uint8_t *buf, size_t
             break;
         bool ended = d == HT_REQ ? on_request(c, &ev, now) : on_response(c, &ev, now);
         c->messages[d] += ended;
+        if (c->h2) {                    /* an h2c Upgrade was accepted: the rest is HTTP/2 */
+            if (flags & HT_FEED_ONE_MESSAGE)
+                return pos;             /* replay: the client's frames first */
+            ht_h2_feed(c, d, buf + pos, len - pos, now);
+            return len;
+        }
         if (ended && (flags & HT_FEED_ONE_MESSAGE))
             return pos;
     }
@@ -534,15 +687,24 @@ void ht_conn_feed_unseen(struct ht_conn *c, enum ht_dir d, uint64_t n, enum ht_b
     uint8_t bounce[4096];
     uint64_t off = 0;
 
+    if (!c->sniffed && !c->h2 && !c->finished && now)
+        sniff_give_up(c, now);          /* what was held came first */
+
     while (off < n && !c->finished) {
         struct ht_parser *p = &c->p[d];
-        if (c->stopped[d] || c->tunnel || ht_parser_dead(p)) {
+        struct ht_exchange *ex;
+        uint64_t room;
+        if (c->h2 ? ht_h2_dead(c, d) : c->stopped[d] || c->tunnel || ht_parser_dead(p)) {
             c->bytes[d] += n - off;         /* nothing more to parse */
             c->unparsed[d] += n - off;
             return;
         }
-        struct ht_exchange *ex = d == HT_REQ ? c->req_cur : c->resp_cur;
-        uint64_t room = ht_parser_body_room(p);
+        if (c->h2) {
+            room = ht_h2_body_room(c, d, &ex);
+        } else {
+            ex = d == HT_REQ ? c->req_cur : c->resp_cur;
+            room = ht_parser_body_room(p);
+        }
         uint64_t k = n - off;
         if (room && ex) {
             struct ht_body *b = d == HT_REQ ? &ex->req_body : &ex->resp_body;
@@ -564,16 +726,26 @@ void ht_conn_feed_unseen(struct ht_conn *c, enum ht_dir d, uint64_t n, enum ht_b
             }
             if (want)
                 ex->gaps |= HT_GAP_BODY_NOT_CAPTURED;
-            ht_parser_skip_body(p, k);
             b->size += k;
             b->truncated = true;
             c->bytes[d] += k;
             off += k;
-            flush_events(c, d, now);
+            if (c->h2) {
+                ht_h2_skip_body(c, d, k, now);
+            } else {
+                ht_parser_skip_body(p, k);
+                flush_events(c, d, now);
+            }
             continue;
         }
-        /* Framing bytes (a head, chunk lines): they must be read. */
+        /* Framing bytes (a head, chunk lines, HTTP/2 frame headers): they
+         * must be read. */
         size_t got = fetch ? fetch(ctx, off, bounce, k < sizeof(bounce) ? (size_t)k : sizeof(bounce)) : 0;
+        if (!got && c->h2) {
+            c->bytes[d] += n - off;
+            ht_h2_lost(c, d, n - off, now);
+            return;
+        }
         if (!got) {
             ht_conn_lost(c, d);
             c->bytes[d] += n - off;
@@ -589,6 +761,13 @@ void ht_conn_eof(struct ht_conn *c, enum ht_dir d, const struct ht_clock *now)
     struct ht_pev ev;
     if (c->finished || c->stopped[d])
         return;
+    if (!c->sniffed && !c->h2)          /* the stream ended undecided: as it came */
+        sniff_give_up(c, now);
+    if (c->h2) {
+        ht_h2_eof(c, d, now);
+        c->stopped[d] = true;
+        return;
+    }
     ht_parser_eof(&c->p[d], &ev);
     if (ev.type == HT_PEV_END)
         (void)(d == HT_REQ ? on_request(c, &ev, now) : on_response(c, &ev, now));
@@ -598,8 +777,15 @@ void ht_conn_eof(struct ht_conn *c, enum ht_dir d, const struct ht_clock *now)
 
 void ht_conn_lost(struct ht_conn *c, enum ht_dir d)
 {
+    static const struct ht_clock unknown;
     if (c->finished || c->stopped[d])
         return;
+    if (!c->sniffed && !c->h2)
+        sniff_give_up(c, &unknown);
+    if (c->h2) {
+        ht_h2_lost(c, d, UINT64_MAX, NULL);
+        return;
+    }
     struct ht_exchange *ex = d == HT_REQ ? c->req_cur : c->resp_cur;
     if (!ex && c->fifo_len)
         ex = fifo_at(c, c->fifo_len - 1);
@@ -613,7 +799,10 @@ void ht_conn_lost(struct ht_conn *c, enum ht_dir d)
 void ht_conn_feed_lost(struct ht_conn *c, enum ht_dir d, uint64_t n, const struct ht_clock *now)
 {
     uint64_t before = HT_STAT_GET(capture_gaps);
-    if (!c->finished && !c->stopped[d]) {
+    if (c->h2 && !c->finished) {
+        c->bytes[d] += n;
+        ht_h2_lost(c, d, n, now);
+    } else if (!c->finished && !c->stopped[d]) {
         /* Marked before feeding: the feed may finish and emit it. */
         struct ht_exchange *ex = d == HT_REQ ? c->req_cur : c->resp_cur;
         if (ex)
@@ -633,6 +822,8 @@ void ht_conn_set_exe(struct ht_conn *c, const char *exe)
         memcpy(c->req_cur->exe, c->exe, sizeof(c->exe));
     if (c->resp_cur)
         memcpy(c->resp_cur->exe, c->exe, sizeof(c->exe));
+    if (c->h2)
+        ht_h2_owner_changed(c);
 }
 
 void ht_conn_mark_joined(struct ht_conn *c)
@@ -650,6 +841,8 @@ void ht_conn_set_pid(struct ht_conn *c, int pid)
         c->req_cur->pid = pid;
     if (c->resp_cur)
         c->resp_cur->pid = pid;
+    if (c->h2)
+        ht_h2_owner_changed(c);
 }
 
 void ht_conn_finish(struct ht_conn *c, const struct ht_clock *now, uint32_t extra_gaps)
@@ -665,11 +858,15 @@ void ht_conn_finish(struct ht_conn *c, const struct ht_clock *now, uint32_t extr
     }
     ht_conn_eof(c, HT_REQ, now);
     ht_conn_eof(c, HT_RESP, now);
+    if (c->h2)
+        ht_h2_finish(c, now, extra_gaps);
     while (c->fifo_len)
         emit_front(c);
     ht_parser_free(&c->p[HT_REQ]);
     ht_parser_free(&c->p[HT_RESP]);
     free(c->ph_flags);
     c->ph_flags = NULL;
+    free(c->early);
+    c->early = NULL;
     c->finished = true;
 }

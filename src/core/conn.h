@@ -1,7 +1,9 @@
 /*
  * conn.h - one HTTP/1.x connection: a parser per direction, and the pairing
  * of requests with responses into exchanges (keep-alive, pipelining,
- * interim 1xx, Upgrade/CONNECT tunnels, early responses).
+ * interim 1xx, Upgrade/CONNECT tunnels, early responses), or an HTTP/2
+ * one (core/h2.h: the client's first bytes are the HTTP/2 preface, or the
+ * server accepted an h2c Upgrade), one exchange per stream.
  *
  * A capture front end (preload, attach, replay) reports "direction d saw
  * these bytes at this time" and "direction d ended"; finished exchanges
@@ -23,12 +25,14 @@
 #define HT_PIPELINE_MAX 32      /* exchanges held awaiting responses, per connection */
 #define HT_PHANTOM_MAX 4096     /* further requests parsed but not kept (counted) */
 #define HT_HOLD_MAX 8           /* finished exchanges held while the framing is in doubt */
+#define HT_EARLY_MAX 512        /* server bytes held before the client's first (HTTP/2) */
 
 struct ht_conn_cfg {
     uint32_t max_body;          /* excerpt cap per body, bytes (0: sizes only) */
     uint32_t max_header;        /* head size limit per message */
     const char *mode;           /* httptape.mode of the events */
     const char *service;        /* service.name; NULL or "": the executable's name */
+    uint32_t h2_max_streams;    /* HTTP/2 streams kept open at once (0: 128) */
 };
 
 /* Clock readings for the bytes being reported. */
@@ -38,6 +42,8 @@ struct ht_clock {
 };
 
 typedef void (*ht_emit_fn)(void *ctx, struct ht_exchange *ex);
+
+struct ht_h2;
 
 struct ht_conn {
     const struct ht_conn_cfg *cfg;
@@ -81,6 +87,18 @@ struct ht_conn {
     uint64_t bytes[2];          /* bytes seen per direction */
     uint64_t messages[2];       /* messages ended per direction (1xx too) */
     uint64_t unparsed[2];       /* bytes seen but not parsed (tunnel, dead) */
+
+    /* HTTP/2 (h2.c): the client's first bytes, while they may still be
+     * its preface; once decided, sniffed. A server that speaks first with
+     * what looks like HTTP/2's SETTINGS (under TLS with ALPN h2 it does
+     * not wait for the preface) has those bytes held in early (malloc'd,
+     * at most HT_EARLY_MAX) until the client's side decides. */
+    struct ht_h2 *h2;
+    uint8_t sniff[24];
+    uint8_t sniff_len;
+    bool sniffed;
+    uint8_t *early;
+    uint16_t early_len;
 };
 
 /* Feed flags. HT_FEED_ONE_MESSAGE: stop after one message ends (or

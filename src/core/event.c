@@ -18,6 +18,7 @@
 
 #include "core/decode.h"
 #include "core/fields.h"
+#include "core/h2.h"
 #include "core/jsonw.h"
 #include "core/redact.h"
 #include "core/stats.h"
@@ -608,16 +609,21 @@ static void write_client_server(struct ht_jw *w, const struct ht_exchange *ex,
 
 /* ---- records ---- */
 
-static void write_names(struct ht_jw *w, const char *key, uint32_t bits,
-                        const char *(*name)(uint32_t))
+static void write_name_list(struct ht_jw *w, uint32_t bits, const char *(*name)(uint32_t))
 {
-    ht_jw_open_array(w, key);
     for (unsigned i = 0; i < 32; i++)
         if (bits & (1u << i)) {
             const char *s = name(1u << i);
             if (s)
                 ht_jw_cstr(w, NULL, s);
         }
+}
+
+static void write_names(struct ht_jw *w, const char *key, uint32_t bits,
+                        const char *(*name)(uint32_t))
+{
+    ht_jw_open_array(w, key);
+    write_name_list(w, bits, name);
     ht_jw_close_array(w);
 }
 
@@ -723,7 +729,11 @@ static void write_exchange(struct ht_jw *w, const struct ht_exchange *ex,
     ht_jw_open(w, "network");
     if (ex->ep.transport)
         ht_jw_cstr(w, "transport", ex->ep.transport);
-    if (ex->req_head_done || ex->resp_head_done) {
+    if (ex->h2_stream) {
+        static const char ver[] = "\"protocol\":{\"version\":\"2\"}";
+        ht_jw_member(w, NULL);
+        ht_jw_put(w, ver, sizeof(ver) - 1);
+    } else if (ex->req_head_done || ex->resp_head_done) {
         char ver[] = "\"protocol\":{\"version\":\"1.x\"}";
         ver[sizeof(ver) - 4] = (char)('0' + (ex->req_head_done ? rq : &ex->resp_msg)->version_minor);
         ht_jw_member(w, NULL);
@@ -761,6 +771,13 @@ static void write_exchange(struct ht_jw *w, const struct ht_exchange *ex,
     if (ex->conn_joined)
         ht_jw_bool(w, "joined", true);
     ht_jw_close(w);
+    if (ex->h2_stream) {
+        ht_jw_open(w, "http2");
+        ht_jw_u64(w, "stream_id", ex->h2_stream);
+        if (ex->h2_pushed)
+            ht_jw_bool(w, "pushed", true);
+        ht_jw_close(w);
+    }
     if (rf.request_id.n)
         ht_jw_str_bytes(w, "request_id", rf.request_id.p, rf.request_id.n);
     write_timing(w, ex);
@@ -768,8 +785,12 @@ static void write_exchange(struct ht_jw *w, const struct ht_exchange *ex,
     if (ex->gaps)
         write_names(w, "gaps", ex->gaps, ht_gap_name);
     uint32_t an = ex->req_msg.anomalies | ex->resp_msg.anomalies;
-    if (an)
-        write_names(w, "anomalies", an, ht_anomaly_name);
+    if (an || ex->h2_anomalies) {
+        ht_jw_open_array(w, "anomalies");
+        write_name_list(w, an, ht_anomaly_name);
+        write_name_list(w, ex->h2_anomalies, ht_h2_anomaly_name);
+        ht_jw_close_array(w);
+    }
     if (ex->n_interim) {
         ht_jw_open_array(w, "interim_status_codes");
         for (unsigned i = 0; i < ex->n_interim; i++)

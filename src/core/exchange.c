@@ -25,6 +25,7 @@ static const char *const gap_names[HT_GAP_COUNT] = {
     "capture_ended",
     "ambiguous_framing",
     "tls_not_decrypted",
+    "stream_reset",
 };
 
 const char *ht_gap_name(uint32_t bit)

@@ -30,8 +30,9 @@ enum ht_gap {
     HT_GAP_CAPTURE_ENDED       = 1u << 9, /* still in flight when capture stopped */
     HT_GAP_AMBIGUOUS_FRAMING   = 1u << 10,/* the server may have framed it otherwise (HT_AN_DOUBT) */
     HT_GAP_TLS_NOT_DECRYPTED   = 1u << 11,/* TLS whose plaintext no covered library gave us */
+    HT_GAP_STREAM_RESET        = 1u << 12,/* HTTP/2: RST_STREAM, or after the server's GOAWAY */
 };
-#define HT_GAP_COUNT 12
+#define HT_GAP_COUNT 13
 
 const char *ht_gap_name(uint32_t bit);
 
@@ -120,6 +121,9 @@ struct ht_exchange {
     bool req_begun, req_head_done, req_done;
     bool resp_begun, resp_head_done, resp_done;
     uint32_t anomalies;             /* enum ht_anomaly, both directions */
+    uint32_t h2_stream;             /* HTTP/2: the stream's id; 0 for HTTP/1 */
+    uint32_t h2_anomalies;          /* HTTP/2: enum ht_h2_anomaly (core/h2.h) */
+    bool h2_pushed;                 /* HTTP/2: a server push (PUSH_PROMISE) */
     uint32_t gaps;                  /* enum ht_gap */
     struct ht_tls *tls;             /* over TLS: its session (owned), else NULL */
 

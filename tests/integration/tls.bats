@@ -13,20 +13,7 @@ load test_helper/common
 setup_file() {
     stage_for_others
     # www-data (nginx's workers) must reach the certificates and the files.
-    TLS_DIR=$(mktemp -d /tmp/httptape-tls.XXXXXX)
-    chmod 755 "$TLS_DIR"
-    export TLS_DIR
-    (
-        cd "$TLS_DIR"
-        openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
-            -subj /CN=httptape-test-ca 2>/dev/null
-        openssl req -newkey rsa:2048 -nodes -keyout key.pem -out req.csr -subj /CN=localhost \
-            2>/dev/null
-        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >ext.cnf
-        openssl x509 -req -in req.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out cert.pem \
-            -days 2 -extfile ext.cnf 2>/dev/null
-    )
-    chmod 644 "$TLS_DIR"/*.pem
+    make_test_certs
 }
 
 teardown_file() {

@@ -267,6 +267,26 @@ unstage() {
     if [ -n "${STAGE_DIR:-}" ]; then rm -rf "$STAGE_DIR"; fi
 }
 
+# make_test_certs: a CA and a certificate for localhost and 127.0.0.1 (made
+# with openssl) in a fresh directory that www-data can read; sets and
+# exports TLS_DIR (ca.pem, cert.pem, key.pem). rm -rf it when done.
+make_test_certs() {
+    TLS_DIR=$(mktemp -d /tmp/httptape-tls.XXXXXX)
+    chmod 755 "$TLS_DIR"
+    export TLS_DIR
+    (
+        cd "$TLS_DIR"
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
+            -subj /CN=httptape-test-ca 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -keyout key.pem -out req.csr -subj /CN=localhost \
+            2>/dev/null
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >ext.cnf
+        openssl x509 -req -in req.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out cert.pem \
+            -days 2 -extfile ext.cnf 2>/dev/null
+    )
+    chmod 644 "$TLS_DIR"/*.pem
+}
+
 # ---- deploy.bats helpers: processes of a server, and who holds a file ----
 # (added for deploy.bats; generic, usable by any suite)
 
