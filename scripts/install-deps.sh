@@ -55,8 +55,8 @@ PACKAGES=(
     libbrotli-dev
     # HTTP/2: HPACK with libnghttp2's inflater (src/core/h2.c); tests: h2load
     # and nghttp (nghttp2-client), hypercorn serving the FastAPI example over
-    # HTTP/2 (python3-h2 is its HTTP/2 stack)
-    libnghttp2-dev nghttp2-client python3-hypercorn python3-h2
+    # HTTP/2 (python3-h2 is its HTTP/2 stack), a grpcio server and client
+    libnghttp2-dev nghttp2-client python3-hypercorn python3-h2 python3-grpcio
 )
 # make bench only (--bench): the capture tools and the proxy its nginx rows
 # compare httptape with (docs/benchmarks.md, "The rival tools"). tshark's

@@ -641,6 +641,45 @@ static void write_timing(struct ht_jw *w, const struct ht_exchange *ex)
         ht_jw_i64(w, "duration_ns", ex->mono_resp_done - ex->mono_start);
 }
 
+/* ---- rpc (docs/http2.md): a gRPC call, OpenTelemetry's rpc.* names ---- */
+
+/* rpc.service and rpc.method from a path "/package.Service/Method". */
+static void write_rpc(struct ht_jw *w, const struct ht_exchange *ex)
+{
+    const struct ht_grpc *g = ex->grpc;
+    ht_jw_open(w, "rpc");
+    ht_jw_cstr(w, "system", "grpc");
+    if (ex->req_head_done) {
+        const uint8_t *t = ex->req_head + ex->req_msg.target_off;
+        size_t n = ex->req_msg.target_len;
+        const uint8_t *slash = n > 1 ? memrchr(t + 1, '/', n - 1) : NULL;
+        if (t[0] == '/' && slash && slash > t + 1 && slash < t + n - 1) {
+            ht_jw_str_bytes(w, "service", t + 1, (size_t)(slash - t) - 1);
+            ht_jw_str_bytes(w, "method", slash + 1, n - (size_t)(slash - t) - 1);
+        }
+    }
+    if (g->status >= 0) {
+        ht_jw_open(w, "grpc");
+        ht_jw_u64(w, "status_code", (uint64_t)g->status);
+        ht_jw_close(w);
+    }
+    ht_jw_close(w);
+}
+
+/* httptape.grpc: the messages counted, and grpc-message. */
+static void write_grpc_counts(struct ht_jw *w, const struct ht_grpc *g)
+{
+    ht_jw_open(w, "grpc");
+    ht_jw_u64(w, "request_messages", g->messages[HT_REQ]);
+    ht_jw_u64(w, "response_messages", g->messages[HT_RESP]);
+    ht_jw_u64(w, "compressed_messages", g->compressed[HT_REQ] + g->compressed[HT_RESP]);
+    if (g->framing_lost[HT_REQ] || g->framing_lost[HT_RESP])
+        ht_jw_bool(w, "counts_incomplete", true);
+    if (g->message[0])
+        ht_jw_cstr(w, "status_message", g->message);
+    ht_jw_close(w);
+}
+
 /* ---- tls (docs/tls.md): OpenTelemetry's tls.* names ---- */
 
 static void write_tls(struct ht_jw *w, const struct ht_tls *t)
@@ -725,6 +764,8 @@ static void write_exchange(struct ht_jw *w, const struct ht_exchange *ex,
     }
     if (ex->tls)
         write_tls(w, ex->tls);
+    if (ex->grpc)
+        write_rpc(w, ex);
 
     ht_jw_open(w, "network");
     if (ex->ep.transport)
@@ -778,6 +819,8 @@ static void write_exchange(struct ht_jw *w, const struct ht_exchange *ex,
             ht_jw_bool(w, "pushed", true);
         ht_jw_close(w);
     }
+    if (ex->grpc)
+        write_grpc_counts(w, ex->grpc);
     if (rf.request_id.n)
         ht_jw_str_bytes(w, "request_id", rf.request_id.p, rf.request_id.n);
     write_timing(w, ex);

@@ -80,6 +80,16 @@ struct ht_tls {
     uint64_t raw_bytes[2];  /* ciphertext the socket moved, per direction (see feed.c) */
 };
 
+/* A gRPC call (HTTP/2 with content-type application/grpc*): what the
+ * event's rpc.* fields say; in the exchange's memory. */
+struct ht_grpc {
+    uint32_t messages[2];           /* length-prefixed messages, per direction */
+    uint32_t compressed[2];         /* ... of them with the compressed flag */
+    bool framing_lost[2];           /* bytes of a direction were not seen: counts stop */
+    int32_t status;                 /* grpc-status; -1 when none came */
+    char message[128];              /* grpc-message as sent (percent-encoded), "" when none */
+};
+
 struct ht_field_at;
 
 /* Bytes inside each exchange for its heads and small body excerpts: a
@@ -124,6 +134,7 @@ struct ht_exchange {
     uint32_t h2_stream;             /* HTTP/2: the stream's id; 0 for HTTP/1 */
     uint32_t h2_anomalies;          /* HTTP/2: enum ht_h2_anomaly (core/h2.h) */
     bool h2_pushed;                 /* HTTP/2: a server push (PUSH_PROMISE) */
+    struct ht_grpc *grpc;           /* a gRPC call (core/h2.c), else NULL */
     uint32_t gaps;                  /* enum ht_gap */
     struct ht_tls *tls;             /* over TLS: its session (owned), else NULL */
 

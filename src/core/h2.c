@@ -47,6 +47,11 @@ enum { B_REQUEST, B_RESPONSE, B_TRAILERS, B_PUSH, B_IGNORE };
 struct stream {
     uint32_t id;
     struct ht_exchange *ex;
+    /* gRPC's length-prefixed messages in each direction's DATA: the
+     * 5-byte prefix being read, then the message's bytes left. */
+    uint8_t gpre[2][5];
+    uint8_t gpre_len[2];
+    uint32_t gleft[2];
     bool head_seen[2];              /* a head came in direction d: a next block is trailers */
     bool ended[2];                  /* END_STREAM (or reset) in direction d */
     bool has_cl[2];
@@ -65,6 +70,9 @@ struct block {
     bool has_host;
     bool has_cl;
     uint64_t cl;
+    bool grpc;                      /* content-type application/grpc* */
+    int32_t grpc_status;            /* -1: none */
+    struct ht_buf grpc_message;
 };
 
 struct dir {
@@ -219,13 +227,13 @@ static void end_dir(struct ht_conn *c, struct stream *s, enum ht_dir d, const st
 
 static void block_reset(struct block *b)
 {
-    struct ht_buf keep[7] = { b->fields, b->method, b->path, b->authority, b->scheme, b->status,
-                              b->protocol };
-    for (int i = 0; i < 7; i++)
+    struct ht_buf keep[8] = { b->fields, b->method, b->path, b->authority, b->scheme, b->status,
+                              b->protocol, b->grpc_message };
+    for (int i = 0; i < 8; i++)
         ht_buf_reset(&keep[i]);
     *b = (struct block){ .fields = keep[0], .method = keep[1], .path = keep[2],
                          .authority = keep[3], .scheme = keep[4], .status = keep[5],
-                         .protocol = keep[6] };
+                         .protocol = keep[6], .grpc_message = keep[7], .grpc_status = -1 };
 }
 
 static void block_free(struct block *b)
@@ -237,6 +245,7 @@ static void block_free(struct block *b)
     ht_buf_free(&b->scheme);
     ht_buf_free(&b->status);
     ht_buf_free(&b->protocol);
+    ht_buf_free(&b->grpc_message);
 }
 
 static bool span_is(const uint8_t *p, size_t n, const char *s)
@@ -360,6 +369,17 @@ static void field(struct ht_conn *c, struct block *b, const uint8_t *name, size_
         b->h2_an |= HT_H2_AN_CONNECTION_HEADER;
     if (span_is(name, nl, "host"))
         b->has_host = true;
+    if (span_is(name, nl, "content-type") && vl >= 16 && !memcmp(v, "application/grpc", 16) &&
+        (vl == 16 || v[16] == '+' || v[16] == ';'))
+        b->grpc = true;
+    if (span_is(name, nl, "grpc-status")) {
+        uint64_t st;
+        b->grpc_status = parse_u64(v, vl, &st) && st <= 0x7fffffff ? (int32_t)st : -1;
+    }
+    if (span_is(name, nl, "grpc-message")) {
+        ht_buf_reset(&b->grpc_message);
+        put_clean(b, &b->grpc_message, v, vl);
+    }
     if (span_is(name, nl, "content-length")) {
         uint64_t cl;
         if (parse_u64(v, vl, &cl) && (!b->has_cl || cl == b->cl)) {
@@ -460,11 +480,22 @@ static void block_done(struct ht_conn *c, enum ht_dir d, const struct ht_clock *
             end_dir(c, s, d, now);
         return;
     }
+    if (ex->grpc && b->grpc_status >= 0 && (b->kind == B_RESPONSE || b->kind == B_TRAILERS)) {
+        ex->grpc->status = b->grpc_status;
+        size_t n = b->grpc_message.len < sizeof(ex->grpc->message) - 1 ? b->grpc_message.len
+                                                                       : sizeof(ex->grpc->message) - 1;
+        memcpy(ex->grpc->message, b->grpc_message.p ? b->grpc_message.p : "", n);
+        ex->grpc->message[n] = 0;
+    }
     switch (b->kind) {
     case B_REQUEST:
     case B_PUSH:
         if (make_head(ex, b, true, &ex->req_head, &ex->req_head_len, &ex->req_msg) == 0)
             ex->req_head_done = true;
+        if (b->grpc && b->kind == B_REQUEST && (ex->grpc = ht_exchange_alloc(ex, sizeof(*ex->grpc)))) {
+            memset(ex->grpc, 0, sizeof(*ex->grpc));
+            ex->grpc->status = -1;
+        }
         s->head_seen[HT_REQ] = true;
         s->has_cl[HT_REQ] = b->has_cl;
         s->cl[HT_REQ] = b->cl;
@@ -800,6 +831,41 @@ static void frame_end(struct ht_conn *c, enum ht_dir d, const struct ht_clock *n
     }
 }
 
+/* gRPC's messages in DATA of direction k of s: counted by their 5-byte
+ * prefixes (compressed flag, length). */
+static void grpc_count(struct stream *s, unsigned k, const uint8_t *p, size_t n)
+{
+    struct ht_grpc *g = s->ex->grpc;
+    if (!g || g->framing_lost[k])
+        return;
+    while (n) {
+        if (s->gleft[k]) {
+            size_t t = n < s->gleft[k] ? n : s->gleft[k];
+            s->gleft[k] -= (uint32_t)t;
+            p += t;
+            n -= t;
+            continue;
+        }
+        s->gpre[k][s->gpre_len[k]++] = *p++;
+        n--;
+        if (s->gpre_len[k] == 5) {
+            const uint8_t *h = s->gpre[k];
+            g->messages[k]++;
+            g->compressed[k] += h[0] & 1;
+            s->gleft[k] = (uint32_t)h[1] << 24 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 8 | h[4];
+            s->gpre_len[k] = 0;
+        }
+    }
+}
+
+/* DATA of direction d passed unseen: gRPC messages in it cannot be
+ * counted, and the prefixes after them cannot be found. */
+static void grpc_lost(struct stream *s, enum ht_dir d)
+{
+    if (s && s->ex->grpc)
+        s->ex->grpc->framing_lost[d != HT_REQ] = true;
+}
+
 /* Content bytes of the current frame. */
 static void content(struct ht_conn *c, enum ht_dir d, const uint8_t *p, size_t n)
 {
@@ -815,6 +881,7 @@ static void content(struct ht_conn *c, enum ht_dir d, const uint8_t *p, size_t n
             return;                     /* DATA before a head: counted nowhere */
         struct ht_body *b = d == HT_REQ ? &ex->req_body : &ex->resp_body;
         ht_body_append(ex, b, p, n, c->cfg->max_body);
+        grpc_count(s, d != HT_REQ, p, n);
         return;
     }
     case F_HEADERS:
@@ -919,6 +986,7 @@ void ht_h2_lost(struct ht_conn *c, enum ht_dir d, uint64_t n, const struct ht_cl
         }
         uint32_t body = r->left - r->pad;
         if (r->type == F_DATA && s && r->state == S_CONTENT) {
+            grpc_lost(s, d);
             struct ht_body *b = d == HT_REQ ? &s->ex->req_body : &s->ex->resp_body;
             uint64_t k = n < body ? n : body;
             b->size += k;
@@ -936,8 +1004,10 @@ void ht_h2_lost(struct ht_conn *c, enum ht_dir d, uint64_t n, const struct ht_cl
     }
     HT_STAT_ADD(capture_gaps, 1);
     for (uint32_t i = 0; i < h->nstreams; i++)
-        if (!h->streams[i].ended[d])
+        if (!h->streams[i].ended[d]) {
             h->streams[i].ex->gaps |= HT_GAP_CAPTURE;
+            grpc_lost(&h->streams[i], d);
+        }
     r->state = S_DEAD;
 }
 
@@ -957,6 +1027,7 @@ uint64_t ht_h2_body_room(struct ht_conn *c, enum ht_dir d, struct ht_exchange **
 void ht_h2_skip_body(struct ht_conn *c, enum ht_dir d, uint64_t n, const struct ht_clock *now)
 {
     struct dir *r = &c->h2->d[d];
+    grpc_lost(find(c->h2, r->stream), d);
     r->left -= (uint32_t)n;
     if (r->left == r->pad)
         r->state = S_PAD;

@@ -174,6 +174,36 @@ def upgrade():
     write("h2c-upgrade", c, s)
 
 
+def grpc_msg(payload, compressed=False):
+    return struct.pack(">BI", 1 if compressed else 0, len(payload)) + payload
+
+
+def grpc():
+    """gRPC: a unary call answered OK (grpc-status in trailers), a
+    server-streaming call of three messages (one compressed, one split
+    over two DATA frames), and a call refused trailers-only
+    (grpc-status 5 with grpc-message in the only HEADERS)."""
+    ce, se = Encoder(), Encoder()
+
+    def call(path):
+        return [(":method", "POST"), (":scheme", "http"), (":authority", "g.test"), (":path", path),
+                ("content-type", "application/grpc"), ("te", "trailers")]
+    c = PREFACE + settings()
+    c += headers(ce, 1, call("/demo.Echo/Say")) + data(1, grpc_msg(b"\x0a\x03hey"), end_stream=True)
+    c += headers(ce, 3, call("/demo.Echo/Stream")) + data(3, grpc_msg(b"\x08\x03"), end_stream=True)
+    c += headers(ce, 5, call("/demo.Echo/Missing")) + data(5, grpc_msg(b""), end_stream=True)
+    s = settings()
+    ok = [(":status", "200"), ("content-type", "application/grpc")]
+    s += headers(se, 1, ok) + data(1, grpc_msg(b"\x0a\x03hey"))
+    s += headers(se, 1, [("grpc-status", "0")], end_stream=True)
+    m1, m2, m3 = grpc_msg(b"one"), grpc_msg(b"\x1f\x8b-two", compressed=True), grpc_msg(b"three")
+    s += headers(se, 3, ok) + data(3, m1 + m2[:3]) + data(3, m2[3:] + m3)
+    s += headers(se, 3, [("grpc-status", "0"), ("grpc-message", "")], end_stream=True)
+    s += headers(se, 5, ok + [("grpc-status", "5"), ("grpc-message", "no such method%21")],
+                 end_stream=True)
+    write("h2-grpc", c, s)
+
+
 if __name__ == "__main__":
     basic()
     shapes()
@@ -181,3 +211,4 @@ if __name__ == "__main__":
     anomalies()
     push()
     upgrade()
+    grpc()

@@ -105,7 +105,7 @@ static void check_expected(const char *name, const char *dir, const struct ht_bu
     while (fgets(want_line, sizeof(want_line), f)) {
         json_error_t err;
         json_t *want = json_loads(want_line, 0, &err);
-        json_t *got = line ? json_loads(line, 0, &err) : NULL;
+        json_t *got = line ? json_loads(line, JSON_ALLOW_NUL, &err) : NULL;
         struct ht_buf where = { 0 };
         if (!got || !matches(want, got, &where)) {
             tap_diag("event %d differs at %.*s", idx, (int)where.len, where.p ? where.p : "(missing)");
