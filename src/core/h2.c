@@ -3,8 +3,8 @@
  *
  * Each direction is read as a stream of frames, byte by byte as they come:
  * the 9-byte frame header, then a fixed prefix the frame type has (pad
- * length, priority, promised stream, an RST_STREAM or GOAWAY code, SETTINGS
- * entries), then its content (DATA: body bytes; HEADERS, PUSH_PROMISE and
+ * length, priority, promised stream, an RST_STREAM or GOAWAY code), then
+ * its content (DATA: body bytes; HEADERS, PUSH_PROMISE and
  * CONTINUATION: a header block fragment, inflated at once), then padding.
  * Nothing is buffered but the prefix and the head being built.
  *
@@ -29,6 +29,9 @@
 #include "core/stats.h"
 
 #define STREAMS_DEFAULT 128
+/* The largest HPACK dynamic table either decoder follows (RFC 7541 4.2):
+ * a Dynamic Table Size Update above it is an HPACK error. */
+#define HPACK_TABLE_MAX 65536
 #define DROPPED_IDS 32
 
 enum { F_DATA, F_HEADERS, F_PRIORITY, F_RST_STREAM, F_SETTINGS, F_PUSH_PROMISE, F_PING, F_GOAWAY,
@@ -655,9 +658,6 @@ static void frame_begin(struct ht_conn *c, enum ht_dir d)
     case F_GOAWAY:
         r->pre_need = 8;
         break;
-    case F_SETTINGS:
-        r->pre_need = r->left >= 6 ? 6 : 0;     /* an ACK has no entries */
-        break;
     default:
         break;
     }
@@ -677,19 +677,6 @@ static void headers_begin(struct ht_conn *c, enum ht_dir d, const struct ht_cloc
     block_begin(c, d, r->stream, r->flags & FL_END_STREAM, now);
     r->in_block = !(r->flags & FL_END_HEADERS);
     r->block_frame_stream = r->stream;
-}
-
-static void settings_entry(struct ht_conn *c, enum ht_dir d, const uint8_t *e)
-{
-    uint16_t id = (uint16_t)(e[0] << 8 | e[1]);
-    uint32_t v = (uint32_t)e[2] << 24 | (uint32_t)e[3] << 16 | (uint32_t)e[4] << 8 | e[5];
-    /* SETTINGS_HEADER_TABLE_SIZE bounds the peer's encoder: our decoder of
-     * the other direction follows it. */
-    if (id == 1) {
-        struct dir *o = &c->h2->d[!d];
-        if (o->hd && !o->in_block)
-            nghttp2_hd_inflate_change_table_size(o->hd, v);
-    }
 }
 
 /* The prefix is in. */
@@ -744,14 +731,6 @@ static void prefix_done(struct ht_conn *c, enum ht_dir d, const struct ht_clock 
                     close_stream(c, s, 0);
                 }
             }
-        }
-        break;
-    case F_SETTINGS:
-        settings_entry(c, d, p);
-        if (r->left >= 6) {             /* the next entry */
-            r->pre_len = 0;
-            r->state = S_PREFIX;
-            return;
         }
         break;
     }
@@ -1021,6 +1000,19 @@ int ht_h2_start(struct ht_conn *c, struct ht_exchange *upgraded)
         free(h);
         return -ENOMEM;
     }
+    /* SETTINGS_HEADER_TABLE_SIZE is not followed: it only bounds what the
+     * encoder may announce, and takes effect when the encoder acknowledges
+     * it (RFC 9113 4.3.1), a point in the other direction's bytes that
+     * capture need not order (replay feeds one side, then the other). The
+     * table's size itself is in-band: the encoder must announce a smaller
+     * table with a Dynamic Table Size Update, and a decoder whose table is
+     * larger than the encoder's still decodes exactly (entries are indexed
+     * from the newest, and the encoder never names one it evicted). So
+     * both decoders accept any size up to HPACK_TABLE_MAX, which also
+     * bounds their memory. (libnghttp2 >= 1.47: raising the bound does not
+     * make it expect an update.) */
+    for (int d = 0; d < 2; d++)
+        nghttp2_hd_inflate_change_table_size(h->d[d].hd, HPACK_TABLE_MAX);
     h->d[HT_REQ].state = S_PREFACE;
     h->d[HT_REQ].preface_left = HT_H2_PREFACE_LEN;
     h->d[HT_RESP].state = S_HEAD;
