@@ -468,6 +468,7 @@ static void block_done(struct ht_conn *c, enum ht_dir d, const struct ht_clock *
     case B_PUSH:
         if (make_head(ex, b, true, &ex->req_head, &ex->req_head_len, &ex->req_msg) == 0)
             ex->req_head_done = true;
+        ex->h2_anomalies |= b->h2_an;   /* make_head's too; before end_dir may emit ex */
         s->head_seen[HT_REQ] = true;
         s->has_cl[HT_REQ] = b->has_cl;
         s->cl[HT_REQ] = b->cl;
@@ -493,6 +494,7 @@ static void block_done(struct ht_conn *c, enum ht_dir d, const struct ht_clock *
         }
         if (make_head(ex, b, false, &ex->resp_head, &ex->resp_head_len, &ex->resp_msg) == 0)
             ex->resp_head_done = true;
+        ex->h2_anomalies |= b->h2_an;
         ex->resp_msg.status = st;
         s->head_seen[HT_RESP] = true;
         s->has_cl[HT_RESP] = b->has_cl;
