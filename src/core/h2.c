@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <nghttp2/nghttp2.h>
 
@@ -66,6 +67,7 @@ struct block {
     struct ht_buf fields;           /* "name: value\r\n" lines */
     struct ht_buf method, path, authority, scheme, status, protocol;
     bool has_host;
+    struct ht_buf host;             /* the first Host field's value */
     bool has_cl;
     uint64_t cl;
 };
@@ -104,7 +106,7 @@ static const char *const an_names[HT_H2_AN_COUNT] = {
     "h2_frame_on_closed_stream", "h2_connection_specific_header", "h2_content_length_mismatch",
     "h2_uppercase_field_name",   "h2_pseudo_header_after_regular", "h2_hpack_error",
     "h2_pseudo_header_invalid",  "h2_field_invalid",              "h2_protocol_error",
-    "h2_header_too_large",
+    "h2_header_too_large",       "h2_host_authority_mismatch",
 };
 
 const char *ht_h2_anomaly_name(uint32_t bit)
@@ -222,13 +224,13 @@ static void end_dir(struct ht_conn *c, struct stream *s, enum ht_dir d, const st
 
 static void block_reset(struct block *b)
 {
-    struct ht_buf keep[7] = { b->fields, b->method, b->path, b->authority, b->scheme, b->status,
-                              b->protocol };
-    for (int i = 0; i < 7; i++)
+    struct ht_buf keep[8] = { b->fields, b->method, b->path, b->authority, b->scheme, b->status,
+                              b->protocol, b->host };
+    for (int i = 0; i < 8; i++)
         ht_buf_reset(&keep[i]);
     *b = (struct block){ .fields = keep[0], .method = keep[1], .path = keep[2],
                          .authority = keep[3], .scheme = keep[4], .status = keep[5],
-                         .protocol = keep[6] };
+                         .protocol = keep[6], .host = keep[7] };
 }
 
 static void block_free(struct block *b)
@@ -240,6 +242,7 @@ static void block_free(struct block *b)
     ht_buf_free(&b->scheme);
     ht_buf_free(&b->status);
     ht_buf_free(&b->protocol);
+    ht_buf_free(&b->host);
 }
 
 static bool span_is(const uint8_t *p, size_t n, const char *s)
@@ -361,8 +364,10 @@ static void field(struct ht_conn *c, struct block *b, const uint8_t *name, size_
         b->h2_an |= HT_H2_AN_CONNECTION_HEADER;
     if (span_is(name, nl, "te") && !span_is(v, vl, "trailers"))
         b->h2_an |= HT_H2_AN_CONNECTION_HEADER;
-    if (span_is(name, nl, "host"))
+    if (span_is(name, nl, "host") && !b->has_host) {
         b->has_host = true;
+        put_clean(b, &b->host, v, vl);
+    }
     if (span_is(name, nl, "content-length")) {
         uint64_t cl;
         if (parse_u64(v, vl, &cl) && (!b->has_cl || cl == b->cl)) {
@@ -412,6 +417,13 @@ static int make_head(struct ht_exchange *ex, struct block *b, bool request, uint
             m->req_flags |= HT_REQF_HEAD;
         if (!b->method.len || (!connect && (!b->path.len || !b->scheme.len)))
             b->h2_an |= HT_H2_AN_PSEUDO_INVALID;
+        /* The head keeps the Host field as sent, but a server (or an
+         * HTTP/1 hop) may route by :authority instead: a log that showed
+         * one of two different hosts must say there were two. */
+        if (b->authority.len && b->has_host &&
+            (b->host.len != b->authority.len ||
+             strncasecmp(b->host.p, b->authority.p, b->host.len)))
+            b->h2_an |= HT_H2_AN_HOST_AUTHORITY;
         if (b->authority.len && !b->has_host) {
             ht_buf_append(&h, "host: ", 6);
             ht_buf_append(&h, b->authority.p, b->authority.len);
