@@ -559,14 +559,27 @@ static void flush_early(struct ht_conn *c, const struct ht_clock *now)
     free(e);
 }
 
-/* Hold server bytes that came before any of the client's: true when
- * held. */
+/* Could b[0..n) be the start of what looks_like_settings wants? A
+ * server's first write may come in pieces shorter than a frame header. */
+static bool may_be_settings(const uint8_t *b, size_t n)
+{
+    uint8_t h[9] = { 0, 0, 0, 4, 0, 0, 0, 0, 0 };  /* bytes not come yet: ones that fit */
+    if (n >= sizeof(h))
+        return looks_like_settings(b, n);
+    memcpy(h, b, n);
+    return looks_like_settings(h, sizeof(h));
+}
+
+/* Hold server bytes that came before the client's side was decided (none
+ * of its bytes yet, or the start of a preface): true when held. */
 static bool hold_early(struct ht_conn *c, const uint8_t *buf, size_t len, const struct ht_clock *now)
 {
-    if (c->sniffed || c->h2 || c->sniff_len || (!c->early && !looks_like_settings(buf, len)))
+    if (c->sniffed || c->h2 || c->early_done)
         return false;
-    if (!c->early && !(c->early = malloc(HT_EARLY_MAX)))
+    if (!c->early && (!may_be_settings(buf, len) || !(c->early = malloc(HT_EARLY_MAX)))) {
+        c->early_done = true;           /* an HTTP/1 server speaking first */
         return false;
+    }
     if (c->early_len + len > HT_EARLY_MAX) {
         c->sniffed = true;              /* no HTTP/2 server talks this long alone */
         flush_early(c, now);
@@ -574,6 +587,10 @@ static bool hold_early(struct ht_conn *c, const uint8_t *buf, size_t len, const 
     }
     memcpy(c->early + c->early_len, buf, len);
     c->early_len += (uint16_t)len;
+    if (!may_be_settings(c->early, c->early_len)) {
+        c->early_done = true;           /* its frame header, now whole, is not SETTINGS */
+        flush_early(c, now);
+    }
     return true;
 }
 

@@ -92,11 +92,13 @@ struct ht_conn {
      * its preface; once decided, sniffed. A server that speaks first with
      * what looks like HTTP/2's SETTINGS (under TLS with ALPN h2 it does
      * not wait for the preface) has those bytes held in early (malloc'd,
-     * at most HT_EARLY_MAX) until the client's side decides. */
+     * at most HT_EARLY_MAX) until the client's side decides; early_done
+     * once the server's first bytes are known not to be held. */
     struct ht_h2 *h2;
     uint8_t sniff[24];
     uint8_t sniff_len;
     bool sniffed;
+    bool early_done;
     uint8_t *early;
     uint16_t early_len;
 };

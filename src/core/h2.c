@@ -3,8 +3,8 @@
  *
  * Each direction is read as a stream of frames, byte by byte as they come:
  * the 9-byte frame header, then a fixed prefix the frame type has (pad
- * length, priority, promised stream, an RST_STREAM or GOAWAY code, SETTINGS
- * entries), then its content (DATA: body bytes; HEADERS, PUSH_PROMISE and
+ * length, priority, promised stream, an RST_STREAM or GOAWAY code), then
+ * its content (DATA: body bytes; HEADERS, PUSH_PROMISE and
  * CONTINUATION: a header block fragment, inflated at once), then padding.
  * Nothing is buffered but the prefix and the head being built.
  *
@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <nghttp2/nghttp2.h>
 
@@ -29,6 +30,9 @@
 #include "core/stats.h"
 
 #define STREAMS_DEFAULT 128
+/* The largest HPACK dynamic table either decoder follows (RFC 7541 4.2):
+ * a Dynamic Table Size Update above it is an HPACK error. */
+#define HPACK_TABLE_MAX 65536
 #define DROPPED_IDS 32
 
 enum { F_DATA, F_HEADERS, F_PRIORITY, F_RST_STREAM, F_SETTINGS, F_PUSH_PROMISE, F_PING, F_GOAWAY,
@@ -68,6 +72,7 @@ struct block {
     struct ht_buf fields;           /* "name: value\r\n" lines */
     struct ht_buf method, path, authority, scheme, status, protocol;
     bool has_host;
+    struct ht_buf host;             /* the first Host field's value */
     bool has_cl;
     uint64_t cl;
     bool grpc;                      /* content-type application/grpc* */
@@ -109,7 +114,7 @@ static const char *const an_names[HT_H2_AN_COUNT] = {
     "h2_frame_on_closed_stream", "h2_connection_specific_header", "h2_content_length_mismatch",
     "h2_uppercase_field_name",   "h2_pseudo_header_after_regular", "h2_hpack_error",
     "h2_pseudo_header_invalid",  "h2_field_invalid",              "h2_protocol_error",
-    "h2_header_too_large",
+    "h2_header_too_large",       "h2_host_authority_mismatch",
 };
 
 const char *ht_h2_anomaly_name(uint32_t bit)
@@ -227,13 +232,14 @@ static void end_dir(struct ht_conn *c, struct stream *s, enum ht_dir d, const st
 
 static void block_reset(struct block *b)
 {
-    struct ht_buf keep[8] = { b->fields, b->method, b->path, b->authority, b->scheme, b->status,
-                              b->protocol, b->grpc_message };
-    for (int i = 0; i < 8; i++)
+    struct ht_buf keep[9] = { b->fields, b->method, b->path, b->authority, b->scheme, b->status,
+                              b->protocol, b->grpc_message, b->host };
+    for (int i = 0; i < 9; i++)
         ht_buf_reset(&keep[i]);
     *b = (struct block){ .fields = keep[0], .method = keep[1], .path = keep[2],
                          .authority = keep[3], .scheme = keep[4], .status = keep[5],
-                         .protocol = keep[6], .grpc_message = keep[7], .grpc_status = -1 };
+                         .protocol = keep[6], .grpc_message = keep[7], .host = keep[8],
+                         .grpc_status = -1 };
 }
 
 static void block_free(struct block *b)
@@ -246,6 +252,7 @@ static void block_free(struct block *b)
     ht_buf_free(&b->status);
     ht_buf_free(&b->protocol);
     ht_buf_free(&b->grpc_message);
+    ht_buf_free(&b->host);
 }
 
 static bool span_is(const uint8_t *p, size_t n, const char *s)
@@ -367,8 +374,10 @@ static void field(struct ht_conn *c, struct block *b, const uint8_t *name, size_
         b->h2_an |= HT_H2_AN_CONNECTION_HEADER;
     if (span_is(name, nl, "te") && !span_is(v, vl, "trailers"))
         b->h2_an |= HT_H2_AN_CONNECTION_HEADER;
-    if (span_is(name, nl, "host"))
+    if (span_is(name, nl, "host") && !b->has_host) {
         b->has_host = true;
+        put_clean(b, &b->host, v, vl);
+    }
     if (span_is(name, nl, "content-type") && vl >= 16 && !memcmp(v, "application/grpc", 16) &&
         (vl == 16 || v[16] == '+' || v[16] == ';'))
         b->grpc = true;
@@ -429,6 +438,13 @@ static int make_head(struct ht_exchange *ex, struct block *b, bool request, uint
             m->req_flags |= HT_REQF_HEAD;
         if (!b->method.len || (!connect && (!b->path.len || !b->scheme.len)))
             b->h2_an |= HT_H2_AN_PSEUDO_INVALID;
+        /* The head keeps the Host field as sent, but a server (or an
+         * HTTP/1 hop) may route by :authority instead: a log that showed
+         * one of two different hosts must say there were two. */
+        if (b->authority.len && b->has_host &&
+            (b->host.len != b->authority.len ||
+             strncasecmp(b->host.p, b->authority.p, b->host.len)))
+            b->h2_an |= HT_H2_AN_HOST_AUTHORITY;
         if (b->authority.len && !b->has_host) {
             ht_buf_append(&h, "host: ", 6);
             ht_buf_append(&h, b->authority.p, b->authority.len);
@@ -492,6 +508,7 @@ static void block_done(struct ht_conn *c, enum ht_dir d, const struct ht_clock *
     case B_PUSH:
         if (make_head(ex, b, true, &ex->req_head, &ex->req_head_len, &ex->req_msg) == 0)
             ex->req_head_done = true;
+        ex->h2_anomalies |= b->h2_an;   /* make_head's too; before end_dir may emit ex */
         if (b->grpc && b->kind == B_REQUEST && (ex->grpc = ht_exchange_alloc(ex, sizeof(*ex->grpc)))) {
             memset(ex->grpc, 0, sizeof(*ex->grpc));
             ex->grpc->status = -1;
@@ -521,6 +538,7 @@ static void block_done(struct ht_conn *c, enum ht_dir d, const struct ht_clock *
         }
         if (make_head(ex, b, false, &ex->resp_head, &ex->resp_head_len, &ex->resp_msg) == 0)
             ex->resp_head_done = true;
+        ex->h2_anomalies |= b->h2_an;
         ex->resp_msg.status = st;
         s->head_seen[HT_RESP] = true;
         s->has_cl[HT_RESP] = b->has_cl;
@@ -686,9 +704,6 @@ static void frame_begin(struct ht_conn *c, enum ht_dir d)
     case F_GOAWAY:
         r->pre_need = 8;
         break;
-    case F_SETTINGS:
-        r->pre_need = r->left >= 6 ? 6 : 0;     /* an ACK has no entries */
-        break;
     default:
         break;
     }
@@ -708,19 +723,6 @@ static void headers_begin(struct ht_conn *c, enum ht_dir d, const struct ht_cloc
     block_begin(c, d, r->stream, r->flags & FL_END_STREAM, now);
     r->in_block = !(r->flags & FL_END_HEADERS);
     r->block_frame_stream = r->stream;
-}
-
-static void settings_entry(struct ht_conn *c, enum ht_dir d, const uint8_t *e)
-{
-    uint16_t id = (uint16_t)(e[0] << 8 | e[1]);
-    uint32_t v = (uint32_t)e[2] << 24 | (uint32_t)e[3] << 16 | (uint32_t)e[4] << 8 | e[5];
-    /* SETTINGS_HEADER_TABLE_SIZE bounds the peer's encoder: our decoder of
-     * the other direction follows it. */
-    if (id == 1) {
-        struct dir *o = &c->h2->d[!d];
-        if (o->hd && !o->in_block)
-            nghttp2_hd_inflate_change_table_size(o->hd, v);
-    }
 }
 
 /* The prefix is in. */
@@ -775,14 +777,6 @@ static void prefix_done(struct ht_conn *c, enum ht_dir d, const struct ht_clock 
                     close_stream(c, s, 0);
                 }
             }
-        }
-        break;
-    case F_SETTINGS:
-        settings_entry(c, d, p);
-        if (r->left >= 6) {             /* the next entry */
-            r->pre_len = 0;
-            r->state = S_PREFIX;
-            return;
         }
         break;
     }
@@ -1092,6 +1086,19 @@ int ht_h2_start(struct ht_conn *c, struct ht_exchange *upgraded)
         free(h);
         return -ENOMEM;
     }
+    /* SETTINGS_HEADER_TABLE_SIZE is not followed: it only bounds what the
+     * encoder may announce, and takes effect when the encoder acknowledges
+     * it (RFC 9113 4.3.1), a point in the other direction's bytes that
+     * capture need not order (replay feeds one side, then the other). The
+     * table's size itself is in-band: the encoder must announce a smaller
+     * table with a Dynamic Table Size Update, and a decoder whose table is
+     * larger than the encoder's still decodes exactly (entries are indexed
+     * from the newest, and the encoder never names one it evicted). So
+     * both decoders accept any size up to HPACK_TABLE_MAX, which also
+     * bounds their memory. (libnghttp2 >= 1.47: raising the bound does not
+     * make it expect an update.) */
+    for (int d = 0; d < 2; d++)
+        nghttp2_hd_inflate_change_table_size(h->d[d].hd, HPACK_TABLE_MAX);
     h->d[HT_REQ].state = S_PREFACE;
     h->d[HT_REQ].preface_left = HT_H2_PREFACE_LEN;
     h->d[HT_RESP].state = S_HEAD;

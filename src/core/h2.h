@@ -45,8 +45,9 @@ enum ht_h2_anomaly {
     HT_H2_AN_FIELD_INVALID      = 1u << 7,  /* CR, LF or NUL in a field (written as SP) */
     HT_H2_AN_PROTOCOL_ERROR     = 1u << 8,  /* framing RFC 9113 forbids; the direction stops */
     HT_H2_AN_HEADER_TOO_LARGE   = 1u << 9,  /* head over HTTPTAPE_MAX_HEADER: fields left out */
+    HT_H2_AN_HOST_AUTHORITY     = 1u << 10, /* a Host field other than :authority (RFC 9113 8.3.1) */
 };
-#define HT_H2_AN_COUNT 10
+#define HT_H2_AN_COUNT 11
 
 const char *ht_h2_anomaly_name(uint32_t bit);
 

@@ -256,6 +256,40 @@ static void test_server_first(void)
     pair_free(&p);
 }
 
+/* The server's SETTINGS while the client's preface is only partly in, or
+ * cut shorter than a frame header: still held, no stray exchange. */
+static void test_server_first_cut(void)
+{
+    static const struct ht_conn_cfg cfg = { .max_body = 64, .max_header = 8192, .mode = "t" };
+    struct pair p;
+    pair_init(&p);
+    uint8_t settings[6] = { 0, 3, 0, 0, 0, 100 };
+    struct ht_buf early = { 0 };
+    frame(&early, 4, 0, 0, settings, 6);
+    get(&p.c, p.cd, 1, "/one");
+    status(&p.s, p.sd, 1, "200", true);
+    /* {client bytes before, server bytes in the first piece} */
+    static const size_t cuts[][2] = { { 10, 15 }, { 10, 12 }, { 0, 5 }, { 10, 5 }, { 23, 1 } };
+    for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+        size_t cb = cuts[i][0], sb = cuts[i][1];
+        struct ht_conn c;
+        open_conn(&c, &cfg);
+        feed(&c, HT_REQ, &p.c, 0, cb);
+        feed(&c, HT_RESP, &early, 0, sb);
+        feed(&c, HT_RESP, &early, sb, early.len);
+        feed(&c, HT_REQ, &p.c, cb, p.c.len);
+        feed(&c, HT_RESP, &p.s, 0, p.s.len);
+        ht_conn_finish(&c, &now, 0);
+        tap_ok(ngot == 1 && got[0]->gaps == 0 && got[0]->h2_stream == 1 &&
+               got[0]->request_index == 0 && got[0]->resp_msg.status == 200,
+               "h2: %zu bytes of the preface, then the server's SETTINGS in pieces of %zu and %zu: "
+               "one exchange, complete (%d events)", cb, sb, early.len - sb, ngot);
+        reset_got();
+    }
+    ht_buf_free(&early);
+    pair_free(&p);
+}
+
 int main(void)
 {
     test_lost_in_block();
@@ -263,5 +297,6 @@ int main(void)
     test_lost_across_frames();
     test_stream_limit();
     test_server_first();
+    test_server_first_cut();
     return tap_done();
 }
