@@ -419,12 +419,21 @@ static int make_head(struct ht_exchange *ex, struct block *b, bool request, uint
 {
     struct ht_buf h = { 0 };
     memset(m, 0, sizeof(*m));
+    /* Room for the whole head first: the offsets below must match it. */
+    if (ht_buf_reserve(&h, 64 + b->method.len + b->path.len + 2 * b->authority.len +
+                           b->status.len + b->fields.len))
+        return -ENOMEM;
     if (request) {
         const char *method = b->method.len ? b->method.p : "-";
         size_t ml = b->method.len ? b->method.len : 1;
+        if (ml > 0xffff)
+            ml = 0xffff;                /* method_len is 16 bits */
+        for (size_t i = 0; i < ml; i++)
+            if (!tchar((uint8_t)method[i]))
+                b->h2_an |= HT_H2_AN_PSEUDO_INVALID;    /* a method is a token */
         ht_buf_append(&h, method, ml);
         ht_buf_append(&h, " ", 1);
-        m->method_len = (uint16_t)(ml > 0xffff ? 0xffff : ml);
+        m->method_len = (uint16_t)ml;
         m->target_off = (uint32_t)h.len;
         /* CONNECT's target is its authority (RFC 9113 8.5). */
         bool connect = span_is((const uint8_t *)method, ml, "CONNECT") && !b->protocol.len;
@@ -534,6 +543,10 @@ static void block_done(struct ht_conn *c, enum ht_dir d, const struct ht_clock *
         if (st >= 100 && st < 200) {    /* interim: the final one comes after */
             if (ex->n_interim < sizeof(ex->interim) / sizeof(ex->interim[0]))
                 ex->interim[ex->n_interim++] = st;
+            if (b->end_stream) {        /* malformed (RFC 9113 8.1): nothing can follow */
+                ex->h2_anomalies |= HT_H2_AN_PROTOCOL_ERROR;
+                end_dir(c, s, HT_RESP, now);
+            }
             return;
         }
         if (make_head(ex, b, false, &ex->resp_head, &ex->resp_head_len, &ex->resp_msg) == 0)
@@ -566,7 +579,9 @@ static void block_begin(struct ht_conn *c, enum ht_dir d, uint32_t id, bool end_
     b->end_stream = end_stream;
     b->kind = B_IGNORE;
     struct stream *s = find(h, id);
-    if (!s && was_dropped(h, id))
+    /* Past DROPPED_IDS dropped streams an old one cannot be told from a
+     * closed one: not flagged then. */
+    if (!s && (was_dropped(h, id) || (h->ndropped > DROPPED_IDS && id <= h->last_client_id)))
         return;
     if (s && s->ended[d]) {
         s->ex->h2_anomalies |= HT_H2_AN_CLOSED_STREAM;   /* half-closed (remote) */
@@ -586,6 +601,8 @@ static void block_begin(struct ht_conn *c, enum ht_dir d, uint32_t id, bool end_
         if (!s)
             return;
         s->ex->req_begun = true;
+        if (h->goaway && id > h->goaway_last)
+            s->ex->gaps |= HT_GAP_STREAM_RESET;    /* opened after the server's GOAWAY */
         if (h->d[HT_REQ].hd_lost)
             s->ex->gaps |= HT_GAP_CAPTURE;
         b->kind = B_REQUEST;

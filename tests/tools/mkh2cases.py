@@ -204,6 +204,25 @@ def grpc():
     write("h2-grpc", c, s)
 
 
+def odd_ends():
+    """A 1xx that ends its stream (malformed, RFC 9113 8.1), a method with
+    a space in it, and a stream the client opens after the server's
+    GOAWAY said it would serve none past stream 3."""
+    ce, se = Encoder(), Encoder()
+
+    def req(method, path):
+        return [(":method", method), (":scheme", "http"), (":authority", "o.test"), (":path", path)]
+    c = PREFACE + settings()
+    c += headers(ce, 1, req("GET", "/early"), end_stream=True)
+    c += headers(ce, 3, req("GET /admin HTTP/1.1", "/x"), end_stream=True)
+    s = settings()
+    s += headers(se, 1, [(":status", "103")], end_stream=True)
+    s += headers(se, 3, [(":status", "400")], end_stream=True)
+    s += frame(GOAWAY, 0, 0, struct.pack(">II", 3, 0))
+    c += headers(ce, 5, req("GET", "/late"), end_stream=True)
+    write("h2-odd-ends", c, s)
+
+
 if __name__ == "__main__":
     basic()
     shapes()
@@ -212,3 +231,4 @@ if __name__ == "__main__":
     push()
     upgrade()
     grpc()
+    odd_ends()
