@@ -230,6 +230,12 @@ static int load(const struct ht_attach_opts *o, char *err, size_t errlen)
     bpf_map__set_max_entries(skel->maps.rb, (uint32_t)ring);
     if (!o->children)
         bpf_program__set_autoload(skel->progs.on_fork, false);
+    /* The uprobes are attached by tls.c, to the library the target runs. */
+    struct bpf_program *uprobes[] = { skel->progs.ssl_read, skel->progs.ssl_read_ex,
+                                      skel->progs.ssl_write, skel->progs.ssl_write_ex,
+                                      skel->progs.ssl_ret, skel->progs.ssl_set_fd };
+    for (size_t i = 0; i < sizeof(uprobes) / sizeof(uprobes[0]); i++)
+        bpf_program__set_autoattach(uprobes[i], false);
 
     if ((rc = httptape_bpf__load(skel))) {
         snprintf(err, errlen, "the kernel refused the BPF programs (%s)%s", strerror(-rc),
@@ -255,6 +261,7 @@ static int load(const struct ht_attach_opts *o, char *err, size_t errlen)
 
 static void unload(void)
 {
+    ht_attach_tls_detach();
     if (stats_fd >= 0)
         close(stats_fd);
     stats_fd = -1;
@@ -387,6 +394,11 @@ int ht_attach_run(const struct ht_attach_opts *o)
         ht_sink_shutdown();
         return HT_ATTACH_FAILED;
     }
+    /* TLS plaintext, where the target runs OpenSSL. */
+    const char *tls = ht_attach_tls_attach(skel, o->pid, o->children);
+    if (o->verbose)
+        ht_attach_say("TLS: %s", tls ? tls : "no OpenSSL found in the process: TLS connections "
+                      "will be logged as tls_not_decrypted");
     /* The programs are live: whatever is accepted from now on is ours;
      * what was open before is joined at its next message boundary. */
     ht_attach_follow_existing(o->pid, o->children);
@@ -414,6 +426,7 @@ int ht_attach_run(const struct ht_attach_opts *o)
 
     double secs = (double)(clock_ns(CLOCK_MONOTONIC) - start) / 1e9;
     /* Detach first, then drain: nothing new arrives, nothing is left behind. */
+    ht_attach_tls_detach();
     httptape_bpf__detach(skel);
     ring_buffer__consume(rb);
     if (stats_fd >= 0)

@@ -5,6 +5,7 @@
  *   attach.c   checks, loading and attaching the BPF programs, the run loop
  *   files.c    files sent with sendfile, reopened to read their excerpts
  *   proc.c     what is already there when attaching, found in /proc
+ *   tls.c      uprobes on the target's OpenSSL, for TLS plaintext
  *
  * Threading: all of it runs on the main thread (the sink's writer only
  * gets finished exchanges), so the shared state below takes no lock.
@@ -55,6 +56,19 @@ bool ht_attach_file_id(const struct ht_rec_sendfile *r, size_t size, struct ht_f
 
 /* Close the files not used since FILES_IDLE (all of them when all). */
 void ht_attach_files_expire(int64_t now_mono, bool all);
+
+/* ---- tls.c ---- */
+
+struct httptape_bpf;
+
+/* Uprobes on the OpenSSL process pid runs (its libssl, else OpenSSL linked
+ * into its executable), for every process with children. Returns what was
+ * probed (the library's file name), or NULL when no OpenSSL was found:
+ * TLS connections are then logged as tls_not_decrypted. */
+const char *ht_attach_tls_attach(struct httptape_bpf *skel, int pid, bool children);
+
+/* Remove them (before the final drain). Idempotent. */
+void ht_attach_tls_detach(void);
 
 /* ---- proc.c ---- */
 

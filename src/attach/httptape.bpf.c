@@ -4,7 +4,10 @@
  * tracepoints that see what one process (and, with --children, the
  * processes it forks) accepts, reads and writes on the sockets it
  * accepted, and copy those bytes into a ring buffer for the user side
- * (attach.c loads this, conns.c reads the records).
+ * (attach.c loads this, collector/feed.c reads the records). Over TLS the
+ * socket's bytes are only counted (RAW), and the plaintext comes from
+ * uprobes on the target's OpenSSL (SSL_read/SSL_write, tls.c attaches
+ * them), at the same DATA records and offsets.
  *
  * Cost is the design constraint: every tracepoint fires for every process
  * on the machine, so the first thing each program does is compare the tgid
@@ -114,6 +117,22 @@ struct {
     __type(key, struct ht_file_key);
     __type(value, __u8);
 } files SEC(".maps");
+
+/* TLS (uprobes on libssl): the SSL_* call each thread is in, and the
+ * socket each SSL was seen to use. */
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 4096);
+    __type(key, __u32);
+    __type(value, struct ht_ssl_call);
+} ssl_calls SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, HT_BPF_MAX_CONNS);
+    __type(key, struct ht_ssl_key);
+    __type(value, __s32);
+} ssl_fds SEC(".maps");
 
 /* The walk up a file's path (bpf_loop state, in a map for the same reason).
  * It stops at the task's root (a chroot), as d_path does: the path is the
@@ -509,6 +528,234 @@ static __always_inline void on_sendfile(__u64 pid_tgid, int fd, __u64 id, __u64 
     emit(r, offsetof(struct ht_rec_sendfile, path) + size);
 }
 
+/* ---- TLS: the socket's bytes are ciphertext, the plaintext comes from
+ * uprobes on the library (docs/tls.md) ---- */
+
+/* The first bytes of transfer buf (flat or iovec) of kind, for the
+ * handshake check; 0 when they cannot be read. */
+static __always_inline __u16 first_two(__u8 kind, __u64 buf, __u64 cnt)
+{
+    __u8 b[2] = { 0, 0 };
+    __u64 src = buf;
+    if (kind == HT_IO_IOV || kind == HT_IO_MSG) {
+        __u64 iov = buf;
+        struct iovec v;
+        if (kind == HT_IO_MSG) {
+            struct user_msghdr m;
+            if (bpf_probe_read_user(&m, sizeof(m), (void *)buf))
+                return 0;
+            iov = (__u64)m.msg_iov;
+        }
+        if (bpf_probe_read_user(&v, sizeof(v), (void *)iov) || v.iov_len < 2)
+            return 0;
+        src = (__u64)v.iov_base;
+    }
+    if (bpf_probe_read_user(b, 2, (void *)src))
+        return 0;
+    return (__u16)b[0] << 8 | b[1];
+}
+
+/* One system call's transfer, for the subprograms below (BPF functions
+ * take at most five arguments). */
+struct xfer {
+    __u64 pid_tgid;
+    __u64 buf, cnt;         /* the call's second and third arguments */
+    long ret;
+    __u8 kind, dir;
+};
+
+/* A transfer of ret bytes on a tracked socket whose kind is not known to
+ * be plain: decide it (a TLS handshake record first, 0x16 0x03, or a call
+ * made from inside SSL_read/SSL_write), and under TLS report the bytes as
+ * RAW (the first HT_REC_HELLO_MAX of the client's carried: the
+ * ClientHello's SNI and ALPN). true when they were TLS. */
+static __noinline bool tls_socket(struct ht_conn_key *key, struct ht_conn_state *st,
+                                  const struct xfer *x)
+{
+    __u64 pid_tgid = x->pid_tgid, buf = x->buf;
+    long ret = x->ret;
+    __u8 kind = x->kind, dir = x->dir;
+    __u32 tid = (__u32)pid_tgid;
+    struct ht_ssl_call *call = bpf_map_lookup_elem(&ssl_calls, &tid);
+    if (call) {
+        /* The SSL this thread is in uses this socket. */
+        struct ht_ssl_key sk = { .ssl = call->ssl, .tgid = key->tgid };
+        __s32 fd = key->fd;
+        call->fd = fd;
+        bpf_map_update_elem(&ssl_fds, &sk, &fd, BPF_ANY);
+    }
+    if (st->tls == HT_TLS_UNKNOWN) {
+        bool fresh = !(st->id & HT_ID_JOINED) && dir == 0 && st->off[0] == 0 && st->raw_off[0] == 0;
+        /* A joined connection is past its handshake: its transfers all
+         * happen inside SSL calls when it is TLS. */
+        if (call || (fresh && first_two(kind, buf, x->cnt) == 0x1603))
+            st->tls = HT_TLS_YES;
+        else
+            st->tls = HT_TLS_PLAIN;
+        if (st->tls != HT_TLS_YES)
+            return false;
+    }
+    __u64 off = __sync_fetch_and_add(&st->raw_off[dir & 1], (__u64)ret);
+    __u32 span = ret > 0xffffffffl ? 0xffffffffu : (__u32)ret;
+    __u64 src = buf;
+    if (dir == 0 && off < HT_REC_HELLO_MAX && ret < SMALL_2 &&
+        (kind == HT_IO_BUF || kind == HT_IO_RECVFROM)) {
+        struct small_2 *r = bpf_ringbuf_reserve(&rb, sizeof(*r), 0);
+        if (!r) {
+            count(HT_CNT_RB_DROPS);
+            return true;
+        }
+        __u32 len = (__u32)ret;
+        if (bpf_probe_read_user(r->data, bound(len, SMALL_2 - 1), (void *)src))
+            len = 0;
+        fill(&r->h, HT_REC_RAW, dir, pid_tgid, key->fd, st->id, off, span);
+        r->h.len = len;
+        bpf_ringbuf_submit(r, rb_flags());
+        return true;
+    }
+    struct ht_rec h;
+    fill(&h, HT_REC_RAW, dir, pid_tgid, key->fd, st->id, off, span);
+    emit(&h, sizeof(h));
+    return true;
+}
+
+/* x->ret plaintext bytes at user address x->buf, direction x->dir of a
+ * tracked connection: DATA records at the plaintext offsets (body past the
+ * cap, as user space said, only counted). */
+static __noinline void plain_copy(struct ht_conn_key *key, struct ht_conn_state *st,
+                                  const struct xfer *x)
+{
+    __u64 pid_tgid = x->pid_tgid, src = x->buf, n = (__u64)x->ret;
+    __u8 dir = x->dir & 1;
+    __u64 id = st->id;
+    __u64 off = __sync_fetch_and_add(&st->off[dir], n);
+    __u64 skip = 0;
+    struct ht_skip *sk = bpf_map_lookup_elem(&skips, key);
+    if (sk && sk->id == id && off < sk->to[dir]) {
+        skip = sk->to[dir] - off;
+        if (skip > n)
+            skip = n;
+        report_unseen(pid_tgid, key->fd, id, dir, off, skip, HT_UNSEEN_SKIP);
+        if (skip == n)
+            return;
+    }
+    __u64 left = n - skip;
+    if (left < SMALL_2 && emit_small(pid_tgid, key->fd, id, dir, off + skip, src + skip,
+                                     (__u32)left) >= 0)
+        return;
+    __u32 zero = 0;
+    struct walk *w = bpf_map_lookup_elem(&walks, &zero);
+    if (!w)
+        return;
+    __builtin_memset(w, 0, sizeof(*w));
+    w->pid_tgid = pid_tgid;
+    w->id = id;
+    w->off = off + skip;
+    w->left = left;
+    w->fd = key->fd;
+    w->dir = dir;
+    w->base = src + skip;
+    w->seg_left = left;
+    bpf_loop(HT_BPF_MAX_PIECES, copy_piece, NULL, 0);
+    if (w->left) {
+        count(HT_CNT_CUT);
+        report_unseen(pid_tgid, key->fd, id, dir, w->off, w->left, HT_UNSEEN_CUT);
+    }
+}
+
+static __always_inline int ssl_enter(void *ssl, void *buf, void *nptr, __u8 dir)
+{
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    if (!watched(pid_tgid >> 32))
+        return 0;
+    __u32 tid = (__u32)pid_tgid;
+    struct ht_ssl_call c = { .ssl = (__u64)ssl, .buf = (__u64)buf, .nptr = (__u64)nptr,
+                             .fd = -1, .dir = dir };
+    bpf_map_update_elem(&ssl_calls, &tid, &c, BPF_ANY);
+    return 0;
+}
+
+/* SSL_read/SSL_write (ret: bytes) or their _ex forms (ret 1: the count is
+ * at nptr) returned: the plaintext, on the connection the SSL uses. */
+static __always_inline int ssl_exit(long ret)
+{
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    __u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid;
+    if (!watched(tgid))
+        return 0;
+    struct ht_ssl_call *cp = bpf_map_lookup_elem(&ssl_calls, &tid);
+    if (!cp)
+        return 0;
+    struct ht_ssl_call c = *cp;
+    bpf_map_delete_elem(&ssl_calls, &tid);
+    __u64 n = 0;
+    if (c.nptr) {
+        if (ret != 1 || bpf_probe_read_user(&n, sizeof(n), (void *)c.nptr))
+            return 0;
+    } else if (ret > 0) {
+        n = ret;
+    }
+    if (!n)
+        return 0;
+    struct ht_ssl_key sk = { .ssl = c.ssl, .tgid = tgid };
+    __s32 *fdp = bpf_map_lookup_elem(&ssl_fds, &sk);
+    __s32 fd = fdp ? *fdp : c.fd;
+    struct ht_conn_key key = { .tgid = tgid, .fd = fd };
+    struct ht_conn_state *st = fd >= 0 ? bpf_map_lookup_elem(&conns, &key) : NULL;
+    if (!st) {
+        count(HT_CNT_TLS_UNMAPPED);
+        return 0;
+    }
+    st->tls = HT_TLS_YES;
+    if (!st->tls_said) {
+        /* The library serves this connection: said once (the session's
+         * names are not read from the kernel side). */
+        st->tls_said = 1;
+        struct ht_rec_tls *r = bpf_ringbuf_reserve(&rb, sizeof(*r), 0);
+        if (r) {
+            __builtin_memset((void *)r + sizeof(r->h), 0, sizeof(*r) - sizeof(r->h));
+            fill(&r->h, HT_REC_TLS, 0, pid_tgid, fd, st->id, 0, 0);
+            bpf_ringbuf_submit(r, rb_flags());
+        } else {
+            count(HT_CNT_RB_DROPS);
+        }
+    }
+    struct xfer x = { .pid_tgid = pid_tgid, .buf = c.buf, .ret = (long)n, .dir = c.dir };
+    plain_copy(&key, st, &x);
+    return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(ssl_read, void *ssl, void *buf, int num) { return ssl_enter(ssl, buf, NULL, 0); }
+SEC("uprobe")
+int BPF_KPROBE(ssl_read_ex, void *ssl, void *buf, size_t num, size_t *readbytes)
+{
+    return ssl_enter(ssl, buf, readbytes, 0);
+}
+SEC("uprobe")
+int BPF_KPROBE(ssl_write, void *ssl, const void *buf, int num) { return ssl_enter(ssl, (void *)buf, NULL, 1); }
+SEC("uprobe")
+int BPF_KPROBE(ssl_write_ex, void *ssl, const void *buf, size_t num, size_t *written)
+{
+    return ssl_enter(ssl, (void *)buf, written, 1);
+}
+/* All four return an int. */
+SEC("uretprobe")
+int BPF_KRETPROBE(ssl_ret, int ret) { return ssl_exit(ret); }
+
+/* SSL_set_fd(ssl, fd): the socket, before any call shows it. */
+SEC("uprobe")
+int BPF_KPROBE(ssl_set_fd, void *ssl, int fd)
+{
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    if (!watched(pid_tgid >> 32))
+        return 0;
+    struct ht_ssl_key sk = { .ssl = (__u64)ssl, .tgid = pid_tgid >> 32 };
+    __s32 v = fd;
+    bpf_map_update_elem(&ssl_fds, &sk, &v, BPF_ANY);
+    return 0;
+}
+
 /* A tracked call returned: its arguments are still in the registers the
  * task entered the kernel with, so no entry probe is needed (and a call
  * that was already blocked when we attached, a keep-alive connection
@@ -543,6 +790,12 @@ static __always_inline int on_exit(struct trace_event_raw_sys_exit *ctx, __u8 ki
             emit(&h, sizeof(h));
         }
         return 0;
+    }
+    if (st->tls != HT_TLS_PLAIN && kind != HT_IO_SENDFILE) {
+        struct xfer x = { .pid_tgid = pid_tgid, .buf = buf, .cnt = cnt, .ret = ret, .kind = kind,
+                          .dir = dir };
+        if (tls_socket(&key, st, &x))
+            return 0;
     }
 
     __u64 off = __sync_fetch_and_add(&st->off[dir], (__u64)ret);

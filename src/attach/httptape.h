@@ -28,7 +28,32 @@ struct ht_conn_key {
 /* Kernel-side state of a tracked connection (map "conns"). */
 struct ht_conn_state {
     __u64 id;               /* unique while attached; joined ones have HT_ID_JOINED */
-    __u64 off[2];           /* bytes moved per direction (0 request, 1 response) */
+    __u64 off[2];           /* bytes moved per direction (0 request, 1 response); under
+                             * TLS, plaintext bytes the library handed over */
+    __u64 raw_off[2];       /* TLS: the socket's bytes per direction (ciphertext) */
+    __u8 tls;               /* enum ht_tls_kind */
+    __u8 tls_said;          /* the TLS record went out */
+    __u8 pad[6];
+};
+
+/* What a connection's socket carries. */
+enum ht_tls_kind { HT_TLS_UNKNOWN = 0, HT_TLS_PLAIN, HT_TLS_YES };
+
+/* An SSL_* call in progress on a thread (map "ssl_calls", by tid). */
+struct ht_ssl_call {
+    __u64 ssl;              /* the SSL * */
+    __u64 buf;              /* the app's buffer */
+    __u64 nptr;             /* _ex: where the library writes the count, else 0 */
+    __s32 fd;               /* the socket a system call inside it used, -1 */
+    __u8 dir;               /* 0 SSL_read*, 1 SSL_write* */
+    __u8 pad[3];
+};
+
+/* An SSL of a process (map "ssl_fds": its socket). */
+struct ht_ssl_key {
+    __u64 ssl;
+    __u32 tgid;
+    __u32 pad;
 };
 
 /* Bytes user space will not need (map "skips", written by user space):
@@ -56,6 +81,7 @@ enum ht_counter {
     HT_CNT_RB_DROPS,        /* records the ring buffer had no room for */
     HT_CNT_CUT,             /* transfers not copied whole */
     HT_CNT_CONNS_FULL,      /* accepted connections not tracked: map full */
+    HT_CNT_TLS_UNMAPPED,    /* SSL_read/SSL_write plaintext whose socket was not known */
     HT_CNT_MAX,
 };
 

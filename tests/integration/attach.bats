@@ -35,6 +35,7 @@ setup() {
 
 teardown() {
     stop_server
+    if [ -n "${TLS_DIR:-}" ]; then rm -rf "$TLS_DIR"; fi
 }
 
 needs_bpf() {
@@ -627,4 +628,113 @@ EOF
     curl -s --max-time 5 -o /dev/null "$BASE/small.txt"
     wait_exit "$ATTACH_PID" 15
     assert_equal "$(count_exchanges "$LOG")" 0
+}
+
+# ---- TLS: uprobes on the target's OpenSSL (docs/tls.md, "Under attach") ----
+
+@test "attach: nginx https (worker as www-data): HTTP/1.1 and h2 over TLS are logged in plaintext through libssl's uprobes" {
+    needs_bpf
+    command -v nginx >/dev/null || skip "no nginx"
+    id www-data >/dev/null 2>&1 || skip "no user www-data"
+    make_test_certs
+    local D H2PORT
+    D=$(mktemp -d "$TLS_DIR/nginx.XXXXXX")
+    H2PORT=$(free_port)
+    chmod 755 "$D"
+    mkdir -p "$D/www" "$D/temp"
+    head -c 3000 /dev/urandom | base64 -w0 >"$D/www/page.txt"
+    chmod -R a+rX "$D"
+    cat >"$D/nginx.conf" <<CONF
+load_module /usr/lib/nginx/modules/ngx_http_echo_module.so;
+daemon off;
+worker_processes 1;
+user www-data;
+pid $D/nginx.pid;
+error_log $D/error.log warn;
+events { worker_connections 64; }
+http {
+    access_log off;
+$(nginx_temp_paths "$D")
+    types { text/plain txt; }
+    ssl_certificate $TLS_DIR/cert.pem;
+    ssl_certificate_key $TLS_DIR/key.pem;
+    server {
+        listen 127.0.0.1:$PORT ssl;
+        listen 127.0.0.1:$H2PORT ssl http2;
+        root $D/www;
+        location = /post { echo_read_request_body; echo taken; }
+    }
+}
+CONF
+    start_server nginx nginx -p "$D" -e "$D/error.log" -c "$D/nginx.conf"
+    local worker
+    worker=$(wait_children "$SRV_PID" 1)
+    track_children nginx "$worker"
+    start_attach "$worker" --verbose
+    grep -q "TLS: libssl" "$ATTACH_OUT"
+    local c=(curl -s --max-time 20 --cacert "$TLS_DIR/ca.pem")
+    run "${c[@]}" -o "$BATS_TEST_TMPDIR/got.txt" -w '%{num_connects}' "https://localhost:$PORT/page.txt" \
+        --next "${c[@]:1}" -w '%{num_connects}' -d 'name=tape&password=hunter2' "https://localhost:$PORT/post"
+    assert_output $'1taken\n0'           # the POST went on the GET's connection
+    cmp "$BATS_TEST_TMPDIR/got.txt" "$D/www/page.txt"
+    run "${c[@]}" --http2 -o /dev/null -w '%{http_version}' "https://localhost:$H2PORT/page.txt"
+    assert_output 2
+    wait_exchanges "$LOG" 3
+    stop_attach
+    run jq -c '[.http.request.method, .url.scheme, .url.path, .http.response.status_code,
+                .http.response.body.size, .http.request.body.content, .network.protocol.version,
+                .tls.established, .tls.client.server_name, .httptape.mode, .httptape.complete]' \
+        <(exchanges "$LOG")
+    assert_output - <<'OUT'
+["GET","https","/page.txt",200,4000,null,"1.1",true,"localhost","attach",true]
+["POST","https","/post",200,6,"name=tape&password=REDACTED","1.1",true,"localhost","attach",true]
+["GET","https","/page.txt",200,4000,null,"2",true,"localhost","attach",true]
+OUT
+}
+
+@test "attach: python http.server wrapped with ssl: bodies of 0 B to 1 MiB round-trip and are logged whole in size, in plaintext" {
+    needs_bpf
+    make_test_certs
+    start_server echo "$PY" "$APPS/echo_server.py" "$PORT" --tls "$TLS_DIR/cert.pem" "$TLS_DIR/key.pem"
+    start_attach "$SRV_PID"
+    local sizes=(0 1 16385 1048577) n
+    for n in "${sizes[@]}"; do
+        head -c "$n" /dev/urandom >"$BATS_TEST_TMPDIR/in.$n"
+        curl -s --max-time 20 --cacert "$TLS_DIR/ca.pem" --data-binary @"$BATS_TEST_TMPDIR/in.$n" \
+            -H 'content-type: application/octet-stream' -o "$BATS_TEST_TMPDIR/out.$n" \
+            "https://localhost:$PORT/echo"
+        cmp "$BATS_TEST_TMPDIR/in.$n" "$BATS_TEST_TMPDIR/out.$n"
+    done
+    wait_exchanges "$LOG" "${#sizes[@]}"
+    stop_attach
+    run jq -c '[.url.scheme, .http.request.body.size, .http.response.body.size, .httptape.complete,
+                .tls.established]' <(exchanges "$LOG")
+    assert_output - <<'OUT'
+["https",0,0,true,true]
+["https",1,1,true,true]
+["https",16385,16385,true,true]
+["https",1048577,1048577,true,true]
+OUT
+    # The excerpt is the body as the app received it.
+    jq -r 'select(.http.request.body.size == 16385) | .http.request.body.content' <(exchanges "$LOG") |
+        base64 -d | cmp - <(head -c 4096 "$BATS_TEST_TMPDIR/in.16385")
+}
+
+@test "attach: uvicorn --ssl-keyfile (asyncio's memory BIOs: no socket to tie the plaintext to) gives one tls_not_decrypted record per connection, no junk" {
+    needs_bpf
+    make_test_certs
+    start_bg uvicorn "$PY" -m uvicorn app:app --app-dir "$REPO/examples/fastapi" --host 127.0.0.1 \
+        --port "$PORT" --ssl-keyfile "$TLS_DIR/key.pem" --ssl-certfile "$TLS_DIR/cert.pem"
+    SRV_PID=$SERVER_PID
+    wait_http "$BASE/"
+    start_attach "$SRV_PID"
+    run curl -s --max-time 20 --cacert "$TLS_DIR/ca.pem" "https://localhost:$PORT/health"
+    assert_output '{"ok":true}'
+    wait_exchanges "$LOG" 1
+    stop_attach
+    run jq -c '[.http, .url.scheme, .httptape.gaps, .tls.client.server_name, .tls.established]' \
+        <(exchanges "$LOG")
+    assert_output '[{},"https",["tls_not_decrypted"],"localhost",false]'
+    run jq -c 'select(.httptape.type == "stats") | .httptape.stats.connections_tls_not_decrypted' "$LOG"
+    assert_output 1
 }
