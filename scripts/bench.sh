@@ -10,7 +10,8 @@
 # httptape collector (a process of its own, started by `httptape run`) runs
 # on the spare CPU or on the server's, one row each, and its CPU time is
 # counted apart and added (start_tapped); wrk runs pinned to the other (BENCH_CLIENT_CPU,
-# default 1): `wrk -t1 -c16 -d$BENCH_SECONDS`. The servers of one group are
+# default 1): `wrk -t1 -c16 -d$BENCH_SECONDS` (the nginx_h2 group: `h2load -t1
+# -c10 -m10 -D $BENCH_SECONDS`, HTTP/2 over TLS). The servers of one group are
 # started together, warmed up, and measured in cycles: one round of each
 # configuration per cycle, the order reversed every other cycle, so drift
 # cancels; a ratio is this configuration / untapped within one cycle, and the
@@ -32,8 +33,10 @@
 #                          (default: twice the estimate plus 5 minutes)
 #   BENCH_KEEP=1           keep the scratch directory (logs, wrk output)
 #   BENCH_SERVER_CPU=0, BENCH_CLIENT_CPU=1
-#   BENCH_GROUPS="fastapi nginx100 nginx_tls nginx_rivals nginx20k echo1m resources"
-#                          the groups to run (space- or comma-separated; default all)
+#   BENCH_GROUPS="fastapi nginx100 nginx_tls nginx_h2 nginx_rivals nginx20k echo1m resources"
+#                          the groups to run (space- or comma-separated; default all);
+#                          nginx_h2 needs h2load (nghttp2-client), and is skipped
+#                          with a note without it
 #   BENCH_INSTALL=1        0: never install the rival tools (tcpdump, httpry,
 #                          tshark, mitmproxy) when one is missing
 set -uo pipefail      # no -e: a failed round is recorded and the run goes on
@@ -69,7 +72,7 @@ if ((PAIRS < 1 || DUR < 1)); then
     echo "bench: BENCH_PAIRS and BENCH_SECONDS must be at least 1" >&2
     exit 2
 fi
-ALL_GROUPS="fastapi nginx100 nginx_tls nginx_rivals nginx20k echo1m resources"
+ALL_GROUPS="fastapi nginx100 nginx_tls nginx_h2 nginx_rivals nginx20k echo1m resources"
 GROUPS_SEL=" $(tr ',' ' ' <<<"${BENCH_GROUPS:-$ALL_GROUPS}") "
 for g in $GROUPS_SEL; do
     if [[ " $ALL_GROUPS " != *" $g "* ]]; then
@@ -94,6 +97,8 @@ if ((${#missing[@]})); then
 fi
 HAVE_STRACE=1
 command -v strace >/dev/null 2>&1 || HAVE_STRACE=0
+HAVE_H2LOAD=1
+command -v h2load >/dev/null 2>&1 || HAVE_H2LOAD=0
 ncpu=$(nproc --all)
 if ((SRV_CPU >= ncpu || CLI_CPU >= ncpu || SRV_CPU == CLI_CPU)); then
     echo "bench: needs two distinct CPUs (server $SRV_CPU, client $CLI_CPU; this machine has $ncpu)" >&2
@@ -1001,6 +1006,11 @@ want fastapi && n_servers=$((n_servers + 6 + ATTACH_OK)) n_attach=$((n_attach + 
 want nginx100 && n_servers=$((n_servers + 4 + 2 * ATTACH_OK)) n_attach=$((n_attach + 2 * ATTACH_OK))
 want nginx20k && n_servers=$((n_servers + 4 + 2 * ATTACH_OK)) n_attach=$((n_attach + 2 * ATTACH_OK))
 want nginx_tls && n_servers=$((n_servers + 3))
+if want nginx_h2 && ! ((HAVE_H2LOAD)); then
+    note "h2load is not installed: the nginx_h2 group is skipped (apt-get install nghttp2-client)"
+    GROUPS_SEL=${GROUPS_SEL/ nginx_h2 / }
+fi
+want nginx_h2 && n_servers=$((n_servers + 3))
 want echo1m && n_servers=$((n_servers + 2))
 n_rivals=0
 if want nginx_rivals; then
@@ -1218,6 +1228,8 @@ tls_group() {
     check_logs "${p}_tape" "${p}_tapes"
 }
 want nginx_tls && tls_group nginx_tls tls "nginx 100 B file over https (TLS 1.3, keep-alive)"
+want nginx_h2 && tls_group nginx_h2 h2 "nginx 100 B file over HTTP/2 (https, h2load -c$H2_CONNS -m$H2_STREAMS)" \
+    h2load http2
 
 # ---- 2b. nginx 100 B: the tools a user would pick instead (nginx_rivals) --------------------
 
@@ -1494,7 +1506,7 @@ say "done in $((SECONDS / 60)) min $((SECONDS % 60)) s"
 {
     echo "httptape benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'): $(nproc --all) CPUs," \
         "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r);" \
-        "server on CPU $SRV_CPU, wrk -t1 -c$CONNS on CPU $CLI_CPU; $PAIRS cycles of ${DUR}s rounds;" \
+        "server on CPU $SRV_CPU, wrk -t1 -c$CONNS$(want nginx_h2 && echo " (nginx_h2: h2load -t1 -c$H2_CONNS -m$H2_STREAMS)") on CPU $CLI_CPU; $PAIRS cycles of ${DUR}s rounds;" \
         "run took $((SECONDS / 60)) min $((SECONDS % 60)) s; build $BUILD_ID$([[ $GROUPS_SEL == " $ALL_GROUPS " ]] || echo "; groups:$GROUPS_SEL")"
     echo
     "$PY" "$BENCH/report.py" "$WORK"
