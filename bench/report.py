@@ -214,6 +214,8 @@ def main():
     groups = res.get("groups", "fastapi nginx100 nginx20k resources").split()
     if any(g in groups for g in ("fastapi", "nginx100", "nginx20k", "resources", "echo1m")):
         resources_and_targets(res, summary, groups)
+    elif drop_counts(res):      # nginx_tls, nginx_h2 alone: what was logged, still
+        drops_table(drop_counts(res))
     warnings(results, notes)
 
 
@@ -226,12 +228,15 @@ def kb_triple(res, name):
 
 
 def drop_counts(res):
-    """name -> (dropped, seen, queue_full, records_lost, record_bytes_lost, whole, sent)"""
+    """name -> (dropped, seen, queue_full, records_lost, record_bytes_lost, whole, sent, slack);
+    slack: the requests the clients could leave in flight over all their runs (-1: not known)"""
     counts = {}
     for name, value in res.items():
         if name.startswith("drops_"):
             f = [int(x) for x in value.split()]
-            counts[name[len("drops_"):]] = tuple((f + [0, 0, 0, 0, -1])[:7]) if len(f) < 7 else tuple(f[:7])
+            if len(f) < 7:
+                f = (f + [0, 0, 0, 0, -1])[:7]
+            counts[name[len("drops_"):]] = tuple((f + [-1])[:8])
     return counts
 
 
@@ -310,23 +315,40 @@ LABELS = {"ng100_tape": "nginx 100 B, spare CPU", "ng100_tapes": "nginx 100 B, s
           "ng20k_tape0": "nginx 20 KB, --max-body 0, spare CPU",
           "fa_tape": "FastAPI, spare CPU", "fa_tapes": "FastAPI, server's CPU",
           "rv_tape": "nginx 100 B (rivals group), spare CPU", "echo_tape": "echo 1 MiB, spare CPU",
-          "ng_idle_tape": "nginx (memory figures)", "ng_writer": "nginx 100 B (collector run)"}
+          "ng_idle_tape": "nginx (memory figures)", "ng_writer": "nginx 100 B (collector run)",
+          "tls_tape": "nginx 100 B https, spare CPU", "tls_tapes": "nginx 100 B https, server's CPU",
+          "h2_tape": "nginx 100 B HTTP/2 (h2load), spare CPU",
+          "h2_tapes": "nginx 100 B HTTP/2 (h2load), server's CPU"}
+
+
+def one_event_each(seen, whole, sent, slack):
+    """Is every request the clients completed one event in the log? By count:
+    at least one whole exchange per request, and no more exchanges than the
+    requests plus those the clients could leave in flight."""
+    if sent <= 0:
+        return "n/a"
+    if whole < sent:
+        return "no: %s fewer whole than requests" % fmt_rps(sent - whole)
+    if slack >= 0 and seen > sent + slack:
+        return "no: %s more exchanges than requests + %s in flight" % (fmt_rps(seen - sent), fmt_rps(slack))
+    return "yes" if seen == sent else "yes (+%s in flight at the ends)" % fmt_rps(seen - sent)
 
 
 def drops_table(counts):
-    print("\nWhat httptape logged, per tapped server (every wrk run, warm-up included; the final statistics "
-          "record, and the log itself):\n")
+    print("\nWhat httptape logged, per tapped server (every wrk or h2load run, warm-up included; the final "
+          "statistics record, and the log itself):\n")
     print("| server | requests the clients completed | exchanges seen | exchanges_dropped (queue full) "
-          "| records_lost | record_bytes_lost | exchanges logged whole |")
-    print("|---|---|---|---|---|---|---|")
+          "| records_lost | record_bytes_lost | exchanges logged whole | every completed request one event |")
+    print("|---|---|---|---|---|---|---|---|")
     for name in sorted(counts, key=lambda n: list(LABELS).index(n) if n in LABELS else 99):
         if name.endswith(("_attach", "_attachs")):
             continue
-        d, seen, q, rl, rb, whole, sent = counts[name]
-        print("| %s | %s | %s | %s (%s) | %s | %s | %s |" % (
+        d, seen, q, rl, rb, whole, sent, slack = counts[name]
+        print("| %s | %s | %s | %s (%s) | %s | %s | %s | %s |" % (
             LABELS.get(name, name), fmt_rps(sent) if sent >= 0 else "n/a", fmt_rps(seen), fmt_rps(d),
             fmt_rps(q), fmt_rps(rl), fmt_rps(rb),
-            "%s (%s)" % (fmt_rps(whole), share(whole, sent)) if sent >= 0 else "n/a"))
+            "%s (%s)" % (fmt_rps(whole), share(whole, sent)) if sent >= 0 else "n/a",
+            one_event_each(seen, whole, sent, slack)))
 
 
 def resources_and_targets(res, summary, groups):

@@ -10,7 +10,8 @@
 # httptape collector (a process of its own, started by `httptape run`) runs
 # on the spare CPU or on the server's, one row each, and its CPU time is
 # counted apart and added (start_tapped); wrk runs pinned to the other (BENCH_CLIENT_CPU,
-# default 1): `wrk -t1 -c16 -d$BENCH_SECONDS`. The servers of one group are
+# default 1): `wrk -t1 -c16 -d$BENCH_SECONDS` (the nginx_h2 group: `h2load -t1
+# -c10 -m10 -D $BENCH_SECONDS`, HTTP/2 over TLS). The servers of one group are
 # started together, warmed up, and measured in cycles: one round of each
 # configuration per cycle, the order reversed every other cycle, so drift
 # cancels; a ratio is this configuration / untapped within one cycle, and the
@@ -32,8 +33,10 @@
 #                          (default: twice the estimate plus 5 minutes)
 #   BENCH_KEEP=1           keep the scratch directory (logs, wrk output)
 #   BENCH_SERVER_CPU=0, BENCH_CLIENT_CPU=1
-#   BENCH_GROUPS="fastapi nginx100 nginx_tls nginx_rivals nginx20k echo1m resources"
-#                          the groups to run (space- or comma-separated; default all)
+#   BENCH_GROUPS="fastapi nginx100 nginx_tls nginx_h2 nginx_rivals nginx20k echo1m resources"
+#                          the groups to run (space- or comma-separated; default all);
+#                          nginx_h2 needs h2load (nghttp2-client), and is skipped
+#                          with a note without it
 #   BENCH_INSTALL=1        0: never install the rival tools (tcpdump, httpry,
 #                          tshark, mitmproxy) when one is missing
 set -uo pipefail      # no -e: a failed round is recorded and the run goes on
@@ -46,6 +49,8 @@ HTTPTAPE=$REPO/build/httptape
 BENCH=$REPO/bench
 WRK_DIR=$BENCH/wrk
 CONNS=16
+H2_CONNS=10         # nginx_h2: h2load's connections, and streams in flight on each
+H2_STREAMS=10
 
 PAIRS=${BENCH_PAIRS:-5}
 DUR=${BENCH_SECONDS:-5}
@@ -67,7 +72,7 @@ if ((PAIRS < 1 || DUR < 1)); then
     echo "bench: BENCH_PAIRS and BENCH_SECONDS must be at least 1" >&2
     exit 2
 fi
-ALL_GROUPS="fastapi nginx100 nginx_tls nginx_rivals nginx20k echo1m resources"
+ALL_GROUPS="fastapi nginx100 nginx_tls nginx_h2 nginx_rivals nginx20k echo1m resources"
 GROUPS_SEL=" $(tr ',' ' ' <<<"${BENCH_GROUPS:-$ALL_GROUPS}") "
 for g in $GROUPS_SEL; do
     if [[ " $ALL_GROUPS " != *" $g "* ]]; then
@@ -92,6 +97,8 @@ if ((${#missing[@]})); then
 fi
 HAVE_STRACE=1
 command -v strace >/dev/null 2>&1 || HAVE_STRACE=0
+HAVE_H2LOAD=1
+command -v h2load >/dev/null 2>&1 || HAVE_H2LOAD=0
 ncpu=$(nproc --all)
 if ((SRV_CPU >= ncpu || CLI_CPU >= ncpu || SRV_CPU == CLI_CPU)); then
     echo "bench: needs two distinct CPUs (server $SRV_CPU, client $CLI_CPU; this machine has $ncpu)" >&2
@@ -150,6 +157,9 @@ declare -A COLL_PID=()      # name -> the httptape collector (comm httptape-coll
 declare -A COLL_CPU=()      # name -> the CPU that collector is pinned to
 declare -A COLL_TOTAL_US=() # name -> the collector's CPU time over its life, read before the server stops
 declare -A SCHEME=()        # name -> the URL scheme wrk uses against it (http unless said)
+declare -A LOADGEN=()       # name -> the client that loads it: wrk unless said (h2load: load_cmd)
+declare -A INFLIGHT=()      # name -> requests its client may leave in flight at the end of
+                            # a run (CONNS unless said): the log may hold that many more
 WATCHDOG=
 
 free_port() {
@@ -385,7 +395,22 @@ extra_run_us() {
     if [[ -n $pid ]]; then tree_run_us "$pid"; else echo 0; fi
 }
 
-# run_wrk NAME TAG URL SCRIPT SECONDS: one bounded wrk run against server
+# load_cmd NAME URL SCRIPT SECONDS OUT: sets LOAD_CMD to the client that
+# loads server NAME (LOADGEN: wrk unless said) for SECONDS. wrk prints the
+# BENCH line itself (bench/wrk/report.lua); h2load (the nginx_h2 group) is
+# given the same line afterwards from its summary (bench/h2load_line.py). No
+# --log-file for h2load: it would cost it one write(2) per request, on the
+# CPU the spare-CPU collector shares, only to get latency percentiles.
+load_cmd() {
+    local name=$1 url=$2 script=$3 secs=$4
+    case ${LOADGEN[$name]:-wrk} in
+    wrk) LOAD_CMD=(wrk -t1 -c"$CONNS" -d"${secs}s" --timeout 10s --latency -s "$script" "$url") ;;
+    h2load) LOAD_CMD=(h2load -t1 -c"$H2_CONNS" -m"$H2_STREAMS" -D "$secs" "$url") ;;
+    esac
+}
+
+# run_wrk NAME TAG URL SCRIPT SECONDS: one bounded run of NAME's client
+# (load_cmd: wrk, or h2load in the nginx_h2 group) against server
 # NAME; sets W_RPS W_P50 W_P99 W_REQS W_ERRS, W_SRV and W_CPU_US (the
 # server's CPU, ROUND_PIDS included) and W_EXTRA_US (ROUND_PIDS' share per
 # request); W_SRV_US, the server's CPU time in the round (us, ROUND_PIDS
@@ -398,6 +423,8 @@ run_wrk() {
     local out="$WORK/wrk/$tag.txt" line
     local srv_a ext_a cpu0_a cpu1_a nice0_a nice1_a wrk_a t0 srv_b ext_b cpu0_b cpu1_b nice0_b nice1_b t1 win
     local hook=${ROUND_HOOK[$name]:-} hook_rc=0 coll coll_a=0 coll_b=0 coll_gone=0
+    local tool=${LOADGEN[$name]:-wrk}
+    load_cmd "$name" "$url" "$script" "$secs"
     if [[ -n $hook ]] && ! "$hook" start "$name" "$tag" "$secs"; then
         return 1        # the hook said why; nothing was measured
     fi
@@ -409,8 +436,7 @@ run_wrk() {
     read -r cpu1_a nice1_a < <(cpu_busy_ms "$CLI_CPU")
     child_cpu_ms; wrk_a=$CHILD_MS
     t0=${EPOCHREALTIME/./}
-    timeout -k 5 $((secs + 30)) taskset -c "$CLI_CPU" \
-        wrk -t1 -c"$CONNS" -d"${secs}s" --timeout 10s --latency -s "$script" "$url" >"$out" 2>&1
+    timeout -k 5 $((secs + 30)) taskset -c "$CLI_CPU" "${LOAD_CMD[@]}" >"$out" 2>&1
     local rc=$?
     t1=${EPOCHREALTIME/./}
     child_cpu_ms
@@ -428,7 +454,7 @@ run_wrk() {
     local srv_ms=$((srv_us / 1000))
     local coll_us=$((coll_b - coll_a)) coll_ms0=0 coll_ms1=0
     if ((coll_gone)); then
-        failed "wrk $tag (server $name): its collector (pid $coll) is gone"
+        failed "$tool $tag (server $name): its collector (pid $coll) is gone"
         coll_us=0
         hook_rc=1
     fi
@@ -446,9 +472,12 @@ run_wrk() {
     W_NICED1=$((100 * (nice1_b - nice1_a) / win))
     ((W_OTHER0 > 0)) || W_OTHER0=0
     ((W_OTHER1 > 0)) || W_OTHER1=0
-    line=$(grep -m1 '^BENCH ' "$out")
+    # after the counters: this helper's CPU time is not the client's
+    if [[ $tool == h2load ]]; then line=$("$PY" "$BENCH/h2load_line.py" "$out" 2>/dev/null)
+    else line=$(grep -m1 '^BENCH ' "$out")
+    fi
     if ((rc != 0)) || [[ -z $line ]]; then
-        failed "wrk $tag (server $name) exited $rc: $(tail -n 2 "$out" | tr '\n' ' ')"
+        failed "$tool $tag (server $name) exited $rc: $(tail -n 2 "$out" | tr '\n' ' ')"
         return 1
     fi
     field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" $line"; }
@@ -461,10 +490,10 @@ run_wrk() {
     SERVER_REQS[$name]=$((SERVER_REQS[$name] + W_REQS))
     SERVER_RUNS[$name]=$((SERVER_RUNS[$name] + 1))
     if ((W_ERRS > 0)); then
-        note "wrk $tag (server $name): $W_ERRS errors (${line#BENCH })"
+        note "$tool $tag (server $name): $W_ERRS errors (${line#BENCH })"
     fi
     if ((W_REQS == 0)); then
-        failed "wrk $tag (server $name): no request completed"
+        failed "$tool $tag (server $name): no request completed"
         return 1
     fi
     ((hook_rc == 0)) || return 1
@@ -504,8 +533,9 @@ measure_cycles() {
                 esac
                 [[ -n ${COLL_PID[$name]:-} ]] &&
                     extra+="; collector on CPU ${COLL_CPU[$name]}: ${W_COLL}%, $((W_COLL_US / W_REQS)).$((W_COLL_US * 10 / W_REQS % 10))us per request"
-                say "  cycle $c/$PAIRS $workload $name: $(printf '%.0f' "$W_RPS") req/s, p50 ${W_P50}us," \
-                    "p99 ${W_P99}us; server used ${W_SRV}% of CPU $SRV_CPU, ${W_CPU_US}us per request$extra;" \
+                say "  cycle $c/$PAIRS $workload $name: $(printf '%.0f' "$W_RPS") req/s," \
+                    "$( ((W_P50 > 0)) && echo "p50 ${W_P50}us, p99 ${W_P99}us" || echo "no latency figures");" \
+                    "server used ${W_SRV}% of CPU $SRV_CPU, ${W_CPU_US}us per request$extra;" \
                     "others used ${W_OTHER0}%" \
                     "of CPU $SRV_CPU, ${W_OTHER1}% of CPU $CLI_CPU (niced: ${W_NICED0}%, ${W_NICED1}%)"
             fi
@@ -564,13 +594,15 @@ check_file() {
         failed "bench/check_log.py failed on ${log##*/}"
 }
 
-# check_counts NAME: the server's httptape log against what wrk and the other
-# clients sent. Every request wrk completed must be there; at most CONNS more
-# per wrk run (requests in flight when wrk stopped). Records the drops as the
-# resource drops_NAME ("dropped seen queue_full records_lost record_bytes_lost
-# whole sent": whole, the exchanges logged whole, of the sent requests the
-# clients completed), and for a server with a collector collrate_NAME
-# ("written collector_us": the collector's CPU over its life).
+# check_counts NAME: the server's httptape log against what wrk (h2load) and
+# the other clients sent. Every request wrk completed must be there; at most
+# INFLIGHT (CONNS for wrk) more per run (requests in flight when wrk
+# stopped). Records the drops as the resource drops_NAME ("dropped seen
+# queue_full records_lost record_bytes_lost whole sent slack": whole, the
+# exchanges logged whole, of the sent requests the clients completed; slack,
+# the most that may have been in flight at the runs' ends), and for a server
+# with a collector collrate_NAME ("written collector_us": the collector's CPU
+# over its life).
 check_counts() {
     local name=$1 log=${SERVER_LOG[$1]}
     local s
@@ -584,7 +616,7 @@ check_counts() {
          ([.final[].parse_errors] | add // 0), ([.final[].capture_gaps] | add // 0),
          ([.final[].records_lost // 0] | add // 0), ([.final[].record_bytes_lost // 0] | add // 0),
          (.whole // 0)] | @tsv' <<<"$s")
-    local sent=$((SERVER_REQS[$name] + SERVER_EXTRA[$name])) slack=$((CONNS * SERVER_RUNS[$name]))
+    local sent=$((SERVER_REQS[$name] + SERVER_EXTRA[$name])) slack=$((${INFLIGHT[$name]:-$CONNS} * SERVER_RUNS[$name]))
     say "  $name: $ex exchanges logged ($inc incomplete); final stats: seen $seen, written $written," \
         "dropped $dropped, records lost $rlost ($rblost bytes); $whole exchanges whole; clients completed $sent requests"
     ((bad == 0)) || note "$name: $bad lines of ${log##*/} are not JSON objects ($(jq -r .first_bad <<<"$s"))"
@@ -592,7 +624,7 @@ check_counts() {
         note "$name: no final statistics record in ${log##*/}"
         return
     fi
-    resource "drops_$name" "$dropped $seen $qfull $rlost $rblost $whole $sent"
+    resource "drops_$name" "$dropped $seen $qfull $rlost $rblost $whole $sent $slack"
     [[ -n ${COLL_TOTAL_US[$name]:-} ]] && resource "collrate_$name" "$written ${COLL_TOTAL_US[$name]}"
     ((rlost == 0)) || note "$name: $rlost capture records ($rblost bytes) lost: the ring was full"
     ((whole >= sent)) || note "$name: $whole exchanges logged whole; clients completed $sent requests"
@@ -601,7 +633,7 @@ check_counts() {
     ((written == ex)) || note "$name: final stats say $written written but the log holds $ex exchanges"
     ((seen >= sent && seen <= sent + slack)) ||
         note "$name: httptape saw $seen exchanges; clients completed $sent (expected $sent..$((sent + slack)))"
-    ((inc <= slack)) || note "$name: $inc incomplete exchanges (more than the $slack requests wrk can leave in flight)"
+    ((inc <= slack)) || note "$name: $inc incomplete exchanges (more than the $slack requests ${LOADGEN[$name]:-wrk} can leave in flight)"
     ((perr == 0)) || note "$name: $perr parse errors"
     ((gaps == 0)) || note "$name: $gaps capture gaps"
     ((dropped == 0)) || note "$name: $dropped of $seen exchanges dropped ($qfull because the queue was full)"
@@ -974,6 +1006,11 @@ want fastapi && n_servers=$((n_servers + 6 + ATTACH_OK)) n_attach=$((n_attach + 
 want nginx100 && n_servers=$((n_servers + 4 + 2 * ATTACH_OK)) n_attach=$((n_attach + 2 * ATTACH_OK))
 want nginx20k && n_servers=$((n_servers + 4 + 2 * ATTACH_OK)) n_attach=$((n_attach + 2 * ATTACH_OK))
 want nginx_tls && n_servers=$((n_servers + 3))
+if want nginx_h2 && ! ((HAVE_H2LOAD)); then
+    note "h2load is not installed: the nginx_h2 group is skipped (apt-get install nghttp2-client)"
+    GROUPS_SEL=${GROUPS_SEL/ nginx_h2 / }
+fi
+want nginx_h2 && n_servers=$((n_servers + 3))
 want echo1m && n_servers=$((n_servers + 2))
 n_rivals=0
 if want nginx_rivals; then
@@ -1127,48 +1164,73 @@ nginx_group() {
 }
 want nginx100 && nginx_group nginx100 /small.txt "nginx 100 B file"
 
-# ---- 2a. nginx 100 B over https (nginx_tls) ------------------------------------------------
+# ---- 2a. nginx 100 B over https (nginx_tls) and over HTTP/2 (nginx_h2) ---------------------
 # The nginx100 workload over TLS (docs/tls.md): wrk speaks https on its
 # keep-alive connections (one handshake each), nginx decrypts with Debian's
-# OpenSSL 3, httptape records the plaintext at SSL_read/SSL_write. A
+# OpenSSL 3 (TLS 1.2: nginx 1.22's default ssl_protocols goes no higher),
+# httptape records the plaintext at SSL_read/SSL_write. A
 # self-signed certificate made here with openssl. No attach row: attach
-# does not see TLS plaintext yet.
-tls_group() {
-    local w=nginx_tls label="nginx 100 B file over https (TLS 1.3, keep-alive)" name
-    local servers=(tls_plain tls_tape tls_tapes) cert=$WORK/tls
+# does not see TLS plaintext yet. nginx_h2 is the same group with `listen
+# ... ssl http2` and h2load (LOADGEN) instead of wrk: H2_CONNS connections
+# (ALPN h2), H2_STREAMS streams in flight on each (docs/http2.md).
+
+# tls_cert: the group's self-signed certificate, made once per run in
+# $WORK/tls.
+tls_cert() {
+    local cert=$WORK/tls
+    [[ -s $cert/cert.pem ]] && return 0
     mkdir -p "$cert"
-    if ! openssl req -x509 -newkey rsa:2048 -nodes -keyout "$cert/key.pem" -out "$cert/cert.pem" \
-            -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>"$cert/err"; then
-        failed "nginx_tls: openssl could not make a certificate: $(tail -n 1 "$cert/err")"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$cert/key.pem" -out "$cert/cert.pem" \
+        -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>"$cert/err"
+}
+
+# tls_conf NAME [LISTEN-PARAMETER...]: nginx_conf with the server's listen
+# made ssl (and the parameters, e.g. http2); sets NGINX.
+tls_conf() {
+    local name=$1 cert=$WORK/tls; shift
+    nginx_conf "$name" "${PORT[$name]}"
+    sed -i "s#^\( *listen 127.0.0.1:${PORT[$name]}\);#\1 ssl${*:+ $*}; ssl_certificate $cert/cert.pem; ssl_certificate_key $cert/key.pem;#" \
+        "$WORK/nginx/$name/nginx.conf"
+}
+
+# tls_group WORKLOAD PREFIX LABEL [LOADGEN [LISTEN-PARAMETER...]]: three
+# fresh nginx over https, PREFIX_plain (untapped), PREFIX_tape and
+# PREFIX_tapes (httptape, default settings, the collector on the spare CPU
+# and on the server's), loaded by wrk or LOADGEN; measured, stopped, their
+# logs checked.
+tls_group() {
+    local w=$1 p=$2 label=$3 loadgen=${4:-wrk} name; shift $(($# < 4 ? $# : 4))
+    local servers=("${p}_plain" "${p}_tape" "${p}_tapes")
+    if ! tls_cert; then
+        failed "$w: openssl could not make a certificate: $(tail -n 1 "$WORK/tls/err")"
         return 1
     fi
     say "nginx, $label: starting ${#servers[@]} servers (1 worker each) on CPU $SRV_CPU"
-    for name in "${servers[@]}"; do PORT[$name]=$(free_port) SCHEME[$name]=https; done
-    # tls_conf NAME: nginx_conf with the server's listen made ssl; sets NGINX.
-    tls_conf() {
-        nginx_conf "$1" "${PORT[$1]}"
-        sed -i "s#^\( *listen 127.0.0.1:${PORT[$1]}\);#\1 ssl; ssl_certificate $cert/cert.pem; ssl_certificate_key $cert/key.pem;#" \
-            "$WORK/nginx/$1/nginx.conf"
-    }
-    tls_conf tls_plain
-    start_server tls_plain "${PORT[tls_plain]}" "${NGINX[@]}"
-    tls_conf tls_tape
-    start_tapped tls_tape "${PORT[tls_tape]}" spare "$WORK/logs/$w-httptape.jsonl" -- "${NGINX[@]}"
-    tls_conf tls_tapes
-    start_tapped tls_tapes "${PORT[tls_tapes]}" same "$WORK/logs/$w-httptape-same.jsonl" -- "${NGINX[@]}"
-    for name in tls_tape tls_tapes; do SERVER_BODY[$name]=$WORK/www/small.txt; done
+    for name in "${servers[@]}"; do
+        PORT[$name]=$(free_port) SCHEME[$name]=https LOADGEN[$name]=$loadgen
+        [[ $loadgen == h2load ]] && INFLIGHT[$name]=$((H2_CONNS * H2_STREAMS))
+    done
+    tls_conf "${p}_plain" "$@"
+    start_server "${p}_plain" "${PORT[${p}_plain]}" "${NGINX[@]}"
+    tls_conf "${p}_tape" "$@"
+    start_tapped "${p}_tape" "${PORT[${p}_tape]}" spare "$WORK/logs/$w-httptape.jsonl" -- "${NGINX[@]}"
+    tls_conf "${p}_tapes" "$@"
+    start_tapped "${p}_tapes" "${PORT[${p}_tapes]}" same "$WORK/logs/$w-httptape-same.jsonl" -- "${NGINX[@]}"
+    for name in "${p}_tape" "${p}_tapes"; do SERVER_BODY[$name]=$WORK/www/small.txt; done
     sleep 0.5     # the workers
     for name in "${servers[@]}"; do check_affinity "$name"; done
-    row "$w/tls_plain" "$label: untapped" "$w/tls_plain"
-    row "$w/tls_tape" "$label: httptape, collector on the spare CPU (bodies up to 4 KiB)" "$w/tls_plain"
-    row "$w/tls_tapes" "$label: httptape, collector on the server's CPU (bodies up to 4 KiB)" "$w/tls_plain"
+    row "$w/${p}_plain" "$label: untapped" "$w/${p}_plain"
+    row "$w/${p}_tape" "$label: httptape, collector on the spare CPU (bodies up to 4 KiB)" "$w/${p}_plain"
+    row "$w/${p}_tapes" "$label: httptape, collector on the server's CPU (bodies up to 4 KiB)" "$w/${p}_plain"
     measure_cycles "$w" /small.txt "$WRK_DIR/get.lua" "${servers[@]}"
     coll_snapshot "${servers[@]}"
     for name in "${servers[@]}"; do stop_server "$name"; done
-    say "checking the nginx https logs"
-    check_logs tls_tape tls_tapes
+    say "checking the nginx $w logs"
+    check_logs "${p}_tape" "${p}_tapes"
 }
-want nginx_tls && tls_group
+want nginx_tls && tls_group nginx_tls tls "nginx 100 B file over https (TLS 1.2, keep-alive)"
+want nginx_h2 && tls_group nginx_h2 h2 "nginx 100 B file over HTTP/2 (https, h2load -c$H2_CONNS -m$H2_STREAMS)" \
+    h2load http2
 
 # ---- 2b. nginx 100 B: the tools a user would pick instead (nginx_rivals) --------------------
 
@@ -1445,7 +1507,7 @@ say "done in $((SECONDS / 60)) min $((SECONDS % 60)) s"
 {
     echo "httptape benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'): $(nproc --all) CPUs," \
         "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r);" \
-        "server on CPU $SRV_CPU, wrk -t1 -c$CONNS on CPU $CLI_CPU; $PAIRS cycles of ${DUR}s rounds;" \
+        "server on CPU $SRV_CPU, wrk -t1 -c$CONNS$(want nginx_h2 && echo " (nginx_h2: h2load -t1 -c$H2_CONNS -m$H2_STREAMS)") on CPU $CLI_CPU; $PAIRS cycles of ${DUR}s rounds;" \
         "run took $((SECONDS / 60)) min $((SECONDS % 60)) s; build $BUILD_ID$([[ $GROUPS_SEL == " $ALL_GROUPS " ]] || echo "; groups:$GROUPS_SEL")"
     echo
     "$PY" "$BENCH/report.py" "$WORK"
