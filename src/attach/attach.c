@@ -34,6 +34,7 @@
 #include "attach/attach_private.h"
 #include "collector/collector.h"
 #include "core/redact.h"
+#include "core/rules.h"
 #include "core/sink.h"
 #include "core/stats.h"
 #include "httptape.skel.h"
@@ -365,7 +366,8 @@ int ht_attach_run(const struct ht_attach_opts *o)
 
     /* Secrets are redacted as in the other front ends (HTTPTAPE_REDACT*). */
     if (ht_redact_configure(o->cfg.redact_headers, o->cfg.redact_query, o->cfg.redact_fields,
-                            o->cfg.redact_key, o->cfg.redact, err, sizeof(err))) {
+                            o->cfg.redact_key, o->cfg.redact, err, sizeof(err)) ||
+        ht_rules_load(err, sizeof(err))) {
         ht_attach_say("%s", err);
         return HT_ATTACH_USAGE;
     }

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "capture/record.h"
+#include "core/rules.h"
 #include "cli/cli.h"
 #include "collector/collector.h"
 #include "collector/feed.h"
@@ -126,7 +127,8 @@ int ht_collect(const struct ht_config *cfg_in, const struct ht_collect_opts *co)
     if (co->ring_fd >= 0 && ht_config_log_fd(cfg.log_path) >= 0)
         snprintf(cfg.log_path, sizeof(cfg.log_path), "fd:-1");
     if (ht_redact_configure(cfg.redact_headers, cfg.redact_query, cfg.redact_fields,
-                            cfg.redact_key, cfg.redact, err, sizeof(err))) {
+                            cfg.redact_key, cfg.redact, err, sizeof(err)) ||
+        ht_rules_load(err, sizeof(err))) {
         fprintf(stderr, "httptape collect: %s\n", err);
         return 2;
     }

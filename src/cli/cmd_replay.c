@@ -24,6 +24,7 @@
 #include "core/event.h"
 #include "core/redact.h"
 #include "core/replay.h"
+#include "core/rules.h"
 
 static const char usage[] =
     "usage: httptape replay [--max-body BYTES] [--max-header BYTES] CLIENT_STREAM SERVER_STREAM\n"
@@ -52,7 +53,8 @@ static void emit_stdout(void *ctx, struct ht_exchange *ex)
 {
     struct emit_ctx *e = ctx;
     ht_buf_reset(&e->line);
-    if (ht_event_format(ex, &e->line) == 0 &&
+    enum ht_verdict v = ht_rules_final(ex);
+    if (v != HT_FILTERED && v != HT_SAMPLED_OUT && ht_event_format(ex, &e->line) == 0 &&
         fwrite(e->line.p, 1, e->line.len, stdout) != e->line.len)
         e->failed = 1;
     ht_exchange_free(ex);
@@ -144,7 +146,8 @@ int ht_cmd_replay(int argc, char **argv)
     }
     if (ht_config_redact_from_env(&cfg, err, sizeof(err)) ||
         ht_redact_configure(cfg.redact_headers, cfg.redact_query, cfg.redact_fields,
-                            cfg.redact_key, cfg.redact, err, sizeof(err))) {
+                            cfg.redact_key, cfg.redact, err, sizeof(err)) ||
+        ht_rules_load(err, sizeof(err))) {
         fprintf(stderr, "httptape replay: %s\n", err);
         return 2;
     }

@@ -35,6 +35,7 @@
 #include "capture/register.h"
 #include "cli/cli.h"
 #include "core/config.h"
+#include "core/rules.h"
 
 static const char usage[] =
     "usage: httptape run [--log FILE] [--max-body BYTES] [--max-header BYTES]\n"
@@ -380,7 +381,7 @@ int ht_cmd_run(int argc, char **argv)
     /* Settings from the environment must be valid too: the library would
      * otherwise only say so from inside the app. */
     struct ht_config envcfg;
-    if (ht_config_from_env(&envcfg, err, sizeof(err))) {
+    if (ht_config_from_env(&envcfg, err, sizeof(err)) || ht_rules_load(err, sizeof(err))) {
         fprintf(stderr, "httptape run: %s\n", err);
         return 2;
     }

@@ -469,7 +469,7 @@ static void update_skip(struct aconn *c, enum ht_dir d)
     if (!ex)
         return;
     const struct ht_body *b = d == HT_REQ ? &ex->req_body : &ex->resp_body;
-    if (!b->truncated && b->len < feed.ccfg->max_body)
+    if (!b->truncated && b->len < ex->excerpt_cap[d != HT_REQ])
         return;                     /* the excerpt still wants bytes */
     uint64_t room = ht_parser_body_room(&k->p[d]);
     if (room < SKIP_MIN)

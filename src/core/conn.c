@@ -36,6 +36,7 @@
 #include "core/conn_private.h"
 #include "core/fields.h"
 #include "core/h2.h"
+#include "core/rules.h"
 #include "core/stats.h"
 
 static struct ht_exchange *fifo_at(struct ht_conn *c, unsigned i)
@@ -93,6 +94,7 @@ struct ht_exchange *ht_conn_new_exchange(struct ht_conn *c, const struct ht_cloc
     ex->mode = c->cfg->mode;
     ex->service = c->cfg->service;
     ex->max_body = c->cfg->max_body;
+    ex->excerpt_cap[HT_REQ] = ex->excerpt_cap[HT_RESP] = c->cfg->max_body;
     ex->pid = c->pid;
     memcpy(ex->exe, c->exe, sizeof(ex->exe));
     memcpy(ex->conn_id, c->id, sizeof(ex->conn_id));
@@ -305,9 +307,10 @@ static bool on_request(struct ht_conn *c, const struct ht_pev *ev, const struct 
             ht_head_fields(ex, &ex->req_fields, &ex->req_nfields, ev->fields, ev->nfields);
         }
         ex->req_msg = p->msg;
+        ht_rules_request(ex);
         return false;
     case HT_PEV_BODY:
-        ht_body_append(ex, &ex->req_body, ev->data, ev->len, c->cfg->max_body);
+        ht_body_append(ex, &ex->req_body, ev->data, ev->len, ex->excerpt_cap[HT_REQ]);
         return false;
     case HT_PEV_END:
         ex->req_msg.anomalies |= p->msg.anomalies;
@@ -494,12 +497,13 @@ static bool on_response(struct ht_conn *c, const struct ht_pev *ev, const struct
         } else {
             ex->resp_head_done = true;
             ht_head_fields(ex, &ex->resp_fields, &ex->resp_nfields, ev->fields, ev->nfields);
+            ht_rules_response(ex);
         }
         if (!ex->req_begun)
             orphan_response(c, ex);
         return false;
     case HT_PEV_BODY:
-        ht_body_append(ex, &ex->resp_body, ev->data, ev->len, c->cfg->max_body);
+        ht_body_append(ex, &ex->resp_body, ev->data, ev->len, ex->excerpt_cap[HT_RESP]);
         return false;
     case HT_PEV_END:
         ex->resp_msg.anomalies |= p->msg.anomalies;
@@ -725,7 +729,7 @@ void ht_conn_feed_unseen(struct ht_conn *c, enum ht_dir d, uint64_t n, enum ht_b
         uint64_t k = n - off;
         if (room && ex) {
             struct ht_body *b = d == HT_REQ ? &ex->req_body : &ex->resp_body;
-            uint32_t cap = c->cfg->max_body;
+            uint32_t cap = ex->excerpt_cap[d != HT_REQ];
             size_t want = b->truncated || b->len >= cap ? 0 : cap - b->len;
             b->source = (uint8_t)src;
             if (file && !b->file)

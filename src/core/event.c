@@ -21,6 +21,7 @@
 #include "core/h2.h"
 #include "core/jsonw.h"
 #include "core/redact.h"
+#include "core/rules.h"
 #include "core/stats.h"
 #include "core/swar.h"
 #include "core/text.h"
@@ -142,9 +143,11 @@ static void write_fields(struct ht_jw *w, const uint8_t *h, size_t n,
         seen |= bit;
     }
 
+    bool filter = ht_rules_filter_headers();
     ht_jw_open(w, "header");
     for (size_t i = 0; i < nf; i++) {
-        if (keys[i] == KEY_DONE)
+        if (keys[i] == KEY_DONE ||
+            (filter && !ht_rules_header_shown(h + f[i].name, f[i].name_len)))
             continue;
         open_name_array(w, h, n, &f[i]);
         write_value(w, h, n, &f[i]);
@@ -295,6 +298,8 @@ static void write_body(struct ht_jw *w, const struct ht_body *b)
     }
     if (b->truncated)
         ht_jw_bool(w, "truncated", true);
+    if (b->omitted)
+        ht_jw_cstr(w, "omitted", "body_rule");
     if (b->coding) {
         /* content is decoded: from the first coded_len bytes as sent */
         ht_jw_cstr(w, "content_encoding", ht_coding_name(b->coding));
@@ -942,6 +947,8 @@ void ht_stats_record_take(struct ht_stats_record *r, int64_t wall_ns, int pid,
     r->rings_broken = HT_STAT_GET(rings_broken);
     r->bytes_unattributed = HT_STAT_GET(bytes_unattributed);
     r->files_unmatched = HT_STAT_GET(files_unmatched);
+    r->filtered = HT_STAT_GET(filtered);
+    r->sampled_out = HT_STAT_GET(sampled_out);
 }
 
 int ht_event_format_stats(const struct ht_stats_record *r, struct ht_buf *out)
@@ -986,6 +993,8 @@ int ht_event_format_stats(const struct ht_stats_record *r, struct ht_buf *out)
     ht_jw_u64(&w, "registrations_refused", r->registrations_refused);
     ht_jw_u64(&w, "rings_broken", r->rings_broken);
     ht_jw_u64(&w, "files_unmatched", r->files_unmatched);
+    ht_jw_u64(&w, "filtered", r->filtered);
+    ht_jw_u64(&w, "sampled_out", r->sampled_out);
     ht_jw_close(&w);
     ht_jw_close(&w);
     ht_jw_close(&w);

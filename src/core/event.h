@@ -34,6 +34,7 @@ struct ht_stats_record {
     uint64_t parse_errors, capture_gaps, bytes_received, bytes_sent;
     uint64_t records_lost, record_bytes_lost;
     uint64_t registrations_refused, rings_broken, bytes_unattributed, files_unmatched;
+    uint64_t filtered, sampled_out;
 };
 
 /* Fill a record from the live counters. */

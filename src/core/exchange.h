@@ -46,6 +46,7 @@ struct ht_body {
     uint64_t decoded_size;  /* with coding: the decoded body's size when known, else 0 */
     uint32_t coded_len;     /* with coding: the coded bytes the excerpt came from */
     struct ht_file_id *file;/* sendfile: the file (in the exchange's memory), else NULL */
+    bool omitted;           /* a body rule (core/rules.h) left the content out */
 };
 
 /* How body bytes reached the socket, when not by read/write. */
@@ -135,6 +136,8 @@ struct ht_exchange {
     uint32_t h2_anomalies;          /* HTTP/2: enum ht_h2_anomaly (core/h2.h) */
     bool h2_pushed;                 /* HTTP/2: a server push (PUSH_PROMISE) */
     struct ht_grpc *grpc;           /* a gRPC call (core/h2.c), else NULL */
+    uint8_t verdict;                /* enum ht_verdict (core/rules.h) */
+    uint32_t excerpt_cap[2];        /* per body: max_body, or less by a body rule */
     uint32_t gaps;                  /* enum ht_gap */
     struct ht_tls *tls;             /* over TLS: its session (owned), else NULL */
 

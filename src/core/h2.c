@@ -27,6 +27,7 @@
 
 #include "core/buf.h"
 #include "core/conn_private.h"
+#include "core/rules.h"
 #include "core/stats.h"
 
 #define STREAMS_DEFAULT 128
@@ -518,6 +519,7 @@ static void block_done(struct ht_conn *c, enum ht_dir d, const struct ht_clock *
         if (make_head(ex, b, true, &ex->req_head, &ex->req_head_len, &ex->req_msg) == 0)
             ex->req_head_done = true;
         ex->h2_anomalies |= b->h2_an;   /* make_head's too; before end_dir may emit ex */
+        ht_rules_request(ex);
         if (b->grpc && b->kind == B_REQUEST && (ex->grpc = ht_exchange_alloc(ex, sizeof(*ex->grpc)))) {
             memset(ex->grpc, 0, sizeof(*ex->grpc));
             ex->grpc->status = -1;
@@ -553,6 +555,7 @@ static void block_done(struct ht_conn *c, enum ht_dir d, const struct ht_clock *
             ex->resp_head_done = true;
         ex->h2_anomalies |= b->h2_an;
         ex->resp_msg.status = st;
+        ht_rules_response(ex);
         s->head_seen[HT_RESP] = true;
         s->has_cl[HT_RESP] = b->has_cl;
         s->cl[HT_RESP] = b->cl;
@@ -891,7 +894,7 @@ static void content(struct ht_conn *c, enum ht_dir d, const uint8_t *p, size_t n
         if (d == HT_RESP && !ex->resp_head_done)
             return;                     /* DATA before a head: counted nowhere */
         struct ht_body *b = d == HT_REQ ? &ex->req_body : &ex->resp_body;
-        ht_body_append(ex, b, p, n, c->cfg->max_body);
+        ht_body_append(ex, b, p, n, ex->excerpt_cap[d != HT_REQ]);
         grpc_count(s, d != HT_REQ, p, n);
         return;
     }

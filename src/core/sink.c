@@ -35,6 +35,7 @@
 #include "core/buf.h"
 #include "core/dest.h"
 #include "core/event.h"
+#include "core/rules.h"
 #include "core/stats.h"
 
 #define POLL_MIN_NS 20000000L    /* 20 ms while traffic flows */
@@ -158,6 +159,13 @@ static void queue_reset(void)
 bool ht_sink_push(struct ht_exchange *ex)
 {
     HT_STAT_ADD(exchanges_seen, 1);
+    enum ht_verdict v = ht_rules_final(ex);
+    if (v == HT_FILTERED || v == HT_SAMPLED_OUT) {
+        HT_STAT_ADD(filtered, v == HT_FILTERED);
+        HT_STAT_ADD(sampled_out, v == HT_SAMPLED_OUT);
+        ht_exchange_free(ex);
+        return true;
+    }
     if (atomic_load_explicit(&s.state, memory_order_acquire) == ST_RUNNING) {
         if (queue_push(ex))
             return true;

@@ -27,5 +27,7 @@ void ht_stats_reset(void)
     atomic_store(&ht_stats.bytes_unattributed, 0);
     atomic_store(&ht_stats.rings_broken, 0);
     atomic_store(&ht_stats.files_unmatched, 0);
+    atomic_store(&ht_stats.filtered, 0);
+    atomic_store(&ht_stats.sampled_out, 0);
     atomic_store(&ht_stats.record_bytes_lost, 0);
 }

@@ -33,6 +33,8 @@ struct ht_stats {
     _Atomic uint64_t registrations_refused; /* processes whose ring the collector refused */
     _Atomic uint64_t rings_broken;      /* rings whose reading stopped (foreign data) */
     _Atomic uint64_t files_unmatched;   /* kept sendfile excerpts the collector did not have */
+    _Atomic uint64_t filtered;          /* exchanges an include/exclude rule left out */
+    _Atomic uint64_t sampled_out;       /* ... a sample rule left out */
 };
 
 extern struct ht_stats ht_stats;

@@ -361,3 +361,30 @@ PY
     run leg "$APP_LOG"
     assert_output "[\"4bf92f3577b34da6a3ce929d0e0e4736\",\"00f067aa0ba902b7\",\"01\",\"192.0.2.7\",$APP_PORT,\"probe/1.0\",\"r-77\",\"http\",\"python3\",\"shop-api\"]"
 }
+
+@test "nginx: sample 10% in front of uvicorn, both recorded: of 10,000 traced requests each leg keeps 10% +- 2%, the same traces" {
+    APP_PORT=$(free_port)
+    APP_LOG="$D/app.jsonl"
+    export HTTPTAPE_RULES='sample 10%'
+    start_tapped uvicorn "$APP_LOG" "$PY" -m uvicorn app:app \
+        --app-dir "$REPO/examples/fastapi" --host 127.0.0.1 --port "$APP_PORT" --no-access-log
+    wait_http "http://127.0.0.1:$APP_PORT/"
+    sed -i "s|        root $D/www;|        location / {\n            proxy_pass http://127.0.0.1:$APP_PORT;\n            proxy_http_version 1.1;\n            proxy_set_header Connection \"\";\n        }|" "$D/nginx.conf"
+    start_nginx
+    unset HTTPTAPE_RULES
+    run timeout 120 "$PY" "$APPS/traced_client.py" 127.0.0.1 "$PORT" /health 10000
+    assert_success
+    assert_output 10000
+    stop_server
+    traces() { jq -r 'select(.url.path == "/health") | .trace_id' <(exchanges "$1") | sort; }
+    kept=$(traces "$LOG" | wc -l)
+    [ "$kept" -ge 800 ] && [ "$kept" -le 1200 ] || { echo "nginx kept $kept" >&2; false; }
+    diff <(traces "$LOG") <(traces "$APP_LOG")
+    [ "$(traces "$LOG" | uniq | wc -l)" -eq "$kept" ]
+    # Every request is logged or counted as sampled out, on both legs.
+    for f in "$LOG" "$APP_LOG"; do
+        run jq -s --argjson kept "$kept" '[.[] | select(.httptape.type == "stats" and .httptape.final)] |
+            map(.httptape.stats.sampled_out) | add + $kept' "$f"
+        assert_output 10000
+    done
+}

@@ -1,0 +1,71 @@
+/*
+ * rules.h - what to record: include and exclude rules, sampling, body
+ * policy by content type, header allow and deny lists (docs/rules.md).
+ *
+ * One rule a line, from a file (HTTPTAPE_CONFIG, else
+ * $XDG_CONFIG_HOME/httptape/rules.conf, else /etc/httptape/rules.conf) and
+ * then from HTTPTAPE_RULES (rules separated by ';'):
+ *
+ *   exclude COND...            drop exchanges matching every COND
+ *   include COND...            with any include rule, keep only exchanges
+ *                              matching one of them
+ *   sample RATE% [COND...]     of the exchanges the first matching sample
+ *                              rule covers, keep RATE% (by trace id, so
+ *                              both legs of a trace agree)
+ *   body TYPE keep|drop|cap=SIZE   the excerpt of bodies whose media type
+ *                              matches the glob TYPE (first rule wins)
+ *   header deny|allow NAME,... which header fields the events show
+ *
+ *   COND: path=GLOB method=M,M host=GLOB status=5xx,404 slower=500ms
+ *         request-header=NAME[:GLOB] response-header=NAME[:GLOB]
+ *
+ * Decisions are made as early as what they need is known: at the request
+ * head for conditions on the request (so an excluded request's body is not
+ * copied), at the end for status and duration.
+ *
+ * Threading: configured once at start-up (ht_rules_load), then read-only;
+ * the evaluation functions are thread-safe.
+ */
+#ifndef HT_RULES_H
+#define HT_RULES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/exchange.h"
+
+/* An exchange's fate (ht_exchange.verdict). */
+enum ht_verdict { HT_KEEP_UNDECIDED = 0, HT_KEEP, HT_FILTERED, HT_SAMPLED_OUT };
+
+/* Read the rule file (if any) and HTTPTAPE_RULES; replaces what was
+ * configured. 0, or -EINVAL with one line in err naming the file and line
+ * (or HTTPTAPE_RULES and the rule's number), what is wrong and what was
+ * expected. */
+int ht_rules_load(char *err, size_t errlen);
+
+/* The same from text (rules separated by newlines or ';'), origin naming
+ * it in errors. For tests and ht_rules_load. */
+int ht_rules_parse(const char *text, const char *origin, char *err, size_t errlen);
+
+/* Forget every rule (defaults only). */
+void ht_rules_reset(void);
+
+/* Where the rules came from ("" when none), for the one-line summary. */
+const char *ht_rules_origin(void);
+
+/* The request head of ex is in: decide what can be decided (its verdict,
+ * its request body's excerpt cap in ex->excerpt_cap[HT_REQ]). */
+void ht_rules_request(struct ht_exchange *ex);
+
+/* The response head is in: the response body's excerpt cap. */
+void ht_rules_response(struct ht_exchange *ex);
+
+/* The exchange is finished: its verdict (decides what was left). */
+enum ht_verdict ht_rules_final(struct ht_exchange *ex);
+
+/* Do header rules exist, and is this field name (any case) shown? */
+bool ht_rules_filter_headers(void);
+bool ht_rules_header_shown(const uint8_t *name, size_t len);
+
+#endif
