@@ -55,12 +55,30 @@ static size_t nrules;
 static bool any_include, any_header_rule, any_allow;
 static char origin[256];
 
-/* Bodies nobody reads in an audit log unless asked: media and archives. */
-static const char *const default_drop[] = {
-    "image/*", "video/*", "audio/*", "font/*", "application/zip", "application/gzip",
-    "application/x-gzip", "application/x-tar", "application/x-7z-compressed",
-    "application/x-rar-compressed", "application/x-bzip2", "application/x-xz", "application/zstd",
+/* Bodies nobody reads in an audit log unless asked: media and archives
+ * (compared as prefixes and names, not globs: this runs for every body). */
+static const char *const default_drop_top[] = { "image/", "video/", "audio/", "font/" };
+static const char *const default_drop_app[] = {
+    "zip", "gzip", "x-gzip", "x-tar", "x-7z-compressed", "x-rar-compressed", "x-bzip2", "x-xz",
+    "zstd",
 };
+
+static bool default_drop(const uint8_t *t, size_t n)
+{
+    for (size_t i = 0; i < sizeof(default_drop_top) / sizeof(default_drop_top[0]); i++) {
+        size_t k = strlen(default_drop_top[i]);
+        if (n > k && !strncasecmp((const char *)t, default_drop_top[i], k))
+            return true;
+    }
+    if (n <= 12 || strncasecmp((const char *)t, "application/", 12))
+        return false;
+    for (size_t i = 0; i < sizeof(default_drop_app) / sizeof(default_drop_app[0]); i++) {
+        size_t k = strlen(default_drop_app[i]);
+        if (n == 12 + k && !strncasecmp((const char *)t + 12, default_drop_app[i], k))
+            return true;
+    }
+    return false;
+}
 
 void ht_rules_reset(void)
 {
@@ -393,13 +411,26 @@ int ht_rules_load(char *err, size_t errlen)
 
 /* ---- what an exchange says ---- */
 
-/* The first value of field name (lowercase) in head h, or NULL. */
+static const uint8_t *field_value_in(const uint8_t *h, size_t n, const struct ht_field_at *list,
+                                     uint32_t nlist, const char *name, size_t *len);
+
 static const uint8_t *field_value(const uint8_t *h, size_t n, const char *name, size_t *len)
 {
+    return field_value_in(h, n, NULL, 0, name, len);
+}
+
+/* The first value of field name (lowercase) in head h (its fields as the
+ * parser found them in list, when it kept them), or NULL. */
+static const uint8_t *field_value_in(const uint8_t *h, size_t n, const struct ht_field_at *list,
+                                     uint32_t nlist, const char *name, size_t *len)
+{
+    struct ht_fields_list l;
     struct ht_fields_walk w = { 0 };
     const struct ht_field_at *f;
     size_t nl = strlen(name);
-    while (h && (f = ht_fields_walk_head(h, n, &w)))
+    if (list)
+        ht_fields_list_from(list, nlist, &l);
+    while (h && (f = ht_fields_walk(h, n, list ? &l : NULL, &w)))
         if (f->name_len == nl && !strncasecmp((const char *)h + f->name, name, nl)) {
             *len = f->span_end - f->value;
             return h + f->value;
@@ -569,11 +600,13 @@ static enum ht_verdict decide(const struct ht_exchange *ex, bool final)
     return HT_KEEP;
 }
 
-/* The excerpt cap for a body of media type (from head h), given cap. */
-static uint32_t body_cap(const uint8_t *h, size_t n, uint32_t cap)
+/* The excerpt cap for a body of media type (from head h and its field
+ * list), given cap. */
+static uint32_t body_cap(const uint8_t *h, size_t n, const struct ht_field_at *list,
+                         uint32_t nlist, uint32_t cap)
 {
     size_t len;
-    const uint8_t *ct = h ? field_value(h, n, "content-type", &len) : NULL;
+    const uint8_t *ct = h && cap ? field_value_in(h, n, list, nlist, "content-type", &len) : NULL;
     if (!ct)
         return cap;
     size_t k = 0;
@@ -582,10 +615,7 @@ static uint32_t body_cap(const uint8_t *h, size_t n, uint32_t cap)
     for (size_t i = 0; i < nrules; i++)
         if (rules[i].act == A_BODY && glob_span(rules[i].type, ct, k, true))
             return rules[i].cap == UINT32_MAX ? cap : rules[i].cap < cap ? rules[i].cap : cap;
-    for (size_t i = 0; i < sizeof(default_drop) / sizeof(default_drop[0]); i++)
-        if (glob_span(default_drop[i], ct, k, true))
-            return 0;
-    return cap;
+    return default_drop(ct, k) ? 0 : cap;
 }
 
 void ht_rules_request(struct ht_exchange *ex)
@@ -597,7 +627,8 @@ void ht_rules_request(struct ht_exchange *ex)
         ex->excerpt_cap[HT_REQ] = ex->excerpt_cap[HT_RESP] = 0;   /* not logged: not copied */
         return;
     }
-    uint32_t cap = body_cap(ex->req_head, ex->req_head_len, ex->excerpt_cap[HT_REQ]);
+    uint32_t cap = body_cap(ex->req_head, ex->req_head_len, ex->req_fields, ex->req_nfields,
+                            ex->excerpt_cap[HT_REQ]);
     ex->req_body.omitted = cap < ex->excerpt_cap[HT_REQ] && cap == 0;
     ex->excerpt_cap[HT_REQ] = cap;
 }
@@ -606,7 +637,8 @@ void ht_rules_response(struct ht_exchange *ex)
 {
     if (!ex->resp_head_done || ex->verdict == HT_FILTERED || ex->verdict == HT_SAMPLED_OUT)
         return;
-    uint32_t cap = body_cap(ex->resp_head, ex->resp_head_len, ex->excerpt_cap[HT_RESP]);
+    uint32_t cap = body_cap(ex->resp_head, ex->resp_head_len, ex->resp_fields, ex->resp_nfields,
+                            ex->excerpt_cap[HT_RESP]);
     ex->resp_body.omitted = cap < ex->excerpt_cap[HT_RESP] && cap == 0;
     ex->excerpt_cap[HT_RESP] = cap;
 }
