@@ -738,3 +738,25 @@ OUT
     run jq -c 'select(.httptape.type == "stats") | .httptape.stats.connections_tls_not_decrypted' "$LOG"
     assert_output 1
 }
+
+@test "attach: node https (OpenSSL linked in, memory BIOs): probed in the executable, each connection one tls_not_decrypted record, no junk" {
+    needs_bpf
+    command -v node >/dev/null || skip "no node"
+    make_test_certs
+    cat >"$BATS_TEST_TMPDIR/https.js" <<'JS'
+const https = require('https'), fs = require('fs');
+https.createServer({ cert: fs.readFileSync(process.argv[3]), key: fs.readFileSync(process.argv[4]) },
+    (req, res) => { req.resume(); req.on('end', () => res.end('node tls\n')); })
+    .listen(Number(process.argv[2]), '127.0.0.1');
+JS
+    start_server node node "$BATS_TEST_TMPDIR/https.js" "$PORT" "$TLS_DIR/cert.pem" "$TLS_DIR/key.pem"
+    start_attach "$SRV_PID" --verbose
+    grep -q "TLS: OpenSSL linked into the executable" "$ATTACH_OUT" ||
+        skip "this node has no OpenSSL symbols"
+    run curl -s --max-time 20 --cacert "$TLS_DIR/ca.pem" "https://localhost:$PORT/x"
+    assert_output 'node tls'
+    wait_exchanges "$LOG" 1
+    stop_attach
+    run jq -c '[.http, .url.scheme, .httptape.gaps]' <(exchanges "$LOG")
+    assert_output '[{},"https",["tls_not_decrypted"]]'
+}
