@@ -28,6 +28,7 @@
  */
 #include "core/conn.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,7 @@
 #include "core/h2.h"
 #include "core/rules.h"
 #include "core/stats.h"
+#include "core/ws.h"
 
 static struct ht_exchange *fifo_at(struct ht_conn *c, unsigned i)
 {
@@ -88,6 +90,14 @@ void ht_conn_init(struct ht_conn *c, const struct ht_conn_cfg *cfg,
 
 struct ht_exchange *ht_conn_new_exchange(struct ht_conn *c, const struct ht_clock *now)
 {
+    struct ht_exchange *ex = ht_conn_new_record(c, now);
+    if (ex)
+        ex->request_index = c->next_index++;
+    return ex;
+}
+
+struct ht_exchange *ht_conn_new_record(struct ht_conn *c, const struct ht_clock *now)
+{
     struct ht_exchange *ex = ht_exchange_new();
     if (!ex)
         return NULL;
@@ -98,7 +108,6 @@ struct ht_exchange *ht_conn_new_exchange(struct ht_conn *c, const struct ht_cloc
     ex->pid = c->pid;
     memcpy(ex->exe, c->exe, sizeof(ex->exe));
     memcpy(ex->conn_id, c->id, sizeof(ex->conn_id));
-    ex->request_index = c->next_index++;
     ex->conn_joined = c->joined;
     ex->ep = c->ep;
     ex->wall_ns = now->wall_ns;
@@ -323,6 +332,8 @@ static bool on_request(struct ht_conn *c, const struct ht_pev *ev, const struct 
         return true;
     case HT_PEV_TUNNEL:
         c->unparsed[HT_REQ] += ev->len;
+        if (c->ws)
+            ht_ws_feed(c, HT_REQ, ev->data, ev->len, now);
         return false;
     case HT_PEV_ERROR:
         if (ex)
@@ -426,6 +437,29 @@ static bool upgrade_h2c(struct ht_conn *c, struct ht_exchange *ex)
     return true;
 }
 
+/* What the connection became after up (its request's Upgrade token, or
+ * "connect"): into ws.c, frames read when it is a WebSocket. */
+static void start_tunnel(struct ht_conn *c, const struct ht_exchange *up)
+{
+    char proto[24] = "connect";
+    if (!(up->req_msg.req_flags & HT_REQF_CONNECT)) {
+        struct ht_fields_walk w = { 0 };
+        const struct ht_field_at *f;
+        snprintf(proto, sizeof(proto), "upgrade");
+        while ((f = ht_fields_walk_head(up->req_head, up->req_head_len, &w)))
+            if (f->name_len == 7 && !strncasecmp((const char *)up->req_head + f->name, "upgrade", 7)) {
+                size_t n = f->value_end - f->value;
+                n = n < sizeof(proto) - 1 ? n : sizeof(proto) - 1;
+                for (size_t i = 0; i < n; i++)
+                    proto[i] = (char)tolower(up->req_head[f->value + i]);
+                proto[n] = 0;
+                break;
+            }
+    }
+    bool websocket = up->resp_msg.status == 101 && !strcmp(proto, "websocket");
+    ht_ws_start(c, up, proto, websocket);
+}
+
 /* The answered request asked to leave HTTP; the response decides. */
 static void settle_upgrade(struct ht_conn *c, const struct ht_msg *resp)
 {
@@ -517,12 +551,17 @@ static bool on_response(struct ht_conn *c, const struct ht_pev *ev, const struct
             upgrade_h2c(c, ex))
             return true;
         if (ex->req_msg.req_flags & (HT_REQF_UPGRADE | HT_REQF_CONNECT) ||
-            ex->resp_msg.framing == HT_FRAME_TUNNEL)
+            ex->resp_msg.framing == HT_FRAME_TUNNEL) {
             settle_upgrade(c, &ex->resp_msg);
+            if (c->tunnel && !c->ws && ex->req_head_done)
+                start_tunnel(c, ex);
+        }
         emit_ready(c);
         return true;
     case HT_PEV_TUNNEL:
         c->unparsed[HT_RESP] += ev->len;
+        if (c->ws)
+            ht_ws_feed(c, HT_RESP, ev->data, ev->len, now);
         return false;
     case HT_PEV_ERROR:
         if (!ex)
@@ -716,6 +755,8 @@ void ht_conn_feed_unseen(struct ht_conn *c, enum ht_dir d, uint64_t n, enum ht_b
         struct ht_exchange *ex;
         uint64_t room;
         if (c->h2 ? ht_h2_dead(c, d) : c->stopped[d] || c->tunnel || ht_parser_dead(p)) {
+            if (c->ws)
+                ht_ws_lost(c, d, n - off);
             c->bytes[d] += n - off;         /* nothing more to parse */
             c->unparsed[d] += n - off;
             return;
@@ -883,6 +924,8 @@ void ht_conn_finish(struct ht_conn *c, const struct ht_clock *now, uint32_t extr
         ht_h2_finish(c, now, extra_gaps);
     while (c->fifo_len)
         emit_front(c);
+    if (c->ws)
+        ht_ws_finish(c, now);
     ht_parser_free(&c->p[HT_REQ]);
     ht_parser_free(&c->p[HT_RESP]);
     free(c->ph_flags);

@@ -44,6 +44,7 @@ struct ht_clock {
 typedef void (*ht_emit_fn)(void *ctx, struct ht_exchange *ex);
 
 struct ht_h2;
+struct ht_ws;
 
 struct ht_conn {
     const struct ht_conn_cfg *cfg;
@@ -95,6 +96,7 @@ struct ht_conn {
      * at most HT_EARLY_MAX) until the client's side decides; early_done
      * once the server's first bytes are known not to be held. */
     struct ht_h2 *h2;
+    struct ht_ws *ws;           /* after a 101 or a CONNECT's 2xx (ws.c) */
     uint8_t sniff[24];
     uint8_t sniff_len;
     bool sniffed;

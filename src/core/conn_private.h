@@ -17,6 +17,10 @@
  * counts it with ht_conn_count_dropped). */
 struct ht_exchange *ht_conn_new_exchange(struct ht_conn *c, const struct ht_clock *now);
 
+/* A record of c that is not an exchange (ws.c: frames, tunnels): as
+ * ht_conn_new_exchange, but it takes no request_index. */
+struct ht_exchange *ht_conn_new_record(struct ht_conn *c, const struct ht_clock *now);
+
 /* One exchange we will not log, counted in counter (a dropped_* of
  * ht_stats) and in exchanges_seen. */
 void ht_conn_count_dropped(_Atomic uint64_t *counter);

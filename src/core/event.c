@@ -24,6 +24,7 @@
 #include "core/rules.h"
 #include "core/stats.h"
 #include "core/swar.h"
+#include "core/ws.h"
 #include "core/text.h"
 
 /* ---- heads ---- */
@@ -725,6 +726,101 @@ static void write_tls(struct ht_jw *w, const struct ht_tls *t)
     ht_jw_close(w);
 }
 
+/* process.* and service.name. */
+static void write_process(struct ht_jw *w, const struct ht_exchange *ex)
+{
+    if (ex->pid > 0) {
+        ht_jw_open(w, "process");
+        ht_jw_i64(w, "pid", ex->pid);
+        if (ex->exe[0]) {
+            ht_jw_open(w, "executable");
+            ht_jw_str_bytes(w, "name", (const uint8_t *)ex->exe, strlen(ex->exe));
+            ht_jw_close(w);
+        }
+        ht_jw_close(w);
+    }
+    const char *service = ex->service && ex->service[0] ? ex->service : ex->exe;
+    if (service[0]) {
+        ht_jw_open(w, "service");
+        ht_jw_str_bytes(w, "name", (const uint8_t *)service, strlen(service));
+        ht_jw_close(w);
+    }
+}
+
+/* A WebSocket frame's or a tunnel's record (core/ws.h). */
+static void write_ws_record(struct ht_jw *w, const struct ht_exchange *ex)
+{
+    const struct ht_wsrec *r = ex->ws;
+    bool frame = ex->kind == HT_KIND_WS_FRAME;
+    char ts[HT_RFC3339_LEN];
+    ht_jw_open(w, NULL);
+    ht_rfc3339_ns(ex->wall_ns, ts);
+    ht_jw_str(w, "timestamp", ts, HT_RFC3339_LEN - 1);
+    ht_jw_open(w, frame ? "websocket" : "tunnel");
+    if (frame) {
+        ht_jw_cstr(w, "direction", r->dir == HT_REQ ? "client" : "server");
+        ht_jw_cstr(w, "opcode", ht_ws_opcode_name(r->opcode));
+        ht_jw_bool(w, "fin", r->fin);
+        ht_jw_u64(w, "size", r->size);
+        if (r->compressed)
+            ht_jw_bool(w, "compressed", true);
+        if (r->close_code >= 0)
+            ht_jw_u64(w, "close_code", (uint64_t)r->close_code);
+        const struct ht_body *b = &ex->req_body;
+        size_t n = b->truncated ? ht_utf8_trim_partial(b->buf, b->len) : b->len;
+        if (b->len && r->opcode != HT_WS_BINARY && ht_utf8_valid(b->buf, n)) {
+            ht_jw_begin_string(w, r->close_code >= 0 ? "close_reason" : "content");
+            ht_jw_raw_escaped(w, b->buf, n);
+            ht_jw_end_string(w);
+            if (b->truncated)
+                ht_jw_bool(w, "truncated", true);
+        } else if (b->len || r->compressed) {
+            write_body(w, b);       /* binary (base64), and a compressed one's inflated size */
+        }
+    } else {
+        ht_jw_cstr(w, "protocol", r->protocol);
+        ht_jw_open(w, "bytes");
+        ht_jw_u64(w, "client", r->bytes[HT_REQ]);
+        ht_jw_u64(w, "server", r->bytes[HT_RESP]);
+        ht_jw_close(w);
+        if (!strcmp(r->protocol, "websocket")) {
+            ht_jw_open(w, "frames");
+            ht_jw_u64(w, "client", r->frames[HT_REQ]);
+            ht_jw_u64(w, "server", r->frames[HT_RESP]);
+            ht_jw_u64(w, "logged", r->frames_logged);
+            ht_jw_close(w);
+        }
+        if (ex->mono_resp_done)
+            ht_jw_i64(w, "duration_ns", ex->mono_resp_done - ex->mono_start);
+    }
+    ht_jw_close(w);
+    ht_jw_open(w, "network");
+    if (ex->ep.transport)
+        ht_jw_cstr(w, "transport", ex->ep.transport);
+    write_endpoint(w, "peer", ex->ep.peer_addr, ex->ep.peer_port);
+    write_endpoint(w, "local", ex->ep.local_addr, ex->ep.local_port);
+    ht_jw_close(w);
+    write_process(w, ex);
+    ht_jw_open(w, "httptape");
+    ht_jw_cstr(w, "type", frame ? "websocket_frame" : "tunnel");
+    ht_jw_cstr(w, "mode", ex->mode ? ex->mode : "unknown");
+    ht_jw_open(w, "connection");
+    ht_jw_cstr(w, "id", ex->conn_id);
+    ht_jw_u64(w, "request_index", ex->request_index);
+    ht_jw_close(w);
+    ht_jw_bool(w, "complete", ex->gaps == 0);
+    if (ex->gaps)
+        write_names(w, "gaps", ex->gaps, ht_gap_name);
+    if (ex->redacted.count) {
+        ht_jw_open_array(w, "redacted");
+        for (const char *p = ht_redact_next(ex, NULL); p; p = ht_redact_next(ex, p))
+            ht_jw_cstr(w, NULL, p);
+        ht_jw_close_array(w);
+    }
+    ht_jw_close(w);
+    ht_jw_close(w);
+}
+
 static void write_exchange(struct ht_jw *w, const struct ht_exchange *ex,
                            const struct ht_fields_list *lrq, const struct ht_fields_list *lrs)
 {
@@ -789,22 +885,7 @@ static void write_exchange(struct ht_jw *w, const struct ht_exchange *ex,
     write_endpoint(w, "local", ex->ep.local_addr, ex->ep.local_port);
     ht_jw_close(w);
 
-    if (ex->pid > 0) {
-        ht_jw_open(w, "process");
-        ht_jw_i64(w, "pid", ex->pid);
-        if (ex->exe[0]) {
-            ht_jw_open(w, "executable");
-            ht_jw_str_bytes(w, "name", (const uint8_t *)ex->exe, strlen(ex->exe));
-            ht_jw_close(w);
-        }
-        ht_jw_close(w);
-    }
-    const char *service = ex->service && ex->service[0] ? ex->service : ex->exe;
-    if (service[0]) {
-        ht_jw_open(w, "service");
-        ht_jw_str_bytes(w, "name", (const uint8_t *)service, strlen(service));
-        ht_jw_close(w);
-    }
+    write_process(w, ex);
 
     /* network came before, always */
     const char *mode = ex->mode ? ex->mode : "unknown";
@@ -901,6 +982,15 @@ int ht_event_format(struct ht_exchange *ex, struct ht_buf *out)
 {
     struct ht_jw w;
     size_t mark = out->len;
+    if (ex->kind != HT_KIND_EXCHANGE && ex->ws) {
+        /* A frame's payload is a body with no head: JSON or form text in
+         * it is redacted as a body's would be. */
+        if (ex->kind == HT_KIND_WS_FRAME && ex->ws->opcode != HT_WS_BINARY)
+            ht_redact_exchange(ex);
+        ht_jw_init(&w, out);
+        write_ws_record(&w, ex);
+        return finish_line(&w, out, mark);
+    }
     /* Each head's fields are found once, for redaction and for writing. */
     struct ht_fields_list lrq, lrs;
     head_fields(ex->req_head, ex->req_head_len, ex->req_fields, ex->req_nfields, &lrq);

@@ -137,6 +137,8 @@ struct ht_exchange {
     bool h2_pushed;                 /* HTTP/2: a server push (PUSH_PROMISE) */
     struct ht_grpc *grpc;           /* a gRPC call (core/h2.c), else NULL */
     uint8_t verdict;                /* enum ht_verdict (core/rules.h) */
+    uint8_t kind;                   /* enum ht_record_kind (core/ws.h): 0, an exchange */
+    struct ht_wsrec *ws;            /* a WebSocket frame's or a tunnel's record, else NULL */
     uint32_t excerpt_cap[2];        /* per body: max_body, or less by a body rule */
     uint32_t gaps;                  /* enum ht_gap */
     struct ht_tls *tls;             /* over TLS: its session (owned), else NULL */

@@ -27,7 +27,8 @@
 #define MAX_NAMES 16
 #define TEXT_MAX (64 << 10)
 
-enum act { A_EXCLUDE, A_INCLUDE, A_SAMPLE, A_BODY, A_DENY, A_ALLOW };
+enum act { A_EXCLUDE, A_INCLUDE, A_SAMPLE, A_BODY, A_DENY, A_ALLOW, A_WS };
+enum ws_which { WS_ALL, WS_DATA, WS_CONTROL, WS_NONE };
 enum ck { C_PATH, C_METHOD, C_HOST, C_STATUS, C_SLOWER, C_REQ_HEADER, C_RESP_HEADER };
 enum tri { NO, YES, UNKNOWN };
 
@@ -53,6 +54,8 @@ struct rule {
 static struct rule rules[MAX_RULES];
 static size_t nrules;
 static bool any_include, any_header_rule, any_allow;
+static uint8_t ws_which = WS_ALL;
+static uint32_t ws_cap = UINT32_MAX;
 static char origin[256];
 
 /* Bodies nobody reads in an audit log unless asked: media and archives
@@ -92,6 +95,8 @@ void ht_rules_reset(void)
     memset(rules, 0, sizeof(rules));
     nrules = 0;
     any_include = any_header_rule = any_allow = false;
+    ws_which = WS_ALL;
+    ws_cap = UINT32_MAX;
     origin[0] = 0;
 }
 
@@ -234,13 +239,27 @@ static bool parse_size(const char *s, uint32_t *out)
 /* One rule: its words, tok[0] the action. */
 static int parse_rule(struct perr *e, char **tok, size_t n, struct rule *r)
 {
-    static const char *const acts[] = { "exclude", "include", "sample", "body", "header" };
+    static const char *const acts[] = { "exclude", "include", "sample", "body", "header",
+                                        "websocket" };
     size_t a = 0;
-    while (a < 5 && strcmp(tok[0], acts[a]))
+    while (a < 6 && strcmp(tok[0], acts[a]))
         a++;
-    if (a == 5)
-        return fail(e, "unknown rule '%s' (expected exclude, include, sample, body or header)",
-                    tok[0]);
+    if (a == 6)
+        return fail(e, "unknown rule '%s' (expected exclude, include, sample, body, header or "
+                    "websocket)", tok[0]);
+    if (a == 5) {
+        static const char *const which[] = { "all", "data", "control", "none" };
+        size_t k = 0;
+        while (n >= 2 && k < 4 && strcmp(tok[1], which[k]))
+            k++;
+        if (n < 2 || n > 3 || k == 4 || (n == 3 && (strncmp(tok[2], "cap=", 4) ||
+                                                    !parse_size(tok[2] + 4, &ws_cap))))
+            return fail(e, "expected 'websocket all|data|control|none [cap=SIZE]', such as "
+                        "'websocket data cap=1k'");
+        r->act = A_WS;
+        ws_which = (uint8_t)k;
+        return 0;
+    }
     size_t first = 1;
     if (a == 0 || a == 1) {
         r->act = a == 0 ? A_EXCLUDE : A_INCLUDE;
@@ -648,6 +667,14 @@ enum ht_verdict ht_rules_final(struct ht_exchange *ex)
     if (ex->verdict == HT_KEEP_UNDECIDED)
         ex->verdict = (uint8_t)decide(ex, true);
     return (enum ht_verdict)ex->verdict;
+}
+
+bool ht_rules_ws_frame(uint8_t opcode, uint32_t max_body, uint32_t *cap)
+{
+    bool control = opcode >= 8;
+    *cap = ws_cap < max_body ? ws_cap : max_body;
+    return ws_which == WS_ALL || (ws_which == WS_DATA && !control) ||
+           (ws_which == WS_CONTROL && control);
 }
 
 bool ht_rules_filter_headers(void) { return any_header_rule; }

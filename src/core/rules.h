@@ -15,6 +15,8 @@
  *   body TYPE keep|drop|cap=SIZE   the excerpt of bodies whose media type
  *                              matches the glob TYPE (first rule wins)
  *   header deny|allow NAME,... which header fields the events show
+ *   websocket all|data|control|none [cap=SIZE]
+ *                              which WebSocket frames get a record (core/ws.h)
  *
  *   COND: path=GLOB method=M,M host=GLOB status=5xx,404 slower=500ms
  *         request-header=NAME[:GLOB] response-header=NAME[:GLOB]
@@ -63,6 +65,11 @@ void ht_rules_response(struct ht_exchange *ex);
 
 /* The exchange is finished: its verdict (decides what was left). */
 enum ht_verdict ht_rules_final(struct ht_exchange *ex);
+
+/* Does a WebSocket frame with this opcode get a record, and with what
+ * excerpt cap (at most max_body)? The last websocket rule decides; by
+ * default every frame, capped at max_body. */
+bool ht_rules_ws_frame(uint8_t opcode, uint32_t max_body, uint32_t *cap);
 
 /* Do header rules exist, and is this field name (any case) shown? */
 bool ht_rules_filter_headers(void);
