@@ -57,6 +57,8 @@ PACKAGES=(
     # and nghttp (nghttp2-client), hypercorn serving the FastAPI example over
     # HTTP/2 (python3-h2 is its HTTP/2 stack), a grpcio server and client
     libnghttp2-dev nghttp2-client python3-hypercorn python3-h2 python3-grpcio
+    # tests: a WebSocket echo server and client (websocket.bats)
+    python3-websockets
 )
 # make bench only (--bench): the capture tools and the proxy its nginx rows
 # compare httptape with (docs/benchmarks.md, "The rival tools"). tshark's

@@ -726,6 +726,17 @@ static void write_tls(struct ht_jw *w, const struct ht_tls *t)
     ht_jw_close(w);
 }
 
+/* httptape.redacted: what redaction replaced, by name. */
+static void write_redacted(struct ht_jw *w, const struct ht_exchange *ex)
+{
+    if (!ex->redacted.count)
+        return;
+    ht_jw_open_array(w, "redacted");
+    for (const char *p = ht_redact_next(ex, NULL); p; p = ht_redact_next(ex, p))
+        ht_jw_cstr(w, NULL, p);
+    ht_jw_close_array(w);
+}
+
 /* process.* and service.name. */
 static void write_process(struct ht_jw *w, const struct ht_exchange *ex)
 {
@@ -811,12 +822,7 @@ static void write_ws_record(struct ht_jw *w, const struct ht_exchange *ex)
     ht_jw_bool(w, "complete", ex->gaps == 0);
     if (ex->gaps)
         write_names(w, "gaps", ex->gaps, ht_gap_name);
-    if (ex->redacted.count) {
-        ht_jw_open_array(w, "redacted");
-        for (const char *p = ht_redact_next(ex, NULL); p; p = ht_redact_next(ex, p))
-            ht_jw_cstr(w, NULL, p);
-        ht_jw_close_array(w);
-    }
+    write_redacted(w, ex);
     ht_jw_close(w);
     ht_jw_close(w);
 }
@@ -932,12 +938,7 @@ static void write_exchange(struct ht_jw *w, const struct ht_exchange *ex,
         ht_jw_u64(w, "sent", ex->tls->raw_bytes[HT_RESP]);
         ht_jw_close(w);
     }
-    if (ex->redacted.count) {
-        ht_jw_open_array(w, "redacted");
-        for (const char *p = ht_redact_next(ex, NULL); p; p = ht_redact_next(ex, p))
-            ht_jw_cstr(w, NULL, p);
-        ht_jw_close_array(w);
-    }
+    write_redacted(w, ex);
     ht_jw_close(w);
     ht_jw_close(w);
 }

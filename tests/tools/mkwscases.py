@@ -9,6 +9,10 @@ fragments, a close with its code and reason.
 """
 import os
 import struct
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mkh2cases import write  # noqa: E402  (one writer of case files)
 
 
 def frame(op, payload, fin=True, mask=None):
@@ -24,14 +28,6 @@ def frame(op, payload, fin=True, mask=None):
         payload = bytes(c ^ mask[i % 4] for i, c in enumerate(payload))
         return head + mask + payload
     return head + payload
-
-
-def write(name, client, server):
-    d = os.path.join("tests", "cases", name)
-    os.makedirs(d, exist_ok=True)
-    for side, b in (("client", client), ("server", server)):
-        with open(os.path.join(d, side), "wb") as f:
-            f.write(b)
 
 
 def websocket():
