@@ -790,6 +790,7 @@ void ht_conn_feed_unseen(struct ht_conn *c, enum ht_dir d, uint64_t n, enum ht_b
                 ex->gaps |= HT_GAP_BODY_NOT_CAPTURED;
             b->size += k;
             b->truncated = true;
+            ht_body_unseen(b);
             c->bytes[d] += k;
             off += k;
             if (c->h2) {

@@ -275,6 +275,9 @@ static void write_body(struct ht_jw *w, const struct ht_body *b)
 {
     ht_jw_open(w, "body");
     ht_jw_u64(w, "size", b->size);
+    char hex[65];
+    if (ht_body_digest_hex((struct ht_body *)b, hex))     /* finalised here, once */
+        ht_jw_cstr(w, "sha256", hex);
     if (b->len) {
         size_t n = b->truncated ? ht_utf8_trim_partial(b->buf, b->len) : b->len;
         if (ht_utf8_valid(b->buf, n)) {

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 static const char *const gap_names[HT_GAP_COUNT] = {
     "no_request",
     "request_incomplete",
@@ -183,10 +185,38 @@ void ht_exchange_free(struct ht_exchange *ex)
     pool_put(ex);
 }
 
+_Static_assert(sizeof(((struct ht_digest *)0)->state) >= sizeof(crypto_hash_sha256_state),
+               "ht_digest.state holds a crypto_hash_sha256_state");
+
+bool ht_body_digest_start(struct ht_exchange *ex, struct ht_body *b)
+{
+    if (b->digest)
+        return true;
+    b->digest = ht_exchange_alloc(ex, sizeof(*b->digest));
+    if (!b->digest)
+        return false;
+    b->digest->broken = b->size > 0;    /* bytes before it were not hashed */
+    crypto_hash_sha256_init((crypto_hash_sha256_state *)(void *)b->digest->state);
+    return true;
+}
+
+bool ht_body_digest_hex(struct ht_body *b, char hex[65])
+{
+    uint8_t sum[crypto_hash_sha256_BYTES];
+    if (!b->digest || b->digest->broken)
+        return false;
+    crypto_hash_sha256_final((crypto_hash_sha256_state *)(void *)b->digest->state, sum);
+    sodium_bin2hex(hex, 65, sum, sizeof(sum));
+    b->digest->broken = true;           /* final once */
+    return true;
+}
+
 int ht_body_append(struct ht_exchange *ex, struct ht_body *b, const uint8_t *data, size_t len,
                    uint32_t cap)
 {
     b->size += len;
+    if (b->digest && !b->digest->broken && len)
+        crypto_hash_sha256_update((crypto_hash_sha256_state *)(void *)b->digest->state, data, len);
     if (b->len >= cap || b->truncated) {
         b->truncated = b->truncated || len > 0;
         return 0;

@@ -36,6 +36,15 @@ enum ht_gap {
 
 const char *ht_gap_name(uint32_t bit);
 
+struct ht_exchange;
+
+/* A body's SHA-256 over every byte of it (rule 'digest sha256'): in the
+ * exchange's memory, NULL when not asked for. */
+struct ht_digest {
+    uint8_t state[208];     /* libsodium's crypto_hash_sha256_state (checked in exchange.c) */
+    bool broken;            /* bytes of the body went by unseen: no digest */
+};
+
 struct ht_body {
     uint8_t *buf;           /* excerpt: the first len bytes of the body */
     uint32_t len, cap;
@@ -47,7 +56,24 @@ struct ht_body {
     uint32_t coded_len;     /* with coding: the coded bytes the excerpt came from */
     struct ht_file_id *file;/* sendfile: the file (in the exchange's memory), else NULL */
     bool omitted;           /* a body rule (core/rules.h) left the content out */
+    struct ht_digest *digest;
 };
+
+/* Start b's digest (every byte appended from now on); false without
+ * memory. */
+bool ht_body_digest_start(struct ht_exchange *ex, struct ht_body *b);
+
+/* n bytes of b passed without their content (unseen): its digest, if any,
+ * can no longer be had. */
+static inline void ht_body_unseen(struct ht_body *b)
+{
+    if (b->digest)
+        b->digest->broken = true;
+}
+
+/* The digest of b as 64 hex digits and a NUL in hex; false when there is
+ * none (not asked for, or bytes unseen). Once per body. */
+bool ht_body_digest_hex(struct ht_body *b, char hex[65]);
 
 /* How body bytes reached the socket, when not by read/write. */
 enum ht_body_source { HT_SRC_IO = 0, HT_SRC_SENDFILE, HT_SRC_SPLICE };

@@ -1005,6 +1005,7 @@ void ht_h2_lost(struct ht_conn *c, enum ht_dir d, uint64_t n, const struct ht_cl
             uint64_t k = n < body ? n : body;
             b->size += k;
             b->truncated = true;
+            ht_body_unseen(b);
         }
         if (s)
             s->ex->gaps |= HT_GAP_CAPTURE;

@@ -27,7 +27,7 @@
 #define MAX_NAMES 16
 #define TEXT_MAX (64 << 10)
 
-enum act { A_EXCLUDE, A_INCLUDE, A_SAMPLE, A_BODY, A_DENY, A_ALLOW, A_WS };
+enum act { A_EXCLUDE, A_INCLUDE, A_SAMPLE, A_BODY, A_DENY, A_ALLOW, A_WS, A_DIGEST };
 enum ws_which { WS_ALL, WS_DATA, WS_CONTROL, WS_NONE };
 enum ck { C_PATH, C_METHOD, C_HOST, C_STATUS, C_SLOWER, C_REQ_HEADER, C_RESP_HEADER };
 enum tri { NO, YES, UNKNOWN };
@@ -55,6 +55,7 @@ static struct rule rules[MAX_RULES];
 static size_t nrules;
 static bool any_include, any_header_rule, any_allow;
 static uint8_t ws_which = WS_ALL;
+static bool digest;
 static uint32_t ws_cap = UINT32_MAX;
 static char origin[256];
 
@@ -97,6 +98,7 @@ void ht_rules_reset(void)
     any_include = any_header_rule = any_allow = false;
     ws_which = WS_ALL;
     ws_cap = UINT32_MAX;
+    digest = false;
     origin[0] = 0;
 }
 
@@ -240,13 +242,20 @@ static bool parse_size(const char *s, uint32_t *out)
 static int parse_rule(struct perr *e, char **tok, size_t n, struct rule *r)
 {
     static const char *const acts[] = { "exclude", "include", "sample", "body", "header",
-                                        "websocket" };
+                                        "websocket", "digest" };
     size_t a = 0;
-    while (a < 6 && strcmp(tok[0], acts[a]))
+    while (a < 7 && strcmp(tok[0], acts[a]))
         a++;
-    if (a == 6)
-        return fail(e, "unknown rule '%s' (expected exclude, include, sample, body, header or "
-                    "websocket)", tok[0]);
+    if (a == 7)
+        return fail(e, "unknown rule '%s' (expected exclude, include, sample, body, header, "
+                    "websocket or digest)", tok[0]);
+    if (a == 6) {
+        if (n != 2 || strcmp(tok[1], "sha256"))
+            return fail(e, "expected 'digest sha256'");
+        r->act = A_DIGEST;
+        digest = true;
+        return 0;
+    }
     if (a == 5) {
         static const char *const which[] = { "all", "data", "control", "none" };
         size_t k = 0;
@@ -650,6 +659,8 @@ void ht_rules_request(struct ht_exchange *ex)
                             ex->excerpt_cap[HT_REQ]);
     ex->req_body.omitted = cap < ex->excerpt_cap[HT_REQ] && cap == 0;
     ex->excerpt_cap[HT_REQ] = cap;
+    if (digest)
+        ht_body_digest_start(ex, &ex->req_body);
 }
 
 void ht_rules_response(struct ht_exchange *ex)
@@ -660,6 +671,8 @@ void ht_rules_response(struct ht_exchange *ex)
                             ex->excerpt_cap[HT_RESP]);
     ex->resp_body.omitted = cap < ex->excerpt_cap[HT_RESP] && cap == 0;
     ex->excerpt_cap[HT_RESP] = cap;
+    if (digest)
+        ht_body_digest_start(ex, &ex->resp_body);
 }
 
 enum ht_verdict ht_rules_final(struct ht_exchange *ex)
@@ -676,6 +689,8 @@ bool ht_rules_ws_frame(uint8_t opcode, uint32_t max_body, uint32_t *cap)
     return ws_which == WS_ALL || (ws_which == WS_DATA && !control) ||
            (ws_which == WS_CONTROL && control);
 }
+
+bool ht_rules_digest(void) { return digest; }
 
 bool ht_rules_filter_headers(void) { return any_header_rule; }
 

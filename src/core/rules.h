@@ -15,6 +15,7 @@
  *   body TYPE keep|drop|cap=SIZE   the excerpt of bodies whose media type
  *                              matches the glob TYPE (first rule wins)
  *   header deny|allow NAME,... which header fields the events show
+ *   digest sha256              a SHA-256 of every body, whole
  *   websocket all|data|control|none [cap=SIZE]
  *                              which WebSocket frames get a record (core/ws.h)
  *
@@ -70,6 +71,9 @@ enum ht_verdict ht_rules_final(struct ht_exchange *ex);
  * excerpt cap (at most max_body)? The last websocket rule decides; by
  * default every frame, capped at max_body. */
 bool ht_rules_ws_frame(uint8_t opcode, uint32_t max_body, uint32_t *cap);
+
+/* Is a digest of whole bodies asked for ('digest sha256')? */
+bool ht_rules_digest(void);
 
 /* Do header rules exist, and is this field name (any case) shown? */
 bool ht_rules_filter_headers(void);

@@ -101,3 +101,20 @@ OUT
     assert_failure 2
     assert_output "httptape run: HTTPTAPE_RULES: rule 1: 'sample' needs a rate from 0% to 100%, such as 'sample 10%'"
 }
+
+@test "rules: 'digest sha256' gives the SHA-256 of whole bodies, past the excerpt cap, as sent" {
+    # (One write of 1 MiB is a quarter of the default ring: it would be cut,
+    # its middle counted, not copied, and the body would have no digest.)
+    HTTPTAPE_RING_SIZE=16m HTTPTAPE_RULES='digest sha256' start_tapped echo "$LOG" "$PY" \
+        "$APPS/echo_server.py" "$PORT"
+    wait_http "$BASE/"
+    head -c 1048577 /dev/urandom >"$BATS_TEST_TMPDIR/in.bin"
+    curl -s --max-time 20 -H 'content-type: application/octet-stream' \
+        --data-binary @"$BATS_TEST_TMPDIR/in.bin" -o "$BATS_TEST_TMPDIR/out.bin" "$BASE/echo"
+    cmp "$BATS_TEST_TMPDIR/in.bin" "$BATS_TEST_TMPDIR/out.bin"
+    wait_exchanges "$LOG" 1
+    want=$(sha256sum <"$BATS_TEST_TMPDIR/in.bin" | cut -d' ' -f1)
+    run jq -r '.http.request.body.sha256, .http.response.body.sha256, .http.request.body.size,
+               .http.request.body.truncated' <(exchanges "$LOG")
+    assert_output "$want"$'\n'"$want"$'\n1048577\ntrue'
+}

@@ -182,8 +182,29 @@ static void test_bodies_and_headers(void)
     tap_ok(!ht_rules_filter_headers(), "rules: without header rules nothing is filtered");
 }
 
+static void test_digest(void)
+{
+    char err[256], hex[65];
+    tap_ok(ht_rules_parse("digest md5", "t", err, sizeof(err)) != 0 &&
+           !strcmp(err, "t: rule 1: expected 'digest sha256'"), "rules: digest names its algorithm: %s",
+           err);
+    ht_rules_reset();
+    ht_rules_parse("digest sha256", "t", err, sizeof(err));
+    struct ht_exchange *ex = exchange("POST /d HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                      "6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n", OK, 0);
+    tap_ok(ht_body_digest_hex(&ex->req_body, hex) &&
+           !strcmp(hex, "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"),
+           "rules: the request body's SHA-256 is over its bytes without the chunk framing");
+    ht_exchange_free(ex);
+    ht_rules_reset();
+    ex = exchange("GET / HTTP/1.1\r\nHost: a\r\n\r\n", OK, 0);
+    tap_ok(!ht_body_digest_hex(&ex->resp_body, hex), "rules: without the rule there is no digest");
+    ht_exchange_free(ex);
+}
+
 int main(void)
 {
+    test_digest();
     test_errors();
     test_decisions();
     test_sampling();
