@@ -21,6 +21,19 @@ else
 Q := @
 endif
 
+# Generated headers (version.h from mk/version.mk) live in $(GEN). Their rules run every time (FORCE) but
+# rewrite the file only when its text changes, so only what includes it
+# is rebuilt, and only then.
+GEN     := $(BUILD)/gen
+CFLAGS  += -I$(GEN)
+VERSION_TXT := $(GEN)/version
+VERSION_H   := $(GEN)/version.h
+# $(call write_if_changed,FILE,COMMAND): FILE holds what COMMAND prints.
+define write_if_changed
+	@mkdir -p $(dir $(1))
+	$(Q){ $(2); } >$(1).tmp && { cmp -s $(1).tmp $(1) && rm -f $(1).tmp || mv -f $(1).tmp $(1); }
+endef
+
 CORE_SRC    := $(wildcard src/core/*.c)
 PRELOAD_SRC := $(wildcard src/preload/*.c)
 CLI_SRC     := $(wildcard src/cli/*.c)
@@ -41,7 +54,7 @@ COLLECTOR_LIB := $(BUILD)/libhtcollector.a
 SO          := $(BUILD)/libhttptape.so
 CLI         := $(BUILD)/httptape
 
-.PHONY: all test unit demo asan fuzz clean deps
+.PHONY: all test unit demo asan fuzz clean deps FORCE
 all: $(SO) $(CLI) $(UNIT_BIN)
 
 $(BUILD)/%.o: %.c
