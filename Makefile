@@ -5,6 +5,8 @@
 #   make asan       the same code built with ASan+UBSan under build/asan/ (and
 #                   HT_CHECK_FIELDS: the event writer checks the parser's
 #                   field list against the head, as the fuzzer does)
+#   make install    PREFIX (/usr/local) and DESTDIR as usual (mk/install.mk);
+#                   make uninstall
 #   V=1             show the commands
 
 CC      ?= cc
@@ -21,7 +23,8 @@ else
 Q := @
 endif
 
-# Generated headers (version.h from mk/version.mk) live in $(GEN). Their rules run every time (FORCE) but
+# Generated headers (version.h from mk/version.mk, paths.h from
+# mk/install.mk) live in $(GEN). Their rules run every time (FORCE) but
 # rewrite the file only when its text changes, so only what includes it
 # is rebuilt, and only then.
 GEN     := $(BUILD)/gen

@@ -1,4 +1,4 @@
-# install.mk - where an install puts httptape, laid out as a Debian tool
+# install.mk - `make install` / `make uninstall`, laid out as a Debian tool
 # (faketime, torsocks): the preload library in a private directory under
 # the multiarch triplet's lib.
 #   $(DESTDIR)$(BINDIR)/httptape                  BINDIR    = PREFIX/bin
@@ -13,7 +13,8 @@
 # library) and the library (to find the CLI, its collector), and each one's
 # place relative to the other, tried first: so an install under DESTDIR,
 # or one moved as a whole, still finds its parts. A build changes only when
-# PREFIX (or a directory) does.
+# PREFIX (or a directory) does: `make install PREFIX=/usr` after `make`
+# rebuilds the two objects that include it.
 PREFIX      ?= /usr/local
 MULTIARCH   ?= $(or $(shell gcc -print-multiarch 2>/dev/null),$(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null))
 BINDIR      ?= $(PREFIX)/bin
@@ -28,3 +29,21 @@ $(PATHS_H): FORCE
 	    '$(BINDIR)' '$(PKGLIBDIR)' "$$(realpath -m --relative-to='$(BINDIR)' '$(PKGLIBDIR)')" \
 	    "$$(realpath -m --relative-to='$(PKGLIBDIR)' '$(BINDIR)')")
 $(BUILD)/src/cli/cmd_run.o $(BUILD)/src/preload/init.o: $(PATHS_H)
+
+.PHONY: install uninstall
+install: $(CLI) $(SO) man
+	$(Q)$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PKGLIBDIR) $(DESTDIR)$(MANDIR)/man1 \
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(BASHCOMPDIR)
+	$(Q)$(INSTALL) -m 0755 $(CLI) $(DESTDIR)$(BINDIR)/httptape
+	$(Q)$(INSTALL) -m 0644 $(SO) $(DESTDIR)$(PKGLIBDIR)/libhttptape.so
+	$(Q)$(INSTALL) -m 0644 $(filter %.1,$(MAN_PAGES)) $(DESTDIR)$(MANDIR)/man1
+	$(Q)$(INSTALL) -m 0644 $(filter %.5,$(MAN_PAGES)) $(DESTDIR)$(MANDIR)/man5
+	$(Q)$(INSTALL) -m 0644 completions/httptape.bash $(DESTDIR)$(BASHCOMPDIR)/httptape
+	@echo "  INSTALL $(DESTDIR)$(BINDIR)/httptape, $(DESTDIR)$(PKGLIBDIR)/libhttptape.so"
+
+uninstall:
+	$(Q)rm -f $(DESTDIR)$(BINDIR)/httptape $(DESTDIR)$(PKGLIBDIR)/libhttptape.so \
+	    $(patsubst $(MAN_OUT)/%,$(DESTDIR)$(MANDIR)/man1/%,$(filter %.1,$(MAN_PAGES))) \
+	    $(patsubst $(MAN_OUT)/%,$(DESTDIR)$(MANDIR)/man5/%,$(filter %.5,$(MAN_PAGES))) \
+	    $(DESTDIR)$(BASHCOMPDIR)/httptape
+	$(Q)rmdir $(DESTDIR)$(PKGLIBDIR) 2>/dev/null || true
