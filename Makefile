@@ -6,7 +6,7 @@
 #                   HT_CHECK_FIELDS: the event writer checks the parser's
 #                   field list against the head, as the fuzzer does)
 #   make install    PREFIX (/usr/local) and DESTDIR as usual (mk/install.mk);
-#                   make uninstall
+#                   make uninstall; make deb (mk/deb.mk)
 #   V=1             show the commands
 
 CC      ?= cc
@@ -63,7 +63,7 @@ all: $(SO) $(CLI) $(UNIT_BIN)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 $(CORE_LIB): $(CORE_OBJ)
 	@$(if $(Q),echo "  AR      $@")

@@ -4,7 +4,9 @@
 # under lib/<triplet>/httptape/ (relative to itself: DESTDIR is not the
 # root), the library finds the installed httptape as its collector, the man
 # pages render without warnings, --version prints git describe, bash
-# completion completes, make uninstall removes it all.
+# completion completes, make uninstall removes it all. The .deb (make deb)
+# is built and checked only with HTTPTAPE_TEST_DEB=1: it compiles everything
+# again.
 #
 # setup_file installs once, from a build directory of its own (BUILD=...),
 # so the checkout's build/ keeps its PREFIX; servers are started per test
@@ -134,4 +136,25 @@ record_with() {
     run find "$root" -type f
     assert_output ""
     [ ! -e "$root/usr/lib/$TRIPLET/httptape" ]
+}
+
+@test "deb: make deb builds a lintian-clean package that installs the same layout and records" {
+    [ "${HTTPTAPE_TEST_DEB:-0}" = 1 ] || skip "set HTTPTAPE_TEST_DEB=1 (make deb compiles everything again)"
+    local deb="$BATS_FILE_TMPDIR/deb"
+    run make -C "$REPO" --no-print-directory deb BUILD="$deb"
+    assert_success
+    refute_line --regexp '^[EW]: '
+    local pkg
+    pkg=$(ls "$deb"/deb/httptape_*.deb)
+    run dpkg-deb -c "$pkg"
+    assert_line --regexp " \./usr/bin/httptape$"
+    assert_line --regexp " \./usr/lib/$TRIPLET/httptape/libhttptape\.so$"
+    assert_line --regexp " \./usr/share/man/man1/httptape\.1\.gz$"
+    assert_line --regexp " \./usr/share/man/man5/httptape-events\.5\.gz$"
+    assert_line --regexp " \./usr/share/man/man5/httptape-config\.5\.gz$"
+    assert_line --regexp " \./usr/share/bash-completion/completions/httptape$"
+    dpkg-deb -x "$pkg" "$BATS_TEST_TMPDIR/pkg"
+    run "$BATS_TEST_TMPDIR/pkg/usr/bin/httptape" --version
+    assert_output "httptape $("$REPO/scripts/version.sh")"
+    record_with "$BATS_TEST_TMPDIR/pkg/usr/bin/httptape"
 }
