@@ -5,6 +5,8 @@
 #   make asan       the same code built with ASan+UBSan under build/asan/ (and
 #                   HT_CHECK_FIELDS: the event writer checks the parser's
 #                   field list against the head, as the fuzzer does)
+#   make install    PREFIX (/usr/local) and DESTDIR as usual (mk/install.mk);
+#                   make uninstall; make deb (mk/deb.mk)
 #   V=1             show the commands
 
 CC      ?= cc
@@ -20,6 +22,20 @@ Q :=
 else
 Q := @
 endif
+
+# Generated headers (version.h from mk/version.mk, paths.h from
+# mk/install.mk) live in $(GEN). Their rules run every time (FORCE) but
+# rewrite the file only when its text changes, so only what includes it
+# is rebuilt, and only then.
+GEN     := $(BUILD)/gen
+CFLAGS  += -I$(GEN)
+VERSION_TXT := $(GEN)/version
+VERSION_H   := $(GEN)/version.h
+# $(call write_if_changed,FILE,COMMAND): FILE holds what COMMAND prints.
+define write_if_changed
+	@mkdir -p $(dir $(1))
+	$(Q){ $(2); } >$(1).tmp && { cmp -s $(1).tmp $(1) && rm -f $(1).tmp || mv -f $(1).tmp $(1); }
+endef
 
 CORE_SRC    := $(wildcard src/core/*.c)
 PRELOAD_SRC := $(wildcard src/preload/*.c)
@@ -41,13 +57,13 @@ COLLECTOR_LIB := $(BUILD)/libhtcollector.a
 SO          := $(BUILD)/libhttptape.so
 CLI         := $(BUILD)/httptape
 
-.PHONY: all test unit demo asan fuzz clean deps
+.PHONY: all test unit demo asan fuzz clean deps FORCE
 all: $(SO) $(CLI) $(UNIT_BIN)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 $(CORE_LIB): $(CORE_OBJ)
 	@$(if $(Q),echo "  AR      $@")

@@ -8,7 +8,10 @@
  * exchanges.
  *
  * The library is found at $HTTPTAPE_LIBRARY, else beside this executable
- * (build/), else in ../lib/httptape/ relative to it (an install).
+ * (build/), else where `make install` puts it: first relative to this
+ * executable (../lib/TRIPLET/httptape/ from PREFIX/bin, so an install under
+ * DESTDIR, or moved whole, works), then at the PKGLIBDIR compiled in
+ * (paths.h, mk/install.mk).
  *
  * A command the dynamic loader will not preload into (setuid/setgid to
  * someone else, file capabilities, statically linked) still runs, after
@@ -36,6 +39,7 @@
 #include "cli/cli.h"
 #include "core/config.h"
 #include "core/rules.h"
+#include "paths.h"                /* generated: $(BUILD)/gen (mk/install.mk) */
 
 static const char usage[] =
     "usage: httptape run [--log FILE] [--max-body BYTES] [--max-header BYTES]\n"
@@ -79,13 +83,16 @@ static int find_library(char *out, size_t outlen)
     if (!slash)
         return -ENOENT;
     *slash = 0;
-    static const char *const rel[] = { "libhttptape.so", "../lib/httptape/libhttptape.so" };
+    static const char *const rel[] = { ".", HT_PKGLIBDIR_FROM_BIN };
+    char cand[PATH_MAX * 2];
     for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
-        char cand[PATH_MAX + 64];
-        snprintf(cand, sizeof(cand), "%s/%s", exe, rel[i]);
+        snprintf(cand, sizeof(cand), "%s/%s/libhttptape.so", exe, rel[i]);
         if (realpath(cand, out) && access(out, R_OK) == 0)
             return 0;
     }
+    snprintf(cand, sizeof(cand), "%s/libhttptape.so", HT_PKGLIBDIR);
+    if (realpath(cand, out) && access(out, R_OK) == 0)
+        return 0;
     (void)outlen;
     return -ENOENT;
 }
@@ -389,7 +396,8 @@ int ht_cmd_run(int argc, char **argv)
     char lib[PATH_MAX];
     if (find_library(lib, sizeof(lib))) {
         fputs("httptape run: cannot find libhttptape.so (beside this program, in "
-              "../lib/httptape/, or at $HTTPTAPE_LIBRARY)\n", stderr);
+              HT_PKGLIBDIR_FROM_BIN "/ from it, in " HT_PKGLIBDIR
+              "/, or at $HTTPTAPE_LIBRARY)\n", stderr);
         return 1;
     }
     /* ld.so splits LD_PRELOAD at spaces and colons, with no quoting. */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "version.h"              /* generated: $(BUILD)/gen (mk/version.mk) */
 
 /* libhttptape.so stays inert in this program (its collector, attach),
  * also when an outer `httptape run` preloaded it here. */
@@ -26,6 +27,7 @@ static const char usage[] =
     "                      parse one captured TCP connection, print its events\n"
     "  collect [--log FILE] [--address NAME:TOKEN]\n"
     "                      a standing collector that several servers hand records to\n"
+    "  version, --version  print httptape's version\n"
     "\n"
     "'httptape <command> --help' describes a command. Exit codes: 0 success,\n"
     "1 failure, 2 usage error.\n";
@@ -39,6 +41,10 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         fputs(usage, stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+        printf("httptape %s\n", HT_VERSION);
         return 0;
     }
     if (!strcmp(cmd, "run"))

@@ -28,6 +28,7 @@
 #include "preload/out.h"
 #include "preload/real.h"
 #include "preload/tap.h"
+#include "paths.h"                /* generated: $(BUILD)/gen (mk/install.mk) */
 
 
 
@@ -116,8 +117,10 @@ static void keep_env(const struct ht_config *cfg)
 }
 
 /* The httptape executable that collects for us: $HTTPTAPE_COLLECTOR_BIN,
- * else beside this library (build/), else ../../bin/ from it (an install
- * in PREFIX/lib/httptape/). */
+ * else beside this library (build/), else where `make install` puts it:
+ * first relative to this library (../../../bin/ from PREFIX/lib/TRIPLET/
+ * httptape/, so an install under DESTDIR or moved whole works), then the
+ * BINDIR compiled in (paths.h, mk/install.mk). */
 static char collector_bin[PATH_MAX];
 
 static void find_collector(void)
@@ -136,13 +139,16 @@ static void find_collector(void)
     if (!slash)
         return;
     *slash = 0;
-    static const char *const rel[] = { "httptape", "../../bin/httptape" };
+    static const char *const rel[] = { ".", HT_BINDIR_FROM_PKGLIB };
+    char cand[PATH_MAX * 2];
     for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
-        char cand[PATH_MAX + 32];
-        snprintf(cand, sizeof(cand), "%s/%s", self, rel[i]);
+        snprintf(cand, sizeof(cand), "%s/%s/httptape", self, rel[i]);
         if (realpath(cand, collector_bin) && access(collector_bin, X_OK) == 0)
             return;
     }
+    snprintf(cand, sizeof(cand), "%s/httptape", HT_BINDIR);
+    if (realpath(cand, collector_bin) && access(collector_bin, X_OK) == 0)
+        return;
     collector_bin[0] = 0;
 }
 
