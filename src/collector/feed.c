@@ -471,8 +471,8 @@ static void update_skip(struct aconn *c, enum ht_dir d)
     const struct ht_body *b = d == HT_REQ ? &ex->req_body : &ex->resp_body;
     if (!b->truncated && b->len < ex->excerpt_cap[d != HT_REQ])
         return;                     /* the excerpt still wants bytes */
-    if (b->digest && !b->digest->broken)
-        return;                     /* the digest wants every byte */
+    if (ht_body_wants_all(b))
+        return;                     /* a digest or a multipart summary wants every byte */
     uint64_t room = ht_parser_body_room(&k->p[d]);
     if (room < SKIP_MIN)
         return;

@@ -20,6 +20,7 @@
 #include "core/fields.h"
 #include "core/h2.h"
 #include "core/jsonw.h"
+#include "core/multipart.h"
 #include "core/redact.h"
 #include "core/rules.h"
 #include "core/stats.h"
@@ -271,6 +272,50 @@ static void write_file(struct ht_jw *w, const struct ht_file_id *f)
     ht_jw_close(w);
 }
 
+/* A multipart body's parts (core/multipart.h). */
+static void write_parts(struct ht_jw *w, const struct ht_multipart *m)
+{
+    ht_jw_open_array(w, "parts");
+    for (unsigned i = 0; i < m->nparts; i++) {
+        const struct ht_mp_part *p = &m->parts[i];
+        ht_jw_open(w, NULL);
+        ht_jw_cstr(w, "name", p->name);
+        if (p->filename[0])
+            ht_jw_cstr(w, "filename", p->filename);
+        if (p->content_type[0])
+            ht_jw_cstr(w, "content_type", p->content_type);
+        ht_jw_u64(w, "size", p->size);
+        size_t n = p->text_cut ? ht_utf8_trim_partial(p->text, p->text_len) : p->text_len;
+        if (p->text_len && ht_utf8_valid(p->text, n)) {
+            ht_jw_begin_string(w, "content");
+            ht_jw_raw_escaped(w, p->text, n);
+            ht_jw_end_string(w);
+            if (p->text_cut)
+                ht_jw_bool(w, "truncated", true);
+        }
+        ht_jw_close(w);
+    }
+    ht_jw_close_array(w);
+    if (m->more)
+        ht_jw_u64(w, "parts_more", m->more);
+    if (m->broken || !m->ended)
+        ht_jw_bool(w, "parts_incomplete", true);
+}
+
+/* Secret parts (HTTPTAPE_REDACT_FIELDS names) show no text. */
+static void redact_parts(struct ht_exchange *ex, struct ht_body *b)
+{
+    struct ht_multipart *m = b->mp;
+    for (unsigned i = 0; m && i < m->nparts; i++) {
+        struct ht_mp_part *p = &m->parts[i];
+        if (p->text_len && ht_redact_body_field(ex, p->name)) {
+            memcpy(p->text, "REDACTED", 8);
+            p->text_len = 8;
+            p->text_cut = false;
+        }
+    }
+}
+
 static void write_body(struct ht_jw *w, const struct ht_body *b)
 {
     ht_jw_open(w, "body");
@@ -278,7 +323,10 @@ static void write_body(struct ht_jw *w, const struct ht_body *b)
     char hex[65];
     if (ht_body_digest_hex((struct ht_body *)b, hex))     /* finalised here, once */
         ht_jw_cstr(w, "sha256", hex);
-    if (b->len) {
+    /* A multipart body read whole is shown by its parts (secret ones
+     * without their text), not by its raw excerpt. */
+    bool by_parts = b->mp && !b->mp->broken;
+    if (b->len && !by_parts) {
         size_t n = b->truncated ? ht_utf8_trim_partial(b->buf, b->len) : b->len;
         if (ht_utf8_valid(b->buf, n)) {
             ht_jw_begin_string(w, "content");
@@ -300,10 +348,12 @@ static void write_body(struct ht_jw *w, const struct ht_body *b)
             free(spare);
         }
     }
-    if (b->truncated)
+    if (b->truncated && !by_parts)
         ht_jw_bool(w, "truncated", true);
     if (b->omitted)
         ht_jw_cstr(w, "omitted", "body_rule");
+    if (b->mp)
+        write_parts(w, b->mp);
     if (b->coding) {
         /* content is decoded: from the first coded_len bytes as sent */
         ht_jw_cstr(w, "content_encoding", ht_coding_name(b->coding));
@@ -1005,6 +1055,8 @@ int ht_event_format(struct ht_exchange *ex, struct ht_buf *out)
     /* Secrets are replaced before a single byte of the record exists, on
      * whichever thread formats it, for every front end. */
     ht_redact_exchange_listed(ex, &lrq, &lrs);
+    redact_parts(ex, &ex->req_body);
+    redact_parts(ex, &ex->resp_body);
     ht_jw_init(&w, out);
     write_exchange(&w, ex, &lrq, &lrs);
     return finish_line(&w, out, mark);

@@ -5,6 +5,7 @@
  */
 #include "core/exchange.h"
 #include "core/fields.h"
+#include "core/multipart.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -182,6 +183,13 @@ void ht_exchange_free(struct ht_exchange *ex)
     ht_exchange_release(ex, ex->req_body.buf);
     ht_exchange_release(ex, ex->resp_body.buf);
     ht_exchange_release(ex, ex->tls);
+    /* What the modules allocate in it (digest, multipart, gRPC, frames). */
+    ht_exchange_release(ex, ex->req_body.digest);
+    ht_exchange_release(ex, ex->resp_body.digest);
+    ht_exchange_release(ex, ex->req_body.mp);
+    ht_exchange_release(ex, ex->resp_body.mp);
+    ht_exchange_release(ex, ex->grpc);
+    ht_exchange_release(ex, ex->ws);
     pool_put(ex);
 }
 
@@ -211,12 +219,41 @@ bool ht_body_digest_hex(struct ht_body *b, char hex[65])
     return true;
 }
 
+void ht_body_unseen(struct ht_body *b)
+{
+    if (b->digest)
+        b->digest->broken = true;
+    if (b->mp)
+        b->mp->broken = true;
+}
+
+bool ht_body_multipart_start(struct ht_exchange *ex, struct ht_body *b, const uint8_t *ct,
+                             size_t n)
+{
+    char boundary[HT_MP_BOUNDARY + 1];
+    if (b->mp || !ht_mp_boundary(ct, n, boundary))
+        return true;
+    b->mp = ht_exchange_alloc(ex, sizeof(*b->mp));
+    if (!b->mp)
+        return false;
+    ht_mp_init(b->mp, boundary);
+    b->mp->broken = b->size > 0;        /* bytes before it were not read */
+    return true;
+}
+
+bool ht_body_wants_all(const struct ht_body *b)
+{
+    return (b->digest && !b->digest->broken) || (b->mp && !b->mp->broken && !b->mp->ended);
+}
+
 int ht_body_append(struct ht_exchange *ex, struct ht_body *b, const uint8_t *data, size_t len,
                    uint32_t cap)
 {
     b->size += len;
     if (b->digest && !b->digest->broken && len)
         crypto_hash_sha256_update((crypto_hash_sha256_state *)(void *)b->digest->state, data, len);
+    if (b->mp && !b->mp->broken)
+        ht_mp_feed(b->mp, data, len);
     if (b->len >= cap || b->truncated) {
         b->truncated = b->truncated || len > 0;
         return 0;

@@ -57,6 +57,7 @@ struct ht_body {
     struct ht_file_id *file;/* sendfile: the file (in the exchange's memory), else NULL */
     bool omitted;           /* a body rule (core/rules.h) left the content out */
     struct ht_digest *digest;
+    struct ht_multipart *mp;/* multipart/form-data: its parts (core/multipart.h), else NULL */
 };
 
 /* Start b's digest (every byte appended from now on); false without
@@ -65,11 +66,16 @@ bool ht_body_digest_start(struct ht_exchange *ex, struct ht_body *b);
 
 /* n bytes of b passed without their content (unseen): its digest, if any,
  * can no longer be had. */
-static inline void ht_body_unseen(struct ht_body *b)
-{
-    if (b->digest)
-        b->digest->broken = true;
-}
+void ht_body_unseen(struct ht_body *b);
+
+/* Summarise b part by part if its head's Content-Type (ct, n bytes) is
+ * multipart/form-data; false without memory. */
+bool ht_body_multipart_start(struct ht_exchange *ex, struct ht_body *b, const uint8_t *ct,
+                             size_t n);
+
+/* Does b still want every byte (a digest or a multipart summary under
+ * way)? Then the capture side must not skip its bytes. */
+bool ht_body_wants_all(const struct ht_body *b);
 
 /* The digest of b as 64 hex digits and a NUL in hex; false when there is
  * none (not asked for, or bytes unseen). Once per body. */

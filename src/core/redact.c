@@ -353,6 +353,18 @@ static void note(struct ht_exchange *ex, const char *kind, const struct name *nm
     ex->redacted.count++;
 }
 
+bool ht_redact_body_field(struct ht_exchange *ex, const char *name)
+{
+    struct name nm;
+    if (!active.enabled)
+        return false;
+    name_set(&nm, (const uint8_t *)name, strlen(name));
+    if (!sensitive(&active, HT_REDACT_FIELDS, &nm))
+        return false;
+    note(ex, "body", &nm);
+    return true;
+}
+
 const char *ht_redact_next(const struct ht_exchange *ex, const char *prev)
 {
     const char *p = prev ? prev + strlen(prev) + 1 : ex->redacted.names;

@@ -126,4 +126,9 @@ int ht_redact_exchange_listed(struct ht_exchange *ex, struct ht_fields_list *req
  */
 const char *ht_redact_next(const struct ht_exchange *ex, const char *prev);
 
+/* Is a body field (a multipart part) of this name secret under the
+ * configuration in force? Then it is noted in ex's list ("body:NAME") and
+ * true is returned: its value must not be shown. */
+bool ht_redact_body_field(struct ht_exchange *ex, const char *name);
+
 #endif

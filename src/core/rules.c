@@ -661,6 +661,11 @@ void ht_rules_request(struct ht_exchange *ex)
     ex->excerpt_cap[HT_REQ] = cap;
     if (digest)
         ht_body_digest_start(ex, &ex->req_body);
+    size_t n;
+    const uint8_t *ct = field_value_in(ex->req_head, ex->req_head_len, ex->req_fields,
+                                       ex->req_nfields, "content-type", &n);
+    if (ct)
+        ht_body_multipart_start(ex, &ex->req_body, ct, n);
 }
 
 void ht_rules_response(struct ht_exchange *ex)
@@ -673,6 +678,11 @@ void ht_rules_response(struct ht_exchange *ex)
     ex->excerpt_cap[HT_RESP] = cap;
     if (digest)
         ht_body_digest_start(ex, &ex->resp_body);
+    size_t n;
+    const uint8_t *ct = field_value_in(ex->resp_head, ex->resp_head_len, ex->resp_fields,
+                                       ex->resp_nfields, "content-type", &n);
+    if (ct)
+        ht_body_multipart_start(ex, &ex->resp_body, ct, n);
 }
 
 enum ht_verdict ht_rules_final(struct ht_exchange *ex)

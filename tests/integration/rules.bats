@@ -118,3 +118,20 @@ OUT
                .http.request.body.truncated' <(exchanges "$LOG")
     assert_output "$want"$'\n'"$want"$'\n1048577\ntrue'
 }
+
+@test "rules: a multipart upload (curl -F: a text field, a secret one, a 300 KB image) is summarised part by part, whole" {
+    start_tapped echo "$LOG" "$PY" "$APPS/echo_server.py" "$PORT"
+    wait_http "$BASE/"
+    head -c 300000 /dev/urandom >"$BATS_TEST_TMPDIR/cat.png"
+    curl -s --max-time 20 -o /dev/null -F 'title=my cat' -F 'password=hunter2' \
+        -F "photo=@$BATS_TEST_TMPDIR/cat.png;type=image/png" "$BASE/echo"
+    wait_exchanges "$LOG" 1
+    run jq -c '.http.request.body | [.parts, .parts_incomplete, .content]' <(exchanges "$LOG")
+    assert_output '[[{"name":"title","size":6,"content":"my cat"},{"name":"password","size":7,"content":"REDACTED"},{"name":"photo","filename":"cat.png","content_type":"image/png","size":300000}],null,null]'
+    run jq -c '.httptape.redacted' <(exchanges "$LOG")
+    assert_output '["body:password"]'
+    # The echo's response is the same multipart body: summarised the same way.
+    run jq -c '.http.response.body.parts[1]' <(exchanges "$LOG")
+    assert_output '{"name":"password","size":7,"content":"REDACTED"}'
+    ! grep -q hunter2 "$LOG"
+}
