@@ -538,6 +538,7 @@ static bool on_response(struct ht_conn *c, const struct ht_pev *ev, const struct
         return false;
     case HT_PEV_BODY:
         ht_body_append(ex, &ex->resp_body, ev->data, ev->len, ex->excerpt_cap[HT_RESP]);
+        ht_ws_progress(c, ex, now);
         return false;
     case HT_PEV_END:
         ex->resp_msg.anomalies |= p->msg.anomalies;

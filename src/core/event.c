@@ -815,13 +815,19 @@ static void write_process(struct ht_jw *w, const struct ht_exchange *ex)
 static void write_ws_record(struct ht_jw *w, const struct ht_exchange *ex)
 {
     const struct ht_wsrec *r = ex->ws;
-    bool frame = ex->kind == HT_KIND_WS_FRAME;
+    bool frame = ex->kind == HT_KIND_WS_FRAME, progress = ex->kind == HT_KIND_PROGRESS;
+    const char *type = frame ? "websocket_frame" : progress ? "progress" : "tunnel";
     char ts[HT_RFC3339_LEN];
     ht_jw_open(w, NULL);
     ht_rfc3339_ns(ex->wall_ns, ts);
     ht_jw_str(w, "timestamp", ts, HT_RFC3339_LEN - 1);
-    ht_jw_open(w, frame ? "websocket" : "tunnel");
-    if (frame) {
+    ht_jw_open(w, frame ? "websocket" : progress ? "progress" : "tunnel");
+    if (progress) {
+        ht_jw_u64(w, "status_code", ex->resp_msg.status);
+        ht_jw_u64(w, "response_bytes", r->bytes[HT_RESP]);
+        ht_jw_u64(w, "request_bytes", r->bytes[HT_REQ]);
+        ht_jw_i64(w, "elapsed_ns", ex->mono_resp_done - ex->mono_start);
+    } else if (frame) {
         ht_jw_cstr(w, "direction", r->dir == HT_REQ ? "client" : "server");
         ht_jw_cstr(w, "opcode", ht_ws_opcode_name(r->opcode));
         ht_jw_bool(w, "fin", r->fin);
@@ -866,7 +872,7 @@ static void write_ws_record(struct ht_jw *w, const struct ht_exchange *ex)
     ht_jw_close(w);
     write_process(w, ex);
     ht_jw_open(w, "httptape");
-    ht_jw_cstr(w, "type", frame ? "websocket_frame" : "tunnel");
+    ht_jw_cstr(w, "type", type);
     ht_jw_cstr(w, "mode", ex->mode ? ex->mode : "unknown");
     ht_jw_open(w, "connection");
     ht_jw_cstr(w, "id", ex->conn_id);

@@ -172,6 +172,8 @@ struct ht_exchange {
     uint8_t kind;                   /* enum ht_record_kind (core/ws.h): 0, an exchange */
     struct ht_wsrec *ws;            /* a WebSocket frame's or a tunnel's record, else NULL */
     uint32_t excerpt_cap[2];        /* per body: max_body, or less by a body rule */
+    int64_t progress_ns;            /* the last progress record (rule 'progress'), 0 none */
+    uint64_t progress_bytes;        /* ... and the response bytes then */
     uint32_t gaps;                  /* enum ht_gap */
     struct ht_tls *tls;             /* over TLS: its session (owned), else NULL */
 

@@ -56,6 +56,7 @@ static size_t nrules;
 static bool any_include, any_header_rule, any_allow;
 static uint8_t ws_which = WS_ALL;
 static bool digest;
+static uint64_t progress_ns, progress_bytes;
 static uint32_t ws_cap = UINT32_MAX;
 static char origin[256];
 
@@ -99,6 +100,7 @@ void ht_rules_reset(void)
     ws_which = WS_ALL;
     ws_cap = UINT32_MAX;
     digest = false;
+    progress_ns = progress_bytes = 0;
     origin[0] = 0;
 }
 
@@ -242,13 +244,32 @@ static bool parse_size(const char *s, uint32_t *out)
 static int parse_rule(struct perr *e, char **tok, size_t n, struct rule *r)
 {
     static const char *const acts[] = { "exclude", "include", "sample", "body", "header",
-                                        "websocket", "digest" };
+                                        "websocket", "digest", "progress" };
     size_t a = 0;
-    while (a < 7 && strcmp(tok[0], acts[a]))
+    while (a < 8 && strcmp(tok[0], acts[a]))
         a++;
-    if (a == 7)
+    if (a == 8)
         return fail(e, "unknown rule '%s' (expected exclude, include, sample, body, header, "
-                    "websocket or digest)", tok[0]);
+                    "websocket, digest or progress)", tok[0]);
+    if (a == 7) {
+        uint32_t sz;
+        r->act = A_DIGEST;          /* nothing to evaluate per exchange */
+        for (size_t i = 1; i < n; i++) {
+            if (!strncmp(tok[i], "every=", 6) && parse_duration(tok[i] + 6, &progress_ns) &&
+                progress_ns)
+                continue;
+            if (!strncmp(tok[i], "bytes=", 6) && parse_size(tok[i] + 6, &sz) && sz) {
+                progress_bytes = sz;
+                continue;
+            }
+            return fail(e, "'%s': expected 'progress every=DURATION' and/or 'bytes=SIZE', such "
+                        "as 'progress every=10s bytes=1m'", tok[i]);
+        }
+        if (n < 2)
+            return fail(e, "expected 'progress every=DURATION' and/or 'bytes=SIZE', such as "
+                        "'progress every=10s'");
+        return 0;
+    }
     if (a == 6) {
         if (n != 2 || strcmp(tok[1], "sha256"))
             return fail(e, "expected 'digest sha256'");
@@ -701,6 +722,13 @@ bool ht_rules_ws_frame(uint8_t opcode, uint32_t max_body, uint32_t *cap)
 }
 
 bool ht_rules_digest(void) { return digest; }
+
+bool ht_rules_progress(uint64_t *every_ns, uint64_t *every_bytes)
+{
+    *every_ns = progress_ns;
+    *every_bytes = progress_bytes;
+    return progress_ns || progress_bytes;
+}
 
 bool ht_rules_filter_headers(void) { return any_header_rule; }
 

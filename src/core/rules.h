@@ -16,6 +16,7 @@
  *                              matches the glob TYPE (first rule wins)
  *   header deny|allow NAME,... which header fields the events show
  *   digest sha256              a SHA-256 of every body, whole
+ *   progress every=10s|bytes=1m  progress records of long responses
  *   websocket all|data|control|none [cap=SIZE]
  *                              which WebSocket frames get a record (core/ws.h)
  *
@@ -71,6 +72,10 @@ enum ht_verdict ht_rules_final(struct ht_exchange *ex);
  * excerpt cap (at most max_body)? The last websocket rule decides; by
  * default every frame, capped at max_body. */
 bool ht_rules_ws_frame(uint8_t opcode, uint32_t max_body, uint32_t *cap);
+
+/* Progress records of long responses ('progress every=DURATION
+ * bytes=SIZE', either or both): false when not asked for. */
+bool ht_rules_progress(uint64_t *every_ns, uint64_t *every_bytes);
 
 /* Is a digest of whole bodies asked for ('digest sha256')? */
 bool ht_rules_digest(void);

@@ -283,6 +283,38 @@ void ht_ws_lost(struct ht_conn *c, enum ht_dir d, uint64_t n)
     r->stopped = true;
 }
 
+void ht_ws_progress(struct ht_conn *c, struct ht_exchange *ex, const struct ht_clock *now)
+{
+    uint64_t every_ns, every_bytes;
+    if (!ht_rules_progress(&every_ns, &every_bytes) || !ex->resp_head_done)
+        return;
+    int64_t since = ex->progress_ns ? ex->progress_ns : ex->mono_resp_start;
+    uint64_t bytes = ex->resp_body.size - ex->progress_bytes;
+    if (!((every_ns && now->mono_ns - since >= (int64_t)every_ns) ||
+          (every_bytes && bytes >= every_bytes)))
+        return;
+    ex->progress_ns = now->mono_ns;
+    ex->progress_bytes = ex->resp_body.size;
+    struct ht_exchange *r = ht_conn_new_record(c, now);
+    if (!r)
+        return;
+    r->kind = HT_KIND_PROGRESS;
+    r->request_index = ex->request_index;
+    r->verdict = ex->verdict;
+    r->mono_start = ex->mono_start;     /* elapsed: since the exchange began */
+    r->mono_resp_done = now->mono_ns;
+    r->resp_msg.status = ex->resp_msg.status;
+    r->ws = ht_exchange_alloc(r, sizeof(*r->ws));
+    if (!r->ws) {
+        ht_exchange_free(r);
+        return;
+    }
+    memset(r->ws, 0, sizeof(*r->ws));
+    r->ws->bytes[HT_RESP] = ex->resp_body.size;
+    r->ws->bytes[HT_REQ] = ex->req_body.size;
+    c->emit(c->emit_ctx, r);
+}
+
 void ht_ws_finish(struct ht_conn *c, const struct ht_clock *now)
 {
     struct ht_ws *w = c->ws;

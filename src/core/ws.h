@@ -21,7 +21,7 @@
 #include "core/conn.h"
 
 /* ht_exchange.kind */
-enum ht_record_kind { HT_KIND_EXCHANGE = 0, HT_KIND_WS_FRAME, HT_KIND_TUNNEL };
+enum ht_record_kind { HT_KIND_EXCHANGE = 0, HT_KIND_WS_FRAME, HT_KIND_TUNNEL, HT_KIND_PROGRESS };
 
 /* WebSocket opcodes (RFC 6455 5.2). */
 enum { HT_WS_CONT = 0, HT_WS_TEXT = 1, HT_WS_BINARY = 2, HT_WS_CLOSE = 8, HT_WS_PING = 9,
@@ -61,5 +61,10 @@ void ht_ws_lost(struct ht_conn *c, enum ht_dir d, uint64_t n);
 
 /* The connection ended: the tunnel record goes out; state freed. */
 void ht_ws_finish(struct ht_conn *c, const struct ht_clock *now);
+
+/* A long response of ex is under way (rule 'progress'): a progress record
+ * when its interval or byte count has passed since the last one (the
+ * first counts from the response's start). Called as body bytes come. */
+void ht_ws_progress(struct ht_conn *c, struct ht_exchange *ex, const struct ht_clock *now);
 
 #endif

@@ -135,3 +135,22 @@ OUT
     assert_output '{"name":"password","size":7,"content":"REDACTED"}'
     ! grep -q hunter2 "$LOG"
 }
+
+@test "rules: 'progress bytes=50' makes a long event stream visible while it runs: a progress record at each 50 bytes, then the exchange" {
+    HTTPTAPE_RULES='progress bytes=50' start_tapped sse "$LOG" "$PY" "$APPS/sse_server.py" "$PORT"
+    wait_http "$BASE/"
+    run curl -s --max-time 10 "$BASE/events"
+    assert_line 'data: 19'
+    wait_exchanges "$LOG" 1
+    # Events of 9 and 10 bytes: 50 bytes are passed at 54, then 110, then 160.
+    run jq -c 'select(.httptape.type != "stats") | [.httptape.type, .progress.response_bytes,
+               .progress.status_code, .http.response.body.size, .httptape.connection.request_index]' "$LOG"
+    assert_output - <<'OUT'
+["progress",54,200,null,0]
+["progress",110,200,null,0]
+["progress",160,200,null,0]
+["exchange",null,null,190,0]
+OUT
+    run jq -s '[.[] | select(.httptape.type == "progress") | .progress.elapsed_ns] | . == sort and .[0] > 0' "$LOG"
+    assert_output true
+}

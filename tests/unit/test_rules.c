@@ -70,6 +70,8 @@ static void test_errors(void)
         { "body image/* shrink", "test: rule 1: 'shrink': expected keep, drop or cap=SIZE" },
         { "header hide cookie", "test: rule 1: expected 'header deny|allow NAME,...'" },
         { "exclude path=", "test: rule 1: 'path=' has no value" },
+        { "progress every=soon", "test: rule 1: 'every=soon': expected 'progress every=DURATION'" },
+        { "websocket some", "test: rule 1: expected 'websocket all|data|control|none [cap=SIZE]'" },
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char err[256] = "";
