@@ -116,6 +116,13 @@ static void frame_begin(struct ht_conn *c, enum ht_dir d, const struct ht_clock 
         for (int i = 0; i < 8; i++)
             len = len << 8 | h[2 + i];
         at = 10;
+        if (len >> 63) {
+            /* RFC 6455 5.2: the top bit must be 0. Not a frame we can
+             * follow: no more frames this way (the tunnel says desync). */
+            r->stopped = true;
+            w->sum->gaps |= HT_GAP_DESYNC;
+            return;
+        }
     }
     r->masked = h[1] & 0x80;
     if (r->masked)
@@ -256,6 +263,8 @@ void ht_ws_feed(struct ht_conn *c, enum ht_dir d, const uint8_t *buf, size_t len
             }
             if (r->hlen == r->need) {
                 frame_begin(c, d, now);
+                if (r->stopped)
+                    return;
                 if (!r->left)
                     frame_end(c, d);
             }
