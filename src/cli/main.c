@@ -20,7 +20,7 @@ static const char usage[] =
     "                      run CMD with the tap preloaded (see 'httptape run --help')\n"
     "  attach --pid PID [--log FILE] [--max-body BYTES] [--duration SECONDS] [--children]\n"
     "                      record a running process with eBPF, no restart\n"
-    "  tail [-f] [-n N] [--json] FILE\n"
+    "  tail [-f] [-n N] [--json] [--status LIST] [--path GLOB] ... FILE...\n"
     "                      show a log one exchange per line\n"
     "  replay [--max-body BYTES] CLIENT_STREAM SERVER_STREAM\n"
     "                      parse one captured TCP connection, print its events\n"
