@@ -127,6 +127,7 @@ static const char help_text[] =
 struct tail_opts {
     bool follow;
     bool json;
+    bool help;
     long long lines;
     struct ht_select sel;   /* filters, files, and whether stats records show */
     const char *path;       /* the file being shown */
@@ -219,23 +220,15 @@ static int parse_count(const char *s, long long *out)
     return 0;
 }
 
-static int add_file(struct tail_opts *o, const char *arg)
-{
-    int rc = ht_select_add_file(&o->sel, arg, "httptape tail");
-    if (rc == -ENOMEM)
-        fputs("httptape tail: out of memory\n", stderr);
-    return rc ? 2 : 0;
-}
-
 /* Short flags may be bundled: -fn5, -fn 5. *i is advanced past a value. */
-static int parse_short(int argc, char **argv, int *i, struct tail_opts *o, bool *help)
+static int parse_short(int argc, char **argv, int *i, struct tail_opts *o)
 {
     const char *a = argv[*i];
     for (size_t k = 1; a[k]; k++) {
         if (a[k] == 'f') {
             o->follow = true;
         } else if (a[k] == 'h') {
-            *help = true;
+            o->help = true;
         } else if (a[k] == 'n') {
             if (a[k + 1])
                 return parse_count(a + k + 1, &o->lines);
@@ -250,20 +243,15 @@ static int parse_short(int argc, char **argv, int *i, struct tail_opts *o, bool 
     return 0;
 }
 
-static int parse_long(int argc, char **argv, int *i, struct tail_opts *o, bool *help)
+static int parse_long(int argc, char **argv, int *i, struct tail_opts *o)
 {
     const char *a = argv[*i];
-    int took = ht_select_flag(&o->sel, argc, argv, i, "httptape tail");
-    if (took < 0)
-        fputs(short_usage, stderr);     /* the value's message is out already */
-    if (took)
-        return took < 0 ? 2 : 0;
     if (!strcmp(a, "--follow"))
         o->follow = true;
     else if (!strcmp(a, "--json"))
         o->json = true;
     else if (!strcmp(a, "--help"))
-        *help = true;
+        o->help = true;
     else if (!strncmp(a, "--lines=", 8))
         return parse_count(a + 8, &o->lines);
     else if (!strcmp(a, "--lines")) {
@@ -275,22 +263,21 @@ static int parse_long(int argc, char **argv, int *i, struct tail_opts *o, bool *
     return 0;
 }
 
-static int parse_args(int argc, char **argv, struct tail_opts *o, bool *help)
+/* Tail's own options (ht_select_opt_fn); ctx is the struct tail_opts. */
+static int parse_opt(void *ctx, int argc, char **argv, int *i)
 {
-    bool opts_done = false;
-    int rc = 0;
-    for (int i = 1; i < argc && !rc; i++) {
-        const char *a = argv[i];
-        if (opts_done || a[0] != '-' || !strcmp(a, "-"))
-            rc = add_file(o, a);
-        else if (!strcmp(a, "--"))
-            opts_done = true;
-        else if (a[1] == '-')
-            rc = parse_long(argc, argv, &i, o, help);
-        else
-            rc = parse_short(argc, argv, &i, o, help);
+    struct tail_opts *o = ctx;
+    return argv[*i][1] == '-' ? parse_long(argc, argv, i, o) : parse_short(argc, argv, i, o);
+}
+
+static int parse_args(int argc, char **argv, struct tail_opts *o)
+{
+    int rc = ht_select_args(&o->sel, argc, argv, "httptape tail", parse_opt, o);
+    if (rc == -EINVAL) {
+        fputs(short_usage, stderr);     /* the value's message is out already */
+        rc = 2;
     }
-    if (!rc && !*help && !o->sel.n_files)
+    if (!rc && !o->help && !o->sel.n_files)
         rc = usage_error("missing FILE%s", "");
     if (!rc && o->follow && o->sel.n_files > 1)
         rc = usage_error("-f follows one FILE; several were given%s", "");
@@ -1186,11 +1173,10 @@ static int tail_files(struct tail_opts *o, char *blk)
 int ht_cmd_tail(int argc, char **argv)
 {
     struct tail_opts o = { .lines = HT_TAIL_DEFAULT_N };
-    bool help = false;
     ht_select_init(&o.sel);
-    int rc = parse_args(argc, argv, &o, &help);
-    if (rc || help) {
-        if (help) {
+    int rc = parse_args(argc, argv, &o);
+    if (rc || o.help) {
+        if (o.help) {
             fputs(help_text, stdout);
             fputs(ht_select_help, stdout);
         }

@@ -22,6 +22,8 @@ static const char usage[] =
     "                      record a running process with eBPF, no restart\n"
     "  tail [-f] [-n N] [--json] [--status LIST] [--path GLOB] ... FILE...\n"
     "                      show a log one exchange per line\n"
+    "  export [--format har|curl|otlp] [-o FILE] [--status LIST] ... FILE...\n"
+    "                      write exchanges as HAR, curl commands or OTLP/JSON logs\n"
     "  replay [--max-body BYTES] CLIENT_STREAM SERVER_STREAM\n"
     "                      parse one captured TCP connection, print its events\n"
     "  collect [--log FILE] [--address NAME:TOKEN]\n"
@@ -47,6 +49,8 @@ int main(int argc, char **argv)
         return ht_cmd_tail(argc - 1, argv + 1);
     if (!strcmp(cmd, "attach"))
         return ht_cmd_attach(argc - 1, argv + 1);
+    if (!strcmp(cmd, "export"))
+        return ht_cmd_export(argc - 1, argv + 1);
     if (!strcmp(cmd, "replay"))
         return ht_cmd_replay(argc - 1, argv + 1);
     if (!strcmp(cmd, "collect"))

@@ -191,6 +191,29 @@ int ht_select_flag(struct ht_select *s, int argc, char **argv, int *i, const cha
     return 0;
 }
 
+int ht_select_args(struct ht_select *s, int argc, char **argv, const char *prog,
+                   ht_select_opt_fn opt, void *ctx)
+{
+    bool opts_done = false;
+    int rc = 0;
+    for (int i = 1; i < argc && !rc; i++) {
+        const char *a = argv[i];
+        if (opts_done || a[0] != '-' || !strcmp(a, "-")) {
+            rc = ht_select_add_file(s, a, prog);
+            if (rc == -ENOMEM)
+                fprintf(stderr, "%s: out of memory\n", prog);
+            rc = rc ? -EINVAL : 0;
+        }
+        else if (!strcmp(a, "--"))
+            opts_done = true;
+        else if (!(rc = ht_select_flag(s, argc, argv, &i, prog)))
+            rc = opt(ctx, argc, argv, &i);
+        else if (rc == 1)
+            rc = 0;
+    }
+    return rc;
+}
+
 /* ---- files ------------------------------------------------------------------ */
 
 static int push_file(struct ht_select *s, const char *path)

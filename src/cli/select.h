@@ -59,6 +59,20 @@ void ht_select_free(struct ht_select *s);
  */
 int ht_select_flag(struct ht_select *s, int argc, char **argv, int *i, const char *prog);
 
+/* A command's own options: handles argv[*i] (advancing *i past a value);
+ * 0, or 2 after printing a usage error. */
+typedef int (*ht_select_opt_fn)(void *ctx, int argc, char **argv, int *i);
+
+/*
+ * The argument loop every selecting command shares: file arguments (also
+ * "-", and everything after "--") go to ht_select_add_file, selection flags
+ * to ht_select_flag, other options to opt. Returns 0; the opt's code; or
+ * -EINVAL after a bad selection flag or file argument (its message printed:
+ * the command adds its usage line).
+ */
+int ht_select_args(struct ht_select *s, int argc, char **argv, const char *prog,
+                   ht_select_opt_fn opt, void *ctx);
+
 /* Parsers behind the flags, for tests. 0 or -EINVAL (no message). */
 int ht_select_parse_status(struct ht_select *s, const char *spec);
 int ht_select_parse_duration(const char *spec, long long *ns);
