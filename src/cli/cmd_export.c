@@ -51,11 +51,7 @@ struct export_opts {
 
 static int usage_error(const char *fmt, const char *arg)
 {
-    fprintf(stderr, "%s: ", prog);
-    fprintf(stderr, fmt, arg);
-    fputc('\n', stderr);
-    fputs(short_usage, stderr);
-    return 2;
+    return ht_usage_error(prog, short_usage, fmt, arg);
 }
 
 static int set_format(struct export_opts *o, const char *name)
@@ -107,14 +103,7 @@ static int parse_one(void *ctx, int argc, char **argv, int *i)
 
 static int parse_args(int argc, char **argv, struct export_opts *o)
 {
-    int rc = ht_select_args(&o->sel, argc, argv, prog, parse_one, o);
-    if (rc == -EINVAL) {
-        fputs(short_usage, stderr);
-        rc = 2;
-    }
-    if (!rc && !o->help && !o->sel.n_files)
-        rc = usage_error("missing FILE%s", "");
-    return rc;
+    return ht_select_args(&o->sel, argc, argv, prog, short_usage, parse_one, o, &o->help);
 }
 
 static int on_record(void *ctx, json_t *rec)

@@ -198,11 +198,7 @@ struct follower {
 
 static int usage_error(const char *fmt, const char *arg)
 {
-    fputs("httptape tail: ", stderr);
-    fprintf(stderr, fmt, arg);
-    fputc('\n', stderr);
-    fputs(short_usage, stderr);
-    return 2;
+    return ht_usage_error("httptape tail", short_usage, fmt, arg);
 }
 
 static int parse_count(const char *s, long long *out)
@@ -272,13 +268,8 @@ static int parse_opt(void *ctx, int argc, char **argv, int *i)
 
 static int parse_args(int argc, char **argv, struct tail_opts *o)
 {
-    int rc = ht_select_args(&o->sel, argc, argv, "httptape tail", parse_opt, o);
-    if (rc == -EINVAL) {
-        fputs(short_usage, stderr);     /* the value's message is out already */
-        rc = 2;
-    }
-    if (!rc && !o->help && !o->sel.n_files)
-        rc = usage_error("missing FILE%s", "");
+    int rc = ht_select_args(&o->sel, argc, argv, "httptape tail", short_usage, parse_opt, o,
+                            &o->help);
     if (!rc && o->follow && o->sel.n_files > 1)
         rc = usage_error("-f follows one FILE; several were given%s", "");
     return rc;

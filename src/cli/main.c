@@ -24,6 +24,8 @@ static const char usage[] =
     "                      show a log one exchange per line\n"
     "  export [--format har|curl|otlp] [-o FILE] [--status LIST] ... FILE...\n"
     "                      write exchanges as HAR, curl commands or OTLP/JSON logs\n"
+    "  stats [-f] [--json] [--top N] [--status LIST] ... FILE...\n"
+    "                      requests, errors, bytes, latency percentiles by path\n"
     "  replay [--max-body BYTES] CLIENT_STREAM SERVER_STREAM\n"
     "                      parse one captured TCP connection, print its events\n"
     "  collect [--log FILE] [--address NAME:TOKEN]\n"
@@ -51,6 +53,8 @@ int main(int argc, char **argv)
         return ht_cmd_attach(argc - 1, argv + 1);
     if (!strcmp(cmd, "export"))
         return ht_cmd_export(argc - 1, argv + 1);
+    if (!strcmp(cmd, "stats"))
+        return ht_cmd_stats(argc - 1, argv + 1);
     if (!strcmp(cmd, "replay"))
         return ht_cmd_replay(argc - 1, argv + 1);
     if (!strcmp(cmd, "collect"))

@@ -191,8 +191,17 @@ int ht_select_flag(struct ht_select *s, int argc, char **argv, int *i, const cha
     return 0;
 }
 
+int ht_usage_error(const char *prog, const char *usage, const char *fmt, const char *arg)
+{
+    fprintf(stderr, "%s: ", prog);
+    fprintf(stderr, fmt, arg);
+    fputc('\n', stderr);
+    fputs(usage, stderr);
+    return 2;
+}
+
 int ht_select_args(struct ht_select *s, int argc, char **argv, const char *prog,
-                   ht_select_opt_fn opt, void *ctx)
+                   const char *usage, ht_select_opt_fn opt, void *ctx, const bool *help)
 {
     bool opts_done = false;
     int rc = 0;
@@ -203,14 +212,20 @@ int ht_select_args(struct ht_select *s, int argc, char **argv, const char *prog,
             if (rc == -ENOMEM)
                 fprintf(stderr, "%s: out of memory\n", prog);
             rc = rc ? -EINVAL : 0;
-        }
-        else if (!strcmp(a, "--"))
+        } else if (!strcmp(a, "--")) {
             opts_done = true;
-        else if (!(rc = ht_select_flag(s, argc, argv, &i, prog)))
+        } else if (!(rc = ht_select_flag(s, argc, argv, &i, prog))) {
             rc = opt(ctx, argc, argv, &i);
-        else if (rc == 1)
+        } else if (rc == 1) {
             rc = 0;
+        }
     }
+    if (rc == -EINVAL) {
+        fputs(usage, stderr);           /* the message is out already */
+        rc = 2;
+    }
+    if (!rc && !*help && !s->n_files)
+        rc = ht_usage_error(prog, usage, "missing FILE%s", "");
     return rc;
 }
 

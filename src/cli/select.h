@@ -66,12 +66,14 @@ typedef int (*ht_select_opt_fn)(void *ctx, int argc, char **argv, int *i);
 /*
  * The argument loop every selecting command shares: file arguments (also
  * "-", and everything after "--") go to ht_select_add_file, selection flags
- * to ht_select_flag, other options to opt. Returns 0; the opt's code; or
- * -EINVAL after a bad selection flag or file argument (its message printed:
- * the command adds its usage line).
+ * to ht_select_flag, other options to opt. No FILE is an error unless *help.
+ * Returns 0, or 2 after a usage error (the message and `usage` printed).
  */
 int ht_select_args(struct ht_select *s, int argc, char **argv, const char *prog,
-                   ht_select_opt_fn opt, void *ctx);
+                   const char *usage, ht_select_opt_fn opt, void *ctx, const bool *help);
+
+/* Prints "PROG: " fmt (with arg) and the usage line on stderr; returns 2. */
+int ht_usage_error(const char *prog, const char *usage, const char *fmt, const char *arg);
 
 /* Parsers behind the flags, for tests. 0 or -EINVAL (no message). */
 int ht_select_parse_status(struct ht_select *s, const char *spec);
