@@ -15,7 +15,7 @@ CSTD    := -std=c11 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 OPT     ?= -O2 -g
 CFLAGS  += $(CSTD) $(WARN) $(OPT) -fPIC -fvisibility=hidden -Isrc
-LDLIBS  := -ljansson -lpthread
+LDLIBS  := -ljansson -lpthread -lm
 
 ifeq ($(V),1)
 Q :=
@@ -54,6 +54,7 @@ UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 CORE_LIB    := $(BUILD)/libhtcore.a
 CAPTURE_LIB := $(BUILD)/libhtcapture.a
 COLLECTOR_LIB := $(BUILD)/libhtcollector.a
+CLI_LIB     := $(BUILD)/libhtcli.a
 SO          := $(BUILD)/libhttptape.so
 CLI         := $(BUILD)/httptape
 
@@ -79,6 +80,12 @@ $(COLLECTOR_LIB): $(COLLECTOR_OBJ)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
+# The CLI's modules but main, so unit tests can link the ones they test
+# (select.c, sketch.c, ...); the archive pulls in only what is referenced.
+$(CLI_LIB): $(filter-out $(BUILD)/src/cli/main.o,$(CLI_OBJ))
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
 # The .so exports only the hooked libc names (src/preload/exports.map).
 $(SO): $(PRELOAD_OBJ) $(CAPTURE_LIB) $(CORE_LIB) src/preload/exports.map
 	@$(if $(Q),echo "  LD      $@")
@@ -91,10 +98,10 @@ $(CLI): $(CLI_OBJ) $(COLLECTOR_LIB) $(CORE_LIB) $(CAPTURE_LIB)
 	$(Q)$(CC) -o $@ $(CLI_OBJ) $(COLLECTOR_LIB) $(CORE_LIB) $(CAPTURE_LIB) \
 	    -Wl,--export-dynamic-symbol=httptape_no_capture $(LDFLAGS) $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(COLLECTOR_LIB) $(CORE_LIB) $(CAPTURE_LIB) tests/unit/tap.h
+$(BUILD)/tests/%: tests/unit/%.c $(CLI_LIB) $(COLLECTOR_LIB) $(CORE_LIB) $(CAPTURE_LIB) tests/unit/tap.h
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(COLLECTOR_LIB) $(CORE_LIB) $(CAPTURE_LIB) $(LDFLAGS) $(LDLIBS)
+	$(Q)$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(CLI_LIB) $(COLLECTOR_LIB) $(CORE_LIB) $(CAPTURE_LIB) $(LDFLAGS) $(LDLIBS)
 
 deps:
 	$(Q)scripts/install-deps.sh

@@ -20,6 +20,8 @@ int ht_cmd_collect(int argc, char **argv);
 int ht_cmd_tail(int argc, char **argv);
 int ht_cmd_replay(int argc, char **argv);
 int ht_cmd_attach(int argc, char **argv);
+int ht_cmd_export(int argc, char **argv);
+int ht_cmd_stats(int argc, char **argv);
 
 /* The collector (cmd_collect.c), also run by `httptape run` in a process
  * of its own. */

@@ -6,8 +6,9 @@
  * across truncation and replacement, and the human one-line format below.
  * Single-threaded. The only global is the stop flag set by SIGINT/SIGTERM.
  *
- * What -n counts: records, except statistics records (.httptape.type
- * "stats"), so a log with the periodic statistics on still shows N exchanges.
+ * What -n counts: records the selection (select.h: --status, --path, ...)
+ * takes, except statistics records (.httptape.type "stats"), so a log with
+ * the periodic statistics on still shows N exchanges.
  * Statistics records are not shown unless --stats; then those after the
  * (N+1)-th last counted record are shown among the others, not counted.
  * Lines that are not JSON objects count (they are reported on stderr).
@@ -82,6 +83,7 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "cli/select.h"
 
 #define HT_TAIL_BLOCK      (64 * 1024)
 #define HT_TAIL_MAX_LINE   (64 * 1024 * 1024)  /* longer lines are skipped */
@@ -94,22 +96,22 @@
 static volatile sig_atomic_t stop_requested;
 
 static const char short_usage[] =
-    "usage: httptape tail [-f|--follow] [-n N|--lines N] [--stats] [--json] FILE"
+    "usage: httptape tail [-f|--follow] [-n N|--lines N] [--json] [SELECTION] FILE..."
     " (see 'httptape tail --help')\n";
 
 static const char help_text[] =
-    "usage: httptape tail [-f|--follow] [-n N|--lines N] [--stats] [--json] FILE\n"
+    "usage: httptape tail [-f|--follow] [-n N|--lines N] [--json] [SELECTION] FILE...\n"
     "\n"
-    "Show the last N records of an httptape log, one line per exchange.\n"
-    "FILE '-' reads standard input (-f is then ignored).\n"
+    "Show the last N selected records of an httptape log, one line per exchange.\n"
+    "FILE '-' reads standard input (-f is then ignored). Several files: the last\n"
+    "N of each, under a '==> FILE <==' header (none with --json); -f takes one.\n"
     "\n"
     "  -f, --follow     keep printing records as they are appended; survives\n"
     "                   truncation and the file being replaced or re-created;\n"
     "                   stop with Ctrl-C\n"
     "  -n, --lines N    how many records to show first (default 10, 0 for none);\n"
-    "                   statistics records are not counted\n"
-    "      --stats      show the statistics records too (among the N records\n"
-    "                   and as they are appended); hidden by default\n"
+    "                   statistics records and records not selected are\n"
+    "                   not counted\n"
     "      --json       print the records' JSON unchanged instead of a summary\n"
     "  -h, --help       show this help\n"
     "\n"
@@ -119,14 +121,16 @@ static const char help_text[] =
     "  TIME -- stats pid PID: KEY=VALUE ... [(final)]\n"
     "Lines that are not JSON objects are reported on stderr and skipped.\n"
     "\n"
-    "Exit status: 0 success, 1 FILE cannot be read, 2 usage error.\n";
+    "Exit status: 0 success, 1 FILE cannot be read, 2 usage error.\n"
+    "\n";
 
 struct tail_opts {
     bool follow;
     bool json;
-    bool stats;             /* show statistics records */
+    bool help;
     long long lines;
-    const char *path;
+    struct ht_select sel;   /* filters, files, and whether stats records show */
+    const char *path;       /* the file being shown */
 };
 
 /* Where lines go to be shown: counted records beyond N are skipped first. */
@@ -156,7 +160,7 @@ struct ring_line {
 };
 
 /* The last `max` counted lines seen, and the statistics records among them
- * when o->stats; grows on demand. */
+ * when o->sel.stats; grows on demand. */
 struct ring {
     struct ring_line *v;
     size_t cap, head, count;
@@ -194,11 +198,7 @@ struct follower {
 
 static int usage_error(const char *fmt, const char *arg)
 {
-    fputs("httptape tail: ", stderr);
-    fprintf(stderr, fmt, arg);
-    fputc('\n', stderr);
-    fputs(short_usage, stderr);
-    return 2;
+    return ht_usage_error("httptape tail", short_usage, fmt, arg);
 }
 
 static int parse_count(const char *s, long long *out)
@@ -216,23 +216,15 @@ static int parse_count(const char *s, long long *out)
     return 0;
 }
 
-static int set_path(struct tail_opts *o, const char *arg)
-{
-    if (o->path)
-        return usage_error("only one FILE may be given (extra '%s')", arg);
-    o->path = arg;
-    return 0;
-}
-
 /* Short flags may be bundled: -fn5, -fn 5. *i is advanced past a value. */
-static int parse_short(int argc, char **argv, int *i, struct tail_opts *o, bool *help)
+static int parse_short(int argc, char **argv, int *i, struct tail_opts *o)
 {
     const char *a = argv[*i];
     for (size_t k = 1; a[k]; k++) {
         if (a[k] == 'f') {
             o->follow = true;
         } else if (a[k] == 'h') {
-            *help = true;
+            o->help = true;
         } else if (a[k] == 'n') {
             if (a[k + 1])
                 return parse_count(a + k + 1, &o->lines);
@@ -247,17 +239,15 @@ static int parse_short(int argc, char **argv, int *i, struct tail_opts *o, bool 
     return 0;
 }
 
-static int parse_long(int argc, char **argv, int *i, struct tail_opts *o, bool *help)
+static int parse_long(int argc, char **argv, int *i, struct tail_opts *o)
 {
     const char *a = argv[*i];
     if (!strcmp(a, "--follow"))
         o->follow = true;
     else if (!strcmp(a, "--json"))
         o->json = true;
-    else if (!strcmp(a, "--stats"))
-        o->stats = true;
     else if (!strcmp(a, "--help"))
-        *help = true;
+        o->help = true;
     else if (!strncmp(a, "--lines=", 8))
         return parse_count(a + 8, &o->lines);
     else if (!strcmp(a, "--lines")) {
@@ -269,38 +259,25 @@ static int parse_long(int argc, char **argv, int *i, struct tail_opts *o, bool *
     return 0;
 }
 
-static int parse_args(int argc, char **argv, struct tail_opts *o, bool *help)
+/* Tail's own options (ht_select_opt_fn); ctx is the struct tail_opts. */
+static int parse_opt(void *ctx, int argc, char **argv, int *i)
 {
-    bool opts_done = false;
-    int rc = 0;
-    for (int i = 1; i < argc && !rc; i++) {
-        const char *a = argv[i];
-        if (opts_done || a[0] != '-' || !strcmp(a, "-"))
-            rc = set_path(o, a);
-        else if (!strcmp(a, "--"))
-            opts_done = true;
-        else if (a[1] == '-')
-            rc = parse_long(argc, argv, &i, o, help);
-        else
-            rc = parse_short(argc, argv, &i, o, help);
-    }
-    if (!rc && !*help && !o->path)
-        rc = usage_error("missing FILE%s", "");
+    struct tail_opts *o = ctx;
+    return argv[*i][1] == '-' ? parse_long(argc, argv, i, o) : parse_short(argc, argv, i, o);
+}
+
+static int parse_args(int argc, char **argv, struct tail_opts *o)
+{
+    int rc = ht_select_args(&o->sel, argc, argv, "httptape tail", short_usage, parse_opt, o,
+                            &o->help);
+    if (!rc && o->follow && o->sel.n_files > 1)
+        rc = usage_error("-f follows one FILE; several were given%s", "");
     return rc;
 }
 
 /* ---- rendering ------------------------------------------------------------ */
 
-/* Looks up a dotted path ("http.request.method") through nested objects. */
-static json_t *get(json_t *v, const char *path)
-{
-    while (v && *path) {
-        size_t n = strcspn(path, ".");
-        v = json_is_object(v) ? json_object_getn(v, path, n) : NULL;
-        path += n + (path[n] == '.');
-    }
-    return v;
-}
+#define get ht_json_path
 
 static void put_bytes(const char *s, size_t n)
 {
@@ -517,19 +494,31 @@ static void warn_line(long long lineno, const char *what)
         fprintf(stderr, "httptape tail: line %lld: %s\n", lineno, what);
 }
 
-static bool is_stats(json_t *rec)
+/* How tail treats a line: counted by -n and shown, shown among them, or
+ * neither. A line that is not a JSON object counts (it is warned about). */
+enum line_kind { LINE_COUNTED, LINE_STATS, LINE_HIDDEN };
+
+static enum line_kind classify(const struct tail_opts *o, json_t *rec)
 {
-    const char *t = json_string_value(get(rec, "httptape.type"));
-    return t && !strcmp(t, "stats");
+    if (!json_is_object(rec))
+        return LINE_COUNTED;
+    switch (ht_select_match(&o->sel, rec)) {
+    case HT_SEL_EXCHANGE:
+    case HT_SEL_OTHER:
+        return LINE_COUNTED;
+    case HT_SEL_STATS:
+        return LINE_STATS;
+    default:
+        return LINE_HIDDEN;
+    }
 }
 
-/* Whether the line is counted by -n (is not a statistics record). */
-static bool counted_line(const char *s, size_t n)
+static enum line_kind classify_line(const struct tail_opts *o, const char *s, size_t n)
 {
     json_t *rec = json_loadb(s, n, JSON_ALLOW_NUL, NULL);
-    bool counted = !is_stats(rec);
+    enum line_kind k = classify(o, rec);
     json_decref(rec);
-    return counted;
+    return k;
 }
 
 /* line_sink that prints one record unless it is skipped; ctx is the struct show. */
@@ -538,11 +527,11 @@ static int emit_line(void *ctx, const char *s, size_t n, long long lineno)
     struct show *sh = ctx;
     const struct tail_opts *o = sh->o;
     json_t *rec = json_loadb(s, n, JSON_ALLOW_NUL, NULL);
-    bool stats = is_stats(rec);
-    if (!stats && sh->skip > 0) {
+    enum line_kind k = classify(o, rec);
+    if (k == LINE_COUNTED && sh->skip > 0) {
         sh->skip--;
-    } else if (stats && (!o->stats || sh->skip > 0)) {
-        ;                       /* hidden, or before the first record shown */
+    } else if (k == LINE_HIDDEN || (k == LINE_STATS && sh->skip > 0)) {
+        ;                       /* not selected, or before the first record shown */
     } else if (!json_is_object(rec)) {
         warn_line(lineno, "not a JSON object");
     } else if (o->json) {
@@ -670,8 +659,9 @@ static int ring_push(void *ctx, const char *s, size_t n, long long lineno)
     struct ring *r = ctx;
     if (r->max == 0)
         return 0;
-    bool counted = counted_line(s, n);
-    if (!counted && !r->o->stats)
+    enum line_kind k = classify_line(r->o, s, n);
+    bool counted = k == LINE_COUNTED;
+    if (k == LINE_HIDDEN)
         return 0;
     if (r->count == r->cap && ring_grow(r))
         return -ENOMEM;
@@ -796,24 +786,33 @@ static int feed_range(int fd, off_t from, off_t to, struct splitter *sp, char *b
     return 0;
 }
 
-/* line_sink that counts the lines -n counts; ctx is a long long. */
+/* What count_line adds up. */
+struct counter {
+    const struct tail_opts *o;
+    long long n;
+};
+
+/* line_sink that counts the lines -n counts; ctx is a struct counter. */
 static int count_line(void *ctx, const char *s, size_t n, long long lineno)
 {
+    struct counter *c = ctx;
     (void)lineno;
-    *(long long *)ctx += counted_line(s, n);
+    c->n += classify_line(c->o, s, n) == LINE_COUNTED;
     return 0;
 }
 
 /* How many counted records [from, to) holds; a final line without '\n'
  * only when `partial` (it is shown now, not held for -f). */
-static int count_range(int fd, off_t from, off_t to, bool partial, char *blk, long long *out)
+static int count_range(int fd, off_t from, off_t to, bool partial, char *blk,
+                       const struct tail_opts *o, long long *out)
 {
-    struct splitter sp = { .lineno = LINENO_UNKNOWN, .sink = count_line, .ctx = out };
-    *out = 0;
+    struct counter c = { .o = o };
+    struct splitter sp = { .lineno = LINENO_UNKNOWN, .sink = count_line, .ctx = &c };
     int rc = feed_range(fd, from, to, &sp, blk);
     if (!rc && partial)
         rc = split_finish(&sp);
     free(sp.buf);
+    *out = c.n;
     return rc;
 }
 
@@ -830,7 +829,7 @@ static int find_window(int fd, off_t size, const struct tail_opts *o, bool parti
         long long have;
         int rc = find_start(fd, size, need, blk, start, lineno);
         if (!rc)
-            rc = count_range(fd, *start, size, partial, blk, &have);
+            rc = count_range(fd, *start, size, partial, blk, o, &have);
         if (rc)
             return rc;
         if (have > o->lines || *start == 0) {
@@ -1127,39 +1126,67 @@ static int tail_fd(int fd, const struct tail_opts *o, bool is_stdin, char *blk)
     return rc;
 }
 
+/* Shows one file (and follows it with -f); 0, or 1 after a message. */
+static int tail_one(struct tail_opts *o, const char *path, char *blk)
+{
+    o->path = path;
+    bool is_stdin = !strcmp(path, "-");
+    int fd = is_stdin ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        fprintf(stderr, "httptape tail: cannot open '%s': %s\n", path, strerror(errno));
+        return 1;
+    }
+    if (o->follow && !is_stdin)
+        setvbuf(stdout, NULL, _IOLBF, 0);   /* one flush per record for | grep */
+    int rc = tail_fd(fd, o, is_stdin, blk);
+    if (rc)
+        fprintf(stderr, "httptape tail: %s: %s\n", is_stdin ? "stdin" : path, strerror(-rc));
+    return rc ? 1 : 0;
+}
+
+/* Several files: each one's last N records under a "==> FILE <==" header,
+ * as tail(1) prints them (no headers with --json: the output stays JSON). */
+static int tail_files(struct tail_opts *o, char *blk)
+{
+    int status = 0;
+    for (size_t i = 0; i < o->sel.n_files && !ferror(stdout); i++) {
+        const char *path = o->sel.files[i];
+        if (o->sel.n_files > 1 && !o->json) {
+            printf("%s==> %s <==\n", i ? "\n" : "", strcmp(path, "-") ? path : "standard input");
+            fflush(stdout);
+        }
+        if (tail_one(o, path, blk))
+            status = 1;
+    }
+    return status;
+}
+
 int ht_cmd_tail(int argc, char **argv)
 {
     struct tail_opts o = { .lines = HT_TAIL_DEFAULT_N };
-    bool help = false;
-    int rc = parse_args(argc, argv, &o, &help);
-    if (rc || help) {
-        if (help)
+    ht_select_init(&o.sel);
+    int rc = parse_args(argc, argv, &o);
+    if (rc || o.help) {
+        if (o.help) {
             fputs(help_text, stdout);
+            fputs(ht_select_help, stdout);
+        }
+        ht_select_free(&o.sel);
         return rc;
     }
-    bool is_stdin = !strcmp(o.path, "-");
-    int fd = is_stdin ? STDIN_FILENO : open(o.path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        fprintf(stderr, "httptape tail: cannot open '%s': %s\n", o.path, strerror(errno));
-        return 1;
-    }
-    if (o.follow && !is_stdin)
-        setvbuf(stdout, NULL, _IOLBF, 0);   /* one flush per record for | grep */
     char *blk = malloc(HT_TAIL_BLOCK);
     if (blk) {
-        rc = tail_fd(fd, &o, is_stdin, blk);
+        rc = tail_files(&o, blk);
         free(blk);
     } else {
-        if (!is_stdin)
-            close(fd);
-        rc = -ENOMEM;
+        fputs("httptape tail: out of memory\n", stderr);
+        rc = 1;
     }
-    if (rc)
-        fprintf(stderr, "httptape tail: %s: %s\n", is_stdin ? "stdin" : o.path, strerror(-rc));
+    ht_select_free(&o.sel);
     if (fflush(stdout) || ferror(stdout)) {
         if (!rc)
             fprintf(stderr, "httptape tail: writing output: %s\n", strerror(errno));
-        rc = -EIO;
+        rc = 1;
     }
-    return rc ? 1 : 0;
+    return rc;
 }

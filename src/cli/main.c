@@ -21,8 +21,12 @@ static const char usage[] =
     "                      run CMD with the tap preloaded (see 'httptape run --help')\n"
     "  attach --pid PID [--log FILE] [--max-body BYTES] [--duration SECONDS] [--children]\n"
     "                      record a running process with eBPF, no restart\n"
-    "  tail [-f] [-n N] [--json] FILE\n"
+    "  tail [-f] [-n N] [--json] [--status LIST] [--path GLOB] ... FILE...\n"
     "                      show a log one exchange per line\n"
+    "  export [--format har|curl|otlp] [-o FILE] [--status LIST] ... FILE...\n"
+    "                      write exchanges as HAR, curl commands or OTLP/JSON logs\n"
+    "  stats [-f] [--json] [--top N] [--status LIST] ... FILE...\n"
+    "                      requests, errors, bytes, latency percentiles by path\n"
     "  replay [--max-body BYTES] CLIENT_STREAM SERVER_STREAM\n"
     "                      parse one captured TCP connection, print its events\n"
     "  collect [--log FILE] [--address NAME:TOKEN]\n"
@@ -53,6 +57,10 @@ int main(int argc, char **argv)
         return ht_cmd_tail(argc - 1, argv + 1);
     if (!strcmp(cmd, "attach"))
         return ht_cmd_attach(argc - 1, argv + 1);
+    if (!strcmp(cmd, "export"))
+        return ht_cmd_export(argc - 1, argv + 1);
+    if (!strcmp(cmd, "stats"))
+        return ht_cmd_stats(argc - 1, argv + 1);
     if (!strcmp(cmd, "replay"))
         return ht_cmd_replay(argc - 1, argv + 1);
     if (!strcmp(cmd, "collect"))

@@ -346,3 +346,140 @@ httptape tail: line 7: not a JSON object"
     stop_tail INT
     assert_equal "$TAIL_STATUS" 0
 }
+
+# ---- selection (--status, --path, --method, --slower-than, --grep) ----------
+
+# xrec METHOD PATH STATUS DURATION_NS [REQ_BODY [RESP_BODY [RESP_ENCODING]]]:
+# one exchange record; an empty STATUS or DURATION leaves the field out.
+xrec() {
+    jq -nc --arg m "$1" --arg p "$2" --arg s "$3" --arg d "$4" \
+        --arg qb "${5:-}" --arg rb "${6:-}" --arg re "${7:-}" '
+        {timestamp: "2026-11-21T23:57:12.123456789Z", url: {path: $p},
+         http: {request: {method: $m, body: ({size: ($qb | length)}
+                                             + if $qb != "" then {content: $qb} else {} end)},
+                response: ({body: ({size: ($rb | length)}
+                                   + if $rb != "" then {content: $rb} else {} end
+                                   + if $re != "" then {encoding: $re} else {} end)}
+                           + if $s != "" then {status_code: ($s | tonumber)} else {} end)},
+         httptape: ({type: "exchange"}
+                    + if $d != "" then {duration_ns: ($d | tonumber)} else {} end)}'
+}
+
+# A log with one record of each kind the filters tell apart.
+selection_log() {
+    {
+        xrec GET /api/items/1 200 1500000
+        xrec POST /api/items 201 250000000 '{"name":"needle-in-request"}'
+        xrec GET /api/items/2 404 800
+        xrec DELETE /api/items/3 500 2000000000
+        xrec GET /static/app.js 503 300000 '' 'AAEC/w==' base64
+        xrec PUT /upload '' '' 'x'
+        printf '{"timestamp":"2026-11-21T23:57:14.000Z","process":{"pid":1},"httptape":{"type":"stats","stats":{"exchanges":6}}}\n'
+        xrec GET /api/users/7 302 90000000 '' 'a response with needle-in-response'
+    } >"$LOG"
+}
+
+# Paths of the exchange lines tail printed, one a line.
+shown_paths() {
+    awk '$2 != "--" { print $3 }'
+}
+
+@test "tail --status: an exact code, a class, and a list of both" {
+    selection_log
+    run --separate-stderr "$HT" tail --status 5xx "$LOG"
+    assert_success
+    assert_equal "$(shown_paths <<<"$output" | tr '\n' ' ')" "/api/items/3 /static/app.js "
+    run --separate-stderr "$HT" tail --status 404 "$LOG"
+    assert_equal "$(shown_paths <<<"$output")" "/api/items/2"
+    run --separate-stderr "$HT" tail --status=2xx,302,5XX "$LOG"
+    assert_equal "$(shown_paths <<<"$output" | tr '\n' ' ')" \
+        "/api/items/1 /api/items /api/items/3 /static/app.js /api/users/7 "
+}
+
+@test "tail --path: an fnmatch glob on url.path; '*' also crosses '/'" {
+    selection_log
+    run --separate-stderr "$HT" tail --path '/api/items/*' "$LOG"
+    assert_equal "$(shown_paths <<<"$output" | tr '\n' ' ')" "/api/items/1 /api/items/2 /api/items/3 "
+    run --separate-stderr "$HT" tail --path '/api/*' "$LOG"
+    assert_equal "$(shown_paths <<<"$output" | wc -l)" 5
+    run --separate-stderr "$HT" tail --path '/static/*.[jc]s' "$LOG"
+    assert_equal "$(shown_paths <<<"$output")" "/static/app.js"
+}
+
+@test "tail --method: one method or a list, in any case" {
+    selection_log
+    run --separate-stderr "$HT" tail --method post "$LOG"
+    assert_equal "$(shown_paths <<<"$output")" "/api/items"
+    run --separate-stderr "$HT" tail --method DELETE,put "$LOG"
+    assert_equal "$(shown_paths <<<"$output" | tr '\n' ' ')" "/api/items/3 /upload "
+}
+
+@test "tail --slower-than: durations in us, ms and s; unfinished exchanges never match" {
+    selection_log
+    run --separate-stderr "$HT" tail --slower-than 200ms "$LOG"
+    assert_equal "$(shown_paths <<<"$output" | tr '\n' ' ')" "/api/items /api/items/3 "
+    run --separate-stderr "$HT" tail --slower-than 1s "$LOG"
+    assert_equal "$(shown_paths <<<"$output")" "/api/items/3"
+    run --separate-stderr "$HT" tail --slower-than 1us "$LOG"
+    assert_equal "$(shown_paths <<<"$output" | wc -l)" 5       # not /api/items/2 (800 ns), not /upload
+    run --separate-stderr "$HT" tail --slower-than 200 "$LOG"
+    assert_failure 2
+    assert_equal "$stderr" "httptape tail: bad value '200' for --slower-than (want a duration with a unit: 200ms, 1.5s, 800us)
+usage: httptape tail [-f|--follow] [-n N|--lines N] [--json] [SELECTION] FILE... (see 'httptape tail --help')"
+}
+
+@test "tail --grep: text in request bodies, response bodies, and base64 bodies decoded" {
+    selection_log
+    run --separate-stderr "$HT" tail --grep needle-in "$LOG"
+    assert_equal "$(shown_paths <<<"$output" | tr '\n' ' ')" "/api/items /api/users/7 "
+    run --separate-stderr "$HT" tail --grep "$(printf '\x02\xff')" "$LOG"
+    assert_equal "$(shown_paths <<<"$output")" "/static/app.js"
+    run --separate-stderr "$HT" tail --grep nowhere "$LOG"
+    assert_success
+    assert_output ""
+}
+
+@test "tail: filters combine, and -n counts only the selected records" {
+    selection_log
+    run --separate-stderr "$HT" tail --method GET --status 2xx,3xx,4xx --path '/api/*' "$LOG"
+    assert_equal "$(shown_paths <<<"$output" | tr '\n' ' ')" "/api/items/1 /api/items/2 /api/users/7 "
+    run --separate-stderr "$HT" tail -n 2 --method GET "$LOG"
+    assert_equal "$(shown_paths <<<"$output" | tr '\n' ' ')" "/static/app.js /api/users/7 "
+    run --separate-stderr "$HT" tail -n 1 --json --status 404 - <"$LOG"
+    assert_equal "$(jq -r .url.path <<<"$output")" /api/items/2
+}
+
+@test "tail --no-stats: statistics records hidden again after --stats" {
+    selection_log
+    run --separate-stderr "$HT" tail --stats "$LOG"
+    assert_line --partial " -- stats pid 1: exchanges=6"
+    run --separate-stderr "$HT" tail --stats --no-stats "$LOG"
+    refute_line --partial " -- stats "
+    assert_equal "${#lines[@]}" 7
+}
+
+@test "tail: several files, and a quoted glob of files, each under a header" {
+    mkdir "$BATS_TEST_TMPDIR/logs"
+    record one >"$BATS_TEST_TMPDIR/logs/a.jsonl"
+    record two >"$BATS_TEST_TMPDIR/logs/b.jsonl"
+    record three >"$BATS_TEST_TMPDIR/logs/c.txt"
+    run --separate-stderr "$HT" tail "$BATS_TEST_TMPDIR/logs/*.jsonl" "$BATS_TEST_TMPDIR/logs/c.txt"
+    assert_success
+    assert_output - <<EOF
+==> $BATS_TEST_TMPDIR/logs/a.jsonl <==
+2026-11-21T23:57:12.123Z GET /one 200 1.50us req=0B resp=5B
+
+==> $BATS_TEST_TMPDIR/logs/b.jsonl <==
+2026-11-21T23:57:12.123Z GET /two 200 1.50us req=0B resp=5B
+
+==> $BATS_TEST_TMPDIR/logs/c.txt <==
+2026-11-21T23:57:12.123Z GET /three 200 1.50us req=0B resp=5B
+EOF
+    run --separate-stderr "$HT" tail --json "$BATS_TEST_TMPDIR"/logs/*
+    assert_equal "$(jq -r .url.path <<<"$output" | tr '\n' ' ')" "/one /two /three "
+    run --separate-stderr "$HT" tail "$BATS_TEST_TMPDIR/logs/*.none"
+    assert_failure 2
+    assert_equal "${stderr_lines[0]}" "httptape tail: no file matches '$BATS_TEST_TMPDIR/logs/*.none'"
+    run --separate-stderr "$HT" tail -f "$BATS_TEST_TMPDIR/logs/*.jsonl"
+    assert_failure 2
+}
