@@ -17,7 +17,7 @@ _httptape() {
     COMPREPLY=()
 
     if ((COMP_CWORD == 1)); then
-        mapfile -t COMPREPLY < <(compgen -W 'run attach collect tail replay version help --version --help' -- "$cur")
+        mapfile -t COMPREPLY < <(compgen -W 'run attach collect tail replay export stats version help --version --help' -- "$cur")
         return 0
     fi
     cmd=${COMP_WORDS[1]}
@@ -44,8 +44,15 @@ _httptape() {
     --pid)
         mapfile -t COMPREPLY < <(compgen -W "$(ps -e -o pid= 2>/dev/null)" -- "$cur")
         return 0 ;;
-    --max-body | --max-header | --queue | --duration | --ring-size | --address | -n | --lines)
+    --max-body | --max-header | --queue | --duration | --ring-size | --address | -n | --lines | \
+        --status | --path | --method | --slower-than | --grep | --top | --max-paths | --interval)
         return 0 ;;                     # a value of the user's own
+    --format)
+        mapfile -t COMPREPLY < <(compgen -W 'har curl otlp' -- "$cur")
+        return 0 ;;
+    -o | --output)
+        _httptape_files "$cur"
+        return 0 ;;
     esac
 
     local flags
@@ -54,13 +61,17 @@ _httptape() {
     attach) flags='--pid --log --max-body --max-header --queue --duration --children
                    --no-children --ring-size --kernel-stats --verbose --check --help' ;;
     collect) flags='--log --address --help' ;;
-    tail) flags='-f --follow -n --lines --stats --json --help' ;;
+    tail) flags='-f --follow -n --lines --stats --no-stats --json --help --status --path
+                 --method --slower-than --grep' ;;
+    export) flags='--format -o --output --help --status --path --method --slower-than --grep' ;;
+    stats) flags='-f --follow --interval --json --top --max-paths --help --status --path
+                  --method --slower-than --grep' ;;
     replay) flags='--max-body --max-header --help' ;;
     *) return 0 ;;
     esac
     if [[ $cur == -* ]]; then
         mapfile -t COMPREPLY < <(compgen -W "$flags" -- "$cur")
-    elif [[ $cmd == tail || $cmd == replay ]]; then
+    elif [[ $cmd == tail || $cmd == replay || $cmd == export || $cmd == stats ]]; then
         _httptape_files "$cur"
     fi
     return 0

@@ -21,6 +21,7 @@
 
 #include "cli/export.h"
 #include "cli/select.h"
+#include "version.h"                /* generated: $(BUILD)/gen (mk/version.mk) */
 
 /* ---- small pieces ------------------------------------------------------ */
 
@@ -196,8 +197,9 @@ static json_t *response(json_t *rec)
 
 static int begin(struct ht_export *x)
 {
-    fputs("{\"log\":{\"version\":\"1.2\",\"creator\":{\"name\":\"httptape\",\"version\":\"1\"},"
-          "\"pages\":[],\"entries\":[", x->out);
+    /* The version is git describe's: no character JSON must escape. */
+    fputs("{\"log\":{\"version\":\"1.2\",\"creator\":{\"name\":\"httptape\",\"version\":\""
+          HT_VERSION "\"},\"pages\":[],\"entries\":[", x->out);
     return ferror(x->out) ? -EIO : 0;
 }
 

@@ -279,11 +279,14 @@ static void write_parts(struct ht_jw *w, const struct ht_multipart *m)
     for (unsigned i = 0; i < m->nparts; i++) {
         const struct ht_mp_part *p = &m->parts[i];
         ht_jw_open(w, NULL);
-        ht_jw_cstr(w, "name", p->name);
+        /* As the body said them: any bytes (ht_jw_str_bytes keeps the
+         * line valid UTF-8 JSON). */
+        ht_jw_str_bytes(w, "name", (const uint8_t *)p->name, strlen(p->name));
         if (p->filename[0])
-            ht_jw_cstr(w, "filename", p->filename);
+            ht_jw_str_bytes(w, "filename", (const uint8_t *)p->filename, strlen(p->filename));
         if (p->content_type[0])
-            ht_jw_cstr(w, "content_type", p->content_type);
+            ht_jw_str_bytes(w, "content_type", (const uint8_t *)p->content_type,
+                            strlen(p->content_type));
         ht_jw_u64(w, "size", p->size);
         size_t n = p->text_cut ? ht_utf8_trim_partial(p->text, p->text_len) : p->text_len;
         if (p->text_len && ht_utf8_valid(p->text, n)) {
@@ -735,7 +738,7 @@ static void write_grpc_counts(struct ht_jw *w, const struct ht_grpc *g)
     if (g->framing_lost[HT_REQ] || g->framing_lost[HT_RESP])
         ht_jw_bool(w, "counts_incomplete", true);
     if (g->message[0])
-        ht_jw_cstr(w, "status_message", g->message);
+        ht_jw_str_bytes(w, "status_message", (const uint8_t *)g->message, strlen(g->message));
     ht_jw_close(w);
 }
 
@@ -848,7 +851,7 @@ static void write_ws_record(struct ht_jw *w, const struct ht_exchange *ex)
             write_body(w, b);       /* binary (base64), and a compressed one's inflated size */
         }
     } else {
-        ht_jw_cstr(w, "protocol", r->protocol);
+        ht_jw_str_bytes(w, "protocol", (const uint8_t *)r->protocol, strlen(r->protocol));
         ht_jw_open(w, "bytes");
         ht_jw_u64(w, "client", r->bytes[HT_REQ]);
         ht_jw_u64(w, "server", r->bytes[HT_RESP]);
