@@ -170,14 +170,16 @@ static void inflate_into(struct wsdir *r, const uint8_t *p, size_t n)
         r->z.next_out = out;
         r->z.avail_out = sizeof(out);
         int rc = inflate(&r->z, Z_SYNC_FLUSH);
-        if (rc != Z_OK && rc != Z_BUF_ERROR && rc != Z_STREAM_END) {
-            r->z_broken = true;     /* what follows cannot be read: sizes only */
-            return;
-        }
+        /* What came out before an error is kept either way: how the input
+         * was cut must not decide what is logged. */
         size_t got = sizeof(out) - r->z.avail_out;
         struct ht_exchange *ex = r->rec;
         if (ex && got)
             ht_body_append(ex, &ex->req_body, out, got, ex->excerpt_cap[0]);
+        if (rc != Z_OK && rc != Z_BUF_ERROR && rc != Z_STREAM_END) {
+            r->z_broken = true;     /* what follows cannot be read: sizes only */
+            return;
+        }
         if (!got)
             break;
     } while (r->z.avail_in || !r->z.avail_out);
