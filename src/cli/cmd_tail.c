@@ -469,6 +469,65 @@ static void render_stats(json_t *rec, json_t *ht)
     putchar('\n');
 }
 
+/* A WebSocket frame: "WS client text 5B "hello"", a close its code. */
+static void render_frame(json_t *rec, json_t *ht)
+{
+    json_t *ws = json_object_get(rec, "websocket");
+    put_time(rec);
+    fputs(" WS ", stdout);
+    put_str_or_dash(json_object_get(ws, "direction"));
+    putchar(' ');
+    put_str_or_dash(json_object_get(ws, "opcode"));
+    put_size(" ", json_object_get(ws, "size"));
+    json_t *code = json_object_get(ws, "close_code");
+    if (code) {
+        fputs(" code=", stdout);
+        put_value(code);
+    }
+    json_t *text = json_object_get(ws, "content");
+    if (!text)
+        text = json_object_get(ws, "close_reason");
+    if (json_string_length(text)) {
+        fputs(" \"", stdout);
+        size_t n = json_string_length(text);
+        put_bytes(json_string_value(text), n > 60 ? 60 : n);
+        fputs(n > 60 ? "...\"" : "\"", stdout);
+    }
+    put_exchange_flags(ht);
+    putchar('\n');
+}
+
+/* A tunnel's end, or a long response's progress. */
+static void render_tunnel(json_t *rec, json_t *ht, bool progress)
+{
+    json_t *t = json_object_get(rec, progress ? "progress" : "tunnel");
+    put_time(rec);
+    if (progress) {
+        fputs(" PROGRESS ", stdout);
+        put_int_or_dash(json_object_get(t, "status_code"));
+        put_size(" resp=", json_object_get(t, "response_bytes"));
+        putchar(' ');
+        put_duration(json_object_get(t, "elapsed_ns"));
+    } else {
+        fputs(" TUNNEL ", stdout);
+        put_str_or_dash(json_object_get(t, "protocol"));
+        json_t *b = json_object_get(t, "bytes");
+        put_size(" client=", json_object_get(b, "client"));
+        put_size(" server=", json_object_get(b, "server"));
+        json_t *f = json_object_get(t, "frames");
+        if (f) {
+            fputs(" frames=", stdout);
+            put_int_or_dash(json_object_get(f, "client"));
+            putchar('/');
+            put_int_or_dash(json_object_get(f, "server"));
+        }
+        putchar(' ');
+        put_duration(json_object_get(t, "duration_ns"));
+    }
+    put_exchange_flags(ht);
+    putchar('\n');
+}
+
 static void render(json_t *rec)
 {
     json_t *ht = json_object_get(rec, "httptape");
@@ -478,6 +537,10 @@ static void render(json_t *rec)
         render_exchange(rec, ht);
     } else if (t && !strcmp(t, "stats")) {
         render_stats(rec, ht);
+    } else if (t && !strcmp(t, "websocket_frame")) {
+        render_frame(rec, ht);
+    } else if (t && (!strcmp(t, "tunnel") || !strcmp(t, "progress"))) {
+        render_tunnel(rec, ht, !strcmp(t, "progress"));
     } else {
         put_time(rec);
         fputs(" -- ", stdout);

@@ -59,6 +59,11 @@ OUT
                (.tunnel.bytes.server > 0), (.tunnel.duration_ns > 0), .httptape.complete]' "$LOG"
     assert_output '["websocket",{"client":6,"server":5,"logged":11},true,true,true,true]'
     grep -q hunter2 "$LOG" && { echo "the password is in the log" >&2; false; } || true
+    # tail shows a line per frame and one for the tunnel.
+    run "$HTTPTAPE" tail -n 20 "$LOG"
+    assert_line --regexp '^[-0-9T:.]+Z WS client text [0-9]+B "hello" \[[-0-9a-f]+#0\]$'
+    assert_line --regexp '^[-0-9T:.]+Z WS server close 6B code=1000 "done" \['
+    assert_line --regexp '^[-0-9T:.]+Z TUNNEL websocket client=[0-9]+B server=[0-9]+B frames=6/5 '
 }
 
 @test "websocket: 'websocket control' logs only control frames; the tunnel record still counts them all" {
