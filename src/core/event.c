@@ -881,6 +881,11 @@ static void write_ws_record(struct ht_jw *w, const struct ht_exchange *ex)
     ht_jw_cstr(w, "id", ex->conn_id);
     ht_jw_u64(w, "request_index", ex->request_index);
     ht_jw_close(w);
+    if (ex->h2_stream) {
+        ht_jw_open(w, "http2");
+        ht_jw_u64(w, "stream_id", ex->h2_stream);
+        ht_jw_close(w);
+    }
     ht_jw_bool(w, "complete", ex->gaps == 0);
     if (ex->gaps)
         write_names(w, "gaps", ex->gaps, ht_gap_name);

@@ -28,6 +28,7 @@
 #include "core/buf.h"
 #include "core/conn_private.h"
 #include "core/rules.h"
+#include "core/ws.h"
 #include "core/stats.h"
 
 #define STREAMS_DEFAULT 128
@@ -881,7 +882,8 @@ static void grpc_lost(struct stream *s, enum ht_dir d)
 }
 
 /* Content bytes of the current frame. */
-static void content(struct ht_conn *c, enum ht_dir d, const uint8_t *p, size_t n)
+static void content(struct ht_conn *c, enum ht_dir d, const uint8_t *p, size_t n,
+                    const struct ht_clock *now)
 {
     struct ht_h2 *h = c->h2;
     struct dir *r = &h->d[d];
@@ -896,6 +898,8 @@ static void content(struct ht_conn *c, enum ht_dir d, const uint8_t *p, size_t n
         struct ht_body *b = d == HT_REQ ? &ex->req_body : &ex->resp_body;
         ht_body_append(ex, b, p, n, ex->excerpt_cap[d != HT_REQ]);
         grpc_count(s, d != HT_REQ, p, n);
+        if (d == HT_RESP)
+            ht_ws_progress(c, ex, now);     /* a long stream, shown while it runs */
         return;
     }
     case F_HEADERS:
@@ -961,7 +965,7 @@ void ht_h2_feed(struct ht_conn *c, enum ht_dir d, const uint8_t *buf, size_t len
                 r->type > F_CONTINUATION)
                 body = r->left;         /* the rest is passed over */
             n = body < len - pos ? body : len - pos;
-            content(c, d, buf + pos, n);
+            content(c, d, buf + pos, n, now);
             r->left -= (uint32_t)n;
             pos += n;
             if (n == body)

@@ -311,6 +311,7 @@ void ht_ws_progress(struct ht_conn *c, struct ht_exchange *ex, const struct ht_c
         return;
     r->kind = HT_KIND_PROGRESS;
     r->request_index = ex->request_index;
+    r->h2_stream = ex->h2_stream;
     r->verdict = ex->verdict;
     r->mono_start = ex->mono_start;     /* elapsed: since the exchange began */
     r->mono_resp_done = now->mono_ns;
