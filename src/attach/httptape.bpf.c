@@ -46,6 +46,13 @@ const volatile __u64 wake_bytes = 1 << 20;  /* force a wake-up past this backlog
 
 __u64 next_conn_id = 0;
 
+/* How many entries "skips" may hold: user space counts one up before it
+ * adds one, whoever deletes one counts it down. While it is 0 (no body is
+ * being skipped anywhere, the usual case) a transfer does not look: a
+ * lookup that misses costs as much as one that hits. Looking too rarely is
+ * safe, the bytes are then copied. */
+__u64 skips_live = 0;
+
 struct {
     __uint(type, BPF_MAP_TYPE_RINGBUF);
     __uint(max_entries, 8 << 20);           /* resized by the loader */
@@ -159,6 +166,13 @@ static __always_inline bool watched(__u32 tgid)
     if (!follow_children)
         return false;
     return bpf_map_lookup_elem(&tgids, &tgid) != NULL;
+}
+
+/* The skip entry of a connection going away or taken over by a new one. */
+static __always_inline void forget_skip(struct ht_conn_key *key)
+{
+    if (skips_live && bpf_map_delete_elem(&skips, key) == 0)
+        __sync_fetch_and_sub(&skips_live, 1);
 }
 
 static __always_inline __u64 rb_flags(void)
@@ -414,7 +428,7 @@ static __always_inline int on_accept_exit(struct trace_event_raw_sys_exit *ctx)
         count(HT_CNT_CONNS_FULL);
         return 0;
     }
-    bpf_map_delete_elem(&skips, &key);
+    forget_skip(&key);
 
     __u32 zero = 0;
     struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
@@ -677,7 +691,7 @@ static __always_inline int on_exit(struct trace_event_raw_sys_exit *ctx, __u8 ki
 
     /* Leading bytes user space does not need: one record, no copy. */
     __u64 skip = 0, left = ret;
-    struct ht_skip *sk = bpf_map_lookup_elem(&skips, &key);
+    struct ht_skip *sk = skips_live ? bpf_map_lookup_elem(&skips, &key) : NULL;
     if (sk && sk->id == id && off < sk->to[dir]) {
         skip = sk->to[dir] - off;
         if (skip > (__u64)ret)
@@ -808,7 +822,7 @@ int enter_close(struct trace_event_raw_sys_enter *ctx)
     struct ht_rec_close r = { .end = { st->off[0], st->off[1] } };
     fill(&r.h, HT_REC_CLOSE, 0, pid_tgid, key.fd, st->id, 0, 0);
     bpf_map_delete_elem(&conns, &key);
-    bpf_map_delete_elem(&skips, &key);
+    forget_skip(&key);
     emit(&r, sizeof(r));
     return 0;
 }
