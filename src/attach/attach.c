@@ -52,12 +52,21 @@ static void on_signal(int sig) { (void)sig; stop_requested = 1; }
 
 /* ---- what the feed asks of the kernel side ---- */
 
+/* The kernel side looks "skips" up only while skips_live is not 0: it is
+ * counted up before an entry can be there, and down (by whoever deleted
+ * one) after it is gone. */
 static void skip_bytes(void *ctx, uint32_t tgid, int32_t fd, uint64_t id, const uint64_t to[2])
 {
     struct ht_conn_key key = { .tgid = tgid, .fd = fd };
     struct ht_skip sk = { .id = id, .to = { to[0], to[1] } };
     (void)ctx;
-    bpf_map_update_elem(ht_attach.skips_fd, &key, &sk, BPF_ANY);
+    __atomic_add_fetch(&skel->bss->skips_live, 1, __ATOMIC_SEQ_CST);
+    if (bpf_map_update_elem(ht_attach.skips_fd, &key, &sk, BPF_NOEXIST) == 0)
+        return;
+    /* One there already (this connection's earlier skip): replaced, not
+     * added, unless the connection closed meanwhile. */
+    bpf_map_update_elem(ht_attach.skips_fd, &key, &sk, BPF_EXIST);
+    __atomic_sub_fetch(&skel->bss->skips_live, 1, __ATOMIC_SEQ_CST);
 }
 
 static size_t fetch_sendfile(void *ctx, const void *rec, size_t size, uint64_t off, uint8_t *buf,
@@ -80,7 +89,8 @@ static void process_exited(void *ctx, uint32_t tgid, int32_t fd)
     if (fd >= 0) {
         struct ht_conn_key key = { .tgid = tgid, .fd = fd };
         bpf_map_delete_elem(ht_attach.conns_fd, &key);
-        bpf_map_delete_elem(ht_attach.skips_fd, &key);
+        if (bpf_map_delete_elem(ht_attach.skips_fd, &key) == 0)
+            __atomic_sub_fetch(&skel->bss->skips_live, 1, __ATOMIC_SEQ_CST);
     } else if (tgid == (uint32_t)ht_attach.o->pid) {
         ht_attach.target_gone = true;
         stop_requested = 1;

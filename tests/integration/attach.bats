@@ -538,6 +538,71 @@ EOF
     done
 }
 
+@test "attach: responses written with writev in several segments are logged whole, in one record or in pieces" {
+    needs_bpf
+    start_server http "$PY" "$APPS/echo_server.py" "$PORT"
+    start_attach "$SRV_PID" --max-body 8k
+    # The head is one segment, each part another: one record up to 4
+    # segments and 2 KiB, pieces past that (5 segments, 2067 bytes, 5 KiB).
+    local i parts=(100 1,1 10,0,30 63,64,65 5,5,5,5 900,1000 1000,1000 300,5000)
+    for i in "${!parts[@]}"; do
+        curl -s --max-time 5 -o "$BATS_TEST_TMPDIR/body.$i" "$BASE/writev?parts=${parts[$i]}"
+        assert_equal "$(wc -c <"$BATS_TEST_TMPDIR/body.$i")" "$((${parts[$i]//,/+}))"
+    done
+    wait_exchanges "$LOG" "${#parts[@]}"
+    stop_attach
+    run jq -c '[.url.query, .http.response.body.size, .httptape.complete, .httptape.gaps]' \
+        <(exchanges "$LOG")
+    for i in "${!parts[@]}"; do
+        assert_line --index "$i" "[\"parts=${parts[$i]}\",$(wc -c <"$BATS_TEST_TMPDIR/body.$i"),true,null]"
+        exchanges "$LOG" | jq -j --arg q "parts=${parts[$i]}" \
+            'select(.url.query == $q) | .http.response.body.content // ""' >"$BATS_TEST_TMPDIR/logged"
+        cmp "$BATS_TEST_TMPDIR/body.$i" "$BATS_TEST_TMPDIR/logged"
+    done
+}
+
+@test "attach: requests read with recvmsg into several buffers are logged whole" {
+    needs_bpf
+    # --gather: every read fills buffers of 7 and 93 bytes before the rest.
+    start_server http "$PY" "$APPS/echo_server.py" "$PORT" --gather
+    start_attach "$SRV_PID" --max-body 8k
+    local n sizes=(1 60 200 900 1500 3000)
+    for n in "${sizes[@]}"; do
+        head -c "$n" /dev/zero | tr '\0' y >"$BATS_TEST_TMPDIR/body"
+        run curl -s --max-time 5 --data-binary @"$BATS_TEST_TMPDIR/body" "$BASE/echo?n=$n"
+        assert_equal "$output" "$(cat "$BATS_TEST_TMPDIR/body")"
+    done
+    wait_exchanges "$LOG" "${#sizes[@]}"
+    stop_attach
+    run jq -c '[.url.query, .http.request.body.content, .http.response.body.size,
+                .httptape.complete, .httptape.gaps]' <(exchanges "$LOG")
+    for i in "${!sizes[@]}"; do
+        n=${sizes[$i]}
+        assert_line --index "$i" "[\"n=$n\",\"$(head -c "$n" /dev/zero | tr '\0' y)\",$n,true,null]"
+    done
+}
+
+@test "attach: a chunked response past --max-body, written with writev, is skipped in the kernel and logged whole" {
+    needs_bpf
+    start_server http "$PY" "$APPS/echo_server.py" "$PORT"
+    start_attach "$SRV_PID" --max-body 1k --verbose
+    # Each chunk's data but its first KiB goes by uncopied; the writev that
+    # ends it carries the chunk's CRLF and the next size line in segments
+    # after the skipped bytes, from the middle of one.
+    curl -s --max-time 10 -o "$BATS_TEST_TMPDIR/body" "$BASE/writev-chunked?chunks=3&size=40000"
+    assert_equal "$(wc -c <"$BATS_TEST_TMPDIR/body")" 120000
+    wait_exchanges "$LOG" 1
+    stop_attach
+    run jq -c '[.http.response.body.size, .http.response.body.truncated,
+                .http.response.header["transfer-encoding"], .httptape.complete, .httptape.gaps]' \
+        <(exchanges "$LOG")
+    assert_output '[120000,true,["chunked"],true,null]'
+    exchanges "$LOG" | jq -j '.http.response.body.content' >"$BATS_TEST_TMPDIR/excerpt"
+    cmp <(head -c 1024 "$BATS_TEST_TMPDIR/body") "$BATS_TEST_TMPDIR/excerpt"
+    grep -Eq 'httptape attach: [1-9][0-9]{4,} body bytes past the excerpt cap were counted without being copied' \
+        "$ATTACH_OUT"
+}
+
 @test "attach: --kernel-stats says at detach what the BPF programs cost, per program" {
     needs_bpf
     start_server http "$PY" "$APPS/echo_server.py" "$PORT"
