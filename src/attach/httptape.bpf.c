@@ -735,15 +735,16 @@ static __noinline bool tls_socket(struct ht_conn_key *key, struct ht_conn_state 
     __u64 off = __sync_fetch_and_add(&st->raw_off[dir & 1], (__u64)ret);
     __u32 span = ret > 0xffffffffl ? 0xffffffffu : (__u32)ret;
     __u64 src = buf;
-    if (dir == 0 && off < HT_REC_HELLO_MAX && ret < SMALL_2 &&
+    if (dir == 0 && off < HT_REC_HELLO_MAX && ret < SMALL_MAX &&
         (kind == HT_IO_BUF || kind == HT_IO_RECVFROM)) {
-        struct small_2 *r = bpf_ringbuf_reserve(&rb, sizeof(*r), 0);
+        struct { struct ht_rec h; __u8 data[SMALL_MAX]; } *r =
+            bpf_ringbuf_reserve(&rb, sizeof(*r), 0);
         if (!r) {
             count(HT_CNT_RB_DROPS);
             return true;
         }
         __u32 len = (__u32)ret;
-        if (bpf_probe_read_user(r->data, bound(len, SMALL_2 - 1), (void *)src))
+        if (bpf_probe_read_user(r->data, bound(len, SMALL_MAX - 1), (void *)src))
             len = 0;
         fill(&r->h, HT_REC_RAW, dir, pid_tgid, key->fd, st->id, off, span);
         r->h.len = len;
@@ -777,7 +778,7 @@ static __noinline void plain_copy(struct ht_conn_key *key, struct ht_conn_state 
             return;
     }
     __u64 left = n - skip;
-    if (left < SMALL_2 && emit_small(pid_tgid, key->fd, id, dir, off + skip, src + skip,
+    if (left < SMALL_MAX && emit_one(pid_tgid, key->fd, id, dir, off + skip, src + skip,
                                      (__u32)left) >= 0)
         return;
     __u32 zero = 0;
