@@ -3,7 +3,9 @@
 # untapped: Python's http.server, the statically linked example server
 # (which LD_PRELOAD cannot see), nginx with its workers. What is logged
 # before, during and after attaching; keep-alive connections joined
-# mid-stream; --duration, signals and the target's exit; error exits; and
+# mid-stream; transfers over several iovec entries (writev, recvmsg) and
+# body bytes the kernel side skips; --duration, signals and the target's
+# exit; error exits; and
 # the cross-mode conformance check: the same scripted traffic captured by
 # `httptape run` and by `attach` gives the same events.
 #
