@@ -50,7 +50,6 @@ void ht_mp_init(struct ht_multipart *m, const char *boundary)
     memcpy(m->delim, "\r\n--", 4);
     memcpy(m->delim + 4, boundary, n);
     m->dlen = (uint8_t)(4 + n);
-    m->delim[m->dlen] = 0;
     /* The body's start stands in for the first delimiter's CRLF. */
     m->wlen = 2;
     m->state = S_PRE;
