@@ -649,14 +649,11 @@ static enum ht_verdict decide(const struct ht_exchange *ex, bool final)
     return HT_KEEP;
 }
 
-/* The excerpt cap for a body of media type (from head h and its field
- * list), given cap. */
-static uint32_t body_cap(const uint8_t *h, size_t n, const struct ht_field_at *list,
-                         uint32_t nlist, uint32_t cap)
+/* The excerpt cap for a body whose Content-Type is ct (len bytes, NULL:
+ * none), given cap. */
+static uint32_t body_cap(const uint8_t *ct, size_t len, uint32_t cap)
 {
-    size_t len;
-    const uint8_t *ct = h && cap ? field_value_in(h, n, list, nlist, "content-type", &len) : NULL;
-    if (!ct)
+    if (!ct || !cap)
         return cap;
     size_t k = 0;
     while (k < len && ct[k] != ';' && ct[k] != ' ')
@@ -665,6 +662,26 @@ static uint32_t body_cap(const uint8_t *h, size_t n, const struct ht_field_at *l
         if (rules[i].act == A_BODY && glob_span(rules[i].type, ct, k, true))
             return rules[i].cap == UINT32_MAX ? cap : rules[i].cap < cap ? rules[i].cap : cap;
     return default_drop(ct, k) ? 0 : cap;
+}
+
+/* A head of direction d is in: its body's excerpt cap, digest and
+ * multipart summary, from one look at its Content-Type. */
+static void body_setup(struct ht_exchange *ex, enum ht_dir d)
+{
+    unsigned k = d != HT_REQ;
+    struct ht_body *b = k ? &ex->resp_body : &ex->req_body;
+    size_t n = 0;
+    const uint8_t *ct = k ? field_value_in(ex->resp_head, ex->resp_head_len, ex->resp_fields,
+                                           ex->resp_nfields, "content-type", &n)
+                          : field_value_in(ex->req_head, ex->req_head_len, ex->req_fields,
+                                           ex->req_nfields, "content-type", &n);
+    uint32_t cap = body_cap(ct, n, ex->excerpt_cap[k]);
+    b->omitted = cap < ex->excerpt_cap[k] && cap == 0;
+    ex->excerpt_cap[k] = cap;
+    if (digest)
+        ht_body_digest_start(ex, b);
+    if (ct)
+        ht_body_multipart_start(ex, b, ct, n);
 }
 
 void ht_rules_request(struct ht_exchange *ex)
@@ -676,34 +693,14 @@ void ht_rules_request(struct ht_exchange *ex)
         ex->excerpt_cap[HT_REQ] = ex->excerpt_cap[HT_RESP] = 0;   /* not logged: not copied */
         return;
     }
-    uint32_t cap = body_cap(ex->req_head, ex->req_head_len, ex->req_fields, ex->req_nfields,
-                            ex->excerpt_cap[HT_REQ]);
-    ex->req_body.omitted = cap < ex->excerpt_cap[HT_REQ] && cap == 0;
-    ex->excerpt_cap[HT_REQ] = cap;
-    if (digest)
-        ht_body_digest_start(ex, &ex->req_body);
-    size_t n;
-    const uint8_t *ct = field_value_in(ex->req_head, ex->req_head_len, ex->req_fields,
-                                       ex->req_nfields, "content-type", &n);
-    if (ct)
-        ht_body_multipart_start(ex, &ex->req_body, ct, n);
+    body_setup(ex, HT_REQ);
 }
 
 void ht_rules_response(struct ht_exchange *ex)
 {
     if (!ex->resp_head_done || ex->verdict == HT_FILTERED || ex->verdict == HT_SAMPLED_OUT)
         return;
-    uint32_t cap = body_cap(ex->resp_head, ex->resp_head_len, ex->resp_fields, ex->resp_nfields,
-                            ex->excerpt_cap[HT_RESP]);
-    ex->resp_body.omitted = cap < ex->excerpt_cap[HT_RESP] && cap == 0;
-    ex->excerpt_cap[HT_RESP] = cap;
-    if (digest)
-        ht_body_digest_start(ex, &ex->resp_body);
-    size_t n;
-    const uint8_t *ct = field_value_in(ex->resp_head, ex->resp_head_len, ex->resp_fields,
-                                       ex->resp_nfields, "content-type", &n);
-    if (ct)
-        ht_body_multipart_start(ex, &ex->resp_body, ct, n);
+    body_setup(ex, HT_RESP);
 }
 
 enum ht_verdict ht_rules_final(struct ht_exchange *ex)
